@@ -1,0 +1,56 @@
+# The README's verbs. Every target installs what it needs into .venv (and .tools/ for the SAM CLI).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SAM_VENV := .tools/sam
+SAM := $(SAM_VENV)/bin/sam
+PYTEST_ARGS ?=
+
+.PHONY: help install lint format test test-fast build dev bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@python=$$(scripts/find-python) && echo "creating $(VENV) with $$python" && $$python -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv with the project (editable) and its dev tools
+
+lint: install ## ruff, mypy on the package, cfn-lint on the template
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/cfn-lint template.yaml
+
+format: install ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint ## lint, then the whole test suite, offline
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install ## the test suite without lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+$(SAM): 
+	@python=$$(scripts/find-python) && $$python -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
+
+build: install $(SAM) ## sam build: the layer and every function, into .aws-sam/
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template-file template.yaml
+
+dev: install ## the whole product on 127.0.0.1 (finished by a later issue)
+	@echo "make dev is not built yet: see issue 5. Use 'make test' meanwhile." && exit 1
+
+bench: install ## performance figures (finished by a later issue)
+	@echo "make bench is not built yet: see issue 6." && exit 1
+
+clean: ## remove build output and caches (keeps .venv)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,43 @@
+"""Consent status, served from DynamoDB only: GET /companies and GET /companies/{companyId}."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consent.api.models import CURSOR_MAX_LENGTH, MAX_PAGE_LIMIT
+from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.observability import logger, metrics, tracer
+from consent.services import Services, default_services
+from consent.usecases import companies
+
+app = create_resolver()
+
+CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
+
+
+@app.get("/companies")
+@tracer.capture_method
+def list_companies(
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 20,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+) -> Response[str]:
+    request = scope(app)
+    page = companies.list_companies(request.services, request.customer_id, limit=limit, cursor=cursor)
+    return json_response(200, page.to_json())
+
+
+@app.get("/companies/<companyId>")
+@tracer.capture_method
+def get_company(company_id: CompanyId) -> Response[str]:
+    request = scope(app)
+    return json_response(200, companies.get_company(request.services, request.customer_id, company_id).to_json())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
+    return serve(app, event, context, services or default_services())

@@ -1,0 +1,43 @@
+"""The company step: POST /companies and POST /companies/{companyId}/journeys."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consent.api.models import CreateCompanyRequest, StartJourneyRequest
+from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.observability import logger, metrics, tracer
+from consent.services import Services, default_services
+from consent.usecases import companies
+
+app = create_resolver()
+
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+
+
+@app.post("/companies", responses={201: {"description": "Company created"}})
+@tracer.capture_method
+def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey = None) -> Response[str]:
+    request = scope(app)
+    answer = companies.create_company(request.services, request.customer_id, body, idempotency_key)
+    return json_response(answer.status, answer.body, {"Idempotent-Replayed": "true"} if answer.replayed else None)
+
+
+@app.post("/companies/<companyId>/journeys")
+@tracer.capture_method
+def start_journey(
+    company_id: Annotated[str, Path(alias="companyId", max_length=64)], body: StartJourneyRequest
+) -> Response[str]:
+    request = scope(app)
+    company = companies.start_journey(request.services, request.customer_id, company_id, body.journey)
+    return json_response(200, company.to_json())
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
+    return serve(app, event, context, services or default_services())

@@ -1,0 +1,103 @@
+"""Embedded AWS for tests and `make dev`: a moto server, with the resources template.yaml declares."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from consent_dev.template import load_template, resources_of_type
+
+REGION = "eu-west-2"
+# Documented fakes: moto accepts any credentials. Never real ones.
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+class MotoServer:
+    """moto's server in a thread on a free loopback port; boto3 speaks real HTTP to it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415 - dev dependency
+
+        self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+        self.host = host
+        self.port = port
+
+    def start(self) -> MotoServer:
+        self._server.start()
+        self.port = self._server._server.server_port
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """What boto3 needs to talk to this server (set in os.environ by the caller)."""
+        return {
+            **FAKE_CREDENTIALS,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+
+
+@dataclass
+class Deployed:
+    """Physical names of what was created, by logical id."""
+
+    tables: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
+
+
+def _table_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
+    request: dict[str, Any] = {
+        "TableName": name,
+        "AttributeDefinitions": properties["AttributeDefinitions"],
+        "KeySchema": properties["KeySchema"],
+        "BillingMode": properties.get("BillingMode", "PAY_PER_REQUEST"),
+    }
+    if "GlobalSecondaryIndexes" in properties:
+        request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+    if "StreamSpecification" in properties:
+        request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+    return request
+
+
+def deploy(endpoint: str, *, suffix: str | None = None, secret_values: dict[str, str] | None = None) -> Deployed:
+    """Create the template's tables, topics and secrets on the moto server at `endpoint`.
+
+    Each gets a unique name (suffix) so tests can share one server without sharing state."""
+    suffix = suffix or uuid.uuid4().hex[:8]
+    session = boto3.session.Session(region_name=REGION, **{k.lower(): v for k, v in FAKE_CREDENTIALS.items()})
+    deployed = Deployed()
+    template = load_template()
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    for logical_id, resource in resources_of_type("AWS::DynamoDB::Table", template).items():
+        name = f"{logical_id}-{suffix}"
+        properties = resource["Properties"]
+        dynamodb.create_table(**_table_request(name, properties))
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        deployed.tables[logical_id] = name
+    sns = session.client("sns", endpoint_url=endpoint)
+    for logical_id in resources_of_type("AWS::SNS::Topic", template):
+        deployed.topics[logical_id] = sns.create_topic(Name=f"{logical_id}-{suffix}")["TopicArn"]
+    secrets = session.client("secretsmanager", endpoint_url=endpoint)
+    for logical_id in resources_of_type("AWS::SecretsManager::Secret", template):
+        value = (secret_values or {}).get(logical_id, f"dev-placeholder-{logical_id}")
+        arn = secrets.create_secret(Name=f"{logical_id}-{suffix}", SecretString=value)["ARN"]
+        deployed.secrets[logical_id] = arn
+    return deployed
+
+
+def use_environment(values: dict[str, str]) -> None:
+    os.environ.update(values)

@@ -1,0 +1,136 @@
+"""Running the template's functions in-process the way Lambda and API Gateway would:
+HTTP API (payload 2.0) events, a Lambda context with a real deadline, handlers loaded from their folders."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from consent_dev.template import Route
+
+Handler = Callable[..., dict[str, Any]]
+
+
+class LambdaContext:
+    """The parts of Lambda's context object that our code and Powertools read; the deadline is real."""
+
+    def __init__(self, function_name: str, *, timeout_seconds: float = 29.0, memory_mb: int = 512) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory_mb
+        self.invoked_function_arn = f"arn:aws:lambda:eu-west-2:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def http_event(
+    route: Route,
+    path: str,
+    *,
+    path_parameters: Mapping[str, str] | None = None,
+    query: Mapping[str, str] | str | None = None,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | str | None = None,
+    claims: Mapping[str, Any] | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API payload 2.0 event for `route`, as API Gateway would build it."""
+    lowered = {name.lower(): value for name, value in (headers or {}).items()}
+    raw_query = query if isinstance(query, str) else urlencode(query or {})
+    now = datetime.now(UTC)
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": route.route_key,
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": lowered,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "local",
+            "domainName": lowered.get("host", "localhost"),
+            "domainPrefix": "localhost",
+            "http": {
+                "method": route.method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": lowered.get("user-agent", ""),
+            },
+            "requestId": request_id or str(uuid.uuid4()),
+            "routeKey": route.route_key,
+            "stage": "$default",
+            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "timeEpoch": int(now.timestamp() * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if "cookie" in lowered:
+        event["cookies"] = [c.strip() for c in lowered.pop("cookie").split(";") if c.strip()]
+    if raw_query:
+        params: dict[str, str] = {}
+        for name, value in parse_qsl(raw_query, keep_blank_values=True):
+            params[name] = f"{params[name]},{value}" if name in params else value
+        event["queryStringParameters"] = params
+    if path_parameters:
+        event["pathParameters"] = dict(path_parameters)
+    if claims is not None:
+        event["requestContext"]["authorizer"] = {"jwt": {"claims": dict(claims), "scopes": None}}
+    if body is not None:
+        if isinstance(body, bytes):
+            try:
+                event["body"] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                event["body"] = base64.b64encode(body).decode()
+                event["isBase64Encoded"] = True
+        else:
+            event["body"] = body
+    return event
+
+
+def jwt_claims(customer_id: str, *, issuer: str = "https://login.example-bank.test/") -> dict[str, Any]:
+    """Claims as API Gateway's JWT authorizer passes them (all values are strings)."""
+    now = int(time.time())
+    return {
+        "sub": customer_id,
+        "iss": issuer,
+        "aud": "consent-app",
+        "iat": str(now),
+        "exp": str(now + 3600),
+        "scope": "openid",
+    }
+
+
+@lru_cache(maxsize=32)
+def load_handler(code_uri: Path, handler: str = "app.lambda_handler") -> Handler:
+    """Import a function's handler from its folder, as Lambda does (the folder is the code root)."""
+    module_name, attribute = handler.rsplit(".", 1)
+    file = code_uri / f"{module_name.replace('.', '/')}.py"
+    spec = importlib.util.spec_from_file_location(f"fn_{code_uri.name}_{module_name}", file)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {file}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    function = getattr(module, attribute)
+    assert callable(function)
+    return function  # type: ignore[no-any-return]
+
+
+def parse_body(result: Mapping[str, Any]) -> Any:
+    body = result.get("body") or ""
+    if result.get("isBase64Encoded"):
+        body = base64.b64decode(body).decode()
+    return json.loads(body) if body else None

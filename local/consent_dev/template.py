@@ -1,0 +1,143 @@
+"""template.yaml as data: its resources, functions and HTTP routes — the one source of truth for both."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form intrinsics (!Ref, !GetAtt, !Sub, …) as `{"Fn::…": value}`."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@lru_cache(maxsize=4)
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    with path.open(encoding="utf-8") as handle:
+        document = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    assert isinstance(document, dict)
+    return document
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # as in the template: /companies/{companyId}
+    function: str  # logical id
+    code_uri: Path
+    handler: str
+    authorized: bool  # behind the JWT authorizer
+
+    @property
+    def route_key(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        if method.upper() != self.method:
+            return None
+        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
+        found = re.match(pattern, path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    code_uri: Path
+    handler: str
+    environment: dict[str, Any]
+    policies: list[Any]
+    routes: tuple[Route, ...]
+
+
+def functions(template: dict[str, Any] | None = None) -> list[Function]:
+    template = template or load_template()
+    globals_ = template.get("Globals", {}).get("Function", {})
+    default_handler = globals_.get("Handler", "app.lambda_handler")
+    global_env = globals_.get("Environment", {}).get("Variables", {})
+    result = []
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        code_uri = REPO_ROOT / props["CodeUri"]
+        handler = props.get("Handler", default_handler)
+        routes = []
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            event_props = event["Properties"]
+            auth = event_props.get("Auth", {}).get("Authorizer")
+            routes.append(
+                Route(
+                    method=event_props["Method"].upper(),
+                    path=event_props["Path"],
+                    function=logical_id,
+                    code_uri=code_uri,
+                    handler=handler,
+                    authorized=auth != "NONE",
+                )
+            )
+        env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+        result.append(Function(logical_id, code_uri, handler, env, props.get("Policies", []), tuple(routes)))
+    return result
+
+
+def routes(template: dict[str, Any] | None = None) -> list[Route]:
+    return [route for function in functions(template) for route in function.routes]
+
+
+def resources_of_type(resource_type: str, template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    template = template or load_template()
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def parameter_defaults(template: dict[str, Any] | None = None) -> dict[str, Any]:
+    template = template or load_template()
+    return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+
+
+def resolve(value: Any, refs: dict[str, Any]) -> Any:
+    """A template value with its intrinsics (Ref, GetAtt, Sub) replaced from `refs` (logical id or
+    parameter → value; GetAtt as "Id.Attribute")."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, argument),) = value.items()
+        if name == "Ref":
+            return refs[argument]
+        if name == "Fn::GetAtt":
+            return refs[".".join(argument)]
+        if name == "Fn::Sub":
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(refs[m.group(1)]), argument)
+    if isinstance(value, dict):
+        return {k: resolve(v, refs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve(v, refs) for v in value]
+    return value
+
+
+def function_environment(function: Function, refs: dict[str, Any]) -> dict[str, str]:
+    """The environment Lambda would give `function` once deployed, with `refs` standing in for AWS."""
+    return {name: str(resolve(value, refs)) for name, value in function.environment.items()}

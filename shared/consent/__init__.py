@@ -1,0 +1,1 @@
+"""Consent journey backend for banks on Codat: the Lambda layer package."""

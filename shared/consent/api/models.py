@@ -1,0 +1,39 @@
+"""Request bodies and list responses of the API. Every string and list has a maximum (OWASP API4)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from consent.domain import Company, Resource
+from consent.journeys import JOURNEY_NAME_PATTERN
+
+JourneyName = Annotated[str, StringConstraints(pattern=JOURNEY_NAME_PATTERN, max_length=64)]
+
+
+class _Request(BaseModel):
+    # Unknown fields are an error (422), not silently dropped.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class CreateCompanyRequest(_Request):
+    name: str = Field(min_length=1, max_length=100, description="The business's name.")
+    journey: JourneyName = Field(description="The journey to start, e.g. `onboarding`.")
+    description: str | None = Field(default=None, max_length=500)
+    external_ref: str | None = Field(
+        default=None, alias="externalRef", min_length=1, max_length=128, description="The bank's own reference."
+    )
+
+
+class StartJourneyRequest(_Request):
+    journey: JourneyName
+
+
+class CompanyList(Resource):
+    items: list[Company]
+    next_cursor: str | None = None
+
+
+MAX_PAGE_LIMIT = 100
+CURSOR_MAX_LENGTH = 1024

@@ -1,0 +1,57 @@
+"""RFC 9457 problem details: every error the API answers, with a stable machine-readable `code`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "https://consent.example/problems/"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    message: str
+
+
+@dataclass
+class Problem(Exception):
+    """An error answer. Raise it anywhere below a route; the resolver turns it into problem+json."""
+
+    status: int
+    code: str
+    detail: str
+    errors: Sequence[FieldError] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.detail)
+
+    @property
+    def title(self) -> str:
+        return HTTPStatus(self.status).phrase
+
+    def body(self, request_id: str | None) -> str:
+        document: dict[str, object] = {
+            "type": _TYPE_BASE + self.code,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+            "requestId": request_id,
+        }
+        if self.errors:
+            document["errors"] = [{"field": e.field, "message": e.message} for e in self.errors]
+        return json.dumps(document, separators=(",", ":"))
+
+
+def not_found(what: str = "resource") -> Problem:
+    # One answer for "missing" and "someone else's": the caller learns nothing about other customers.
+    return Problem(404, "not_found", f"No such {what}.")
+
+
+def validation_failed(errors: Sequence[FieldError], detail: str = "The request is not valid.") -> Problem:
+    return Problem(422, "validation_failed", detail, errors=errors)

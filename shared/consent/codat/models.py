@@ -1,0 +1,92 @@
+"""Codat's resources as pydantic models: tolerant readers that keep what the product uses."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Codat writes UTC with 0 to 7 fractional digits, sometimes without the `Z`.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+CodatDateTime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class _CodatModel(BaseModel):
+    # Codat adds fields over time; a reader that rejected them would break in production.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+
+class CodatConnectionError(_CodatModel):
+    status_code: str | None = Field(default=None, alias="statusCode")
+    status_text: str | None = Field(default=None, alias="statusText")
+    error_message: str | None = Field(default=None, alias="errorMessage")
+    errored_on_utc: CodatDateTime | None = Field(default=None, alias="erroredOnUtc")
+    status: str | None = None
+
+
+class CodatConnection(_CodatModel):
+    id: str
+    integration_key: str | None = Field(default=None, alias="integrationKey")
+    integration_id: str | None = Field(default=None, alias="integrationId")
+    source_type: str = Field(alias="sourceType")
+    platform_name: str = Field(alias="platformName")
+    link_url: str = Field(alias="linkUrl")
+    status: str
+    created: CodatDateTime
+    last_sync: CodatDateTime | None = Field(default=None, alias="lastSync")
+    data_connection_errors: list[CodatConnectionError] | None = Field(default=None, alias="dataConnectionErrors")
+
+
+class CodatCompany(_CodatModel):
+    id: str
+    name: str
+    description: str | None = None
+    redirect: str | None = None
+    created: CodatDateTime | None = None
+    last_sync: CodatDateTime | None = Field(default=None, alias="lastSync")
+    tags: dict[str, str] = Field(default_factory=dict)
+    data_connections: list[CodatConnection] = Field(default_factory=list, alias="dataConnections")
+
+
+class CodatIntegration(_CodatModel):
+    key: str
+    name: str
+    logo_url: str = Field(alias="logoUrl")
+    enabled: bool
+    source_type: str | None = Field(default=None, alias="sourceType")
+
+
+class CompanyAccessToken(_CodatModel):
+    access_token: str = Field(alias="accessToken", repr=False)
+    expires_in: int = Field(alias="expiresIn")
+    token_type: str = Field(default="Bearer", alias="tokenType")
+
+
+class CodatErrorBody(_CodatModel):
+    """Codat's error body: `{statusCode, service, error, correlationId, validation?, canBeRetried, ...}`."""
+
+    status_code: int | None = Field(default=None, alias="statusCode")
+    service: str | None = None
+    error: str | None = None
+    correlation_id: str | None = Field(default=None, alias="correlationId")
+    can_be_retried: str | None = Field(default=None, alias="canBeRetried")
+    detailed_error_code: int | None = Field(default=None, alias="detailedErrorCode")
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a Codat list (`results` plus paging info)."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    results: list[T] = Field(default_factory=list)
+    page_number: int = Field(default=1, alias="pageNumber")
+    page_size: int = Field(default=100, alias="pageSize")
+    total_results: int = Field(default=0, alias="totalResults")

@@ -1,0 +1,111 @@
+"""The consent domain's resources: companies, connections, journey progress and the consent ledger.
+
+These are the shapes of PRODUCT.md §3, camelCase on the wire, snake_case in Python."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SourceType(StrEnum):
+    ACCOUNTING = "accounting"
+    BANKING = "banking"
+    COMMERCE = "commerce"
+
+    @classmethod
+    def from_codat(cls, value: str | None) -> SourceType | None:
+        """Codat's source type (`Accounting`, `Banking`, `BankFeed`, …) as ours, or None if we do not serve it."""
+        lowered = (value or "").lower()
+        return cls(lowered) if lowered in cls._value2member_map_ else None
+
+
+class ConnectionStatus(StrEnum):
+    PENDING_AUTH = "PendingAuth"
+    LINKED = "Linked"
+    UNLINKED = "Unlinked"
+    DEAUTHORIZED = "Deauthorized"
+
+
+class JourneyStatus(StrEnum):
+    PENDING = "pending"
+    LINKING = "linking"
+    LINKED = "linked"
+    COMPLETE = "complete"
+    ACTION_REQUIRED = "action_required"
+
+
+class Resource(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+class Connection(Resource):
+    connection_id: str
+    platform_key: str
+    platform_name: str
+    source_type: SourceType
+    status: ConnectionStatus
+    link_url: str | None = None
+    created_at: datetime
+    linked_at: datetime | None = None
+    last_sync_at: datetime | None = None
+    status_reason: str | None = None
+
+
+class Requirement(Resource):
+    source_type: SourceType
+    required: bool
+    satisfied: bool
+    connection_ids: list[str] = Field(default_factory=list)
+
+
+class JourneyProgress(Resource):
+    journey: str
+    status: JourneyStatus
+    started_at: datetime
+    completed_at: datetime | None = None
+    requirements: list[Requirement] = Field(default_factory=list)
+
+
+class Company(Resource):
+    company_id: str
+    name: str
+    description: str | None = None
+    external_ref: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    journeys: list[JourneyProgress] = Field(default_factory=list)
+    connections: list[Connection] = Field(default_factory=list)
+
+
+class Actor:
+    """Who caused a ledger entry."""
+
+    CODAT = "codat"
+
+    @staticmethod
+    def customer(customer_id: str) -> str:
+        return f"customer:{customer_id}"
+
+
+class LedgerEntry(Resource):
+    entry_id: str
+    at: datetime
+    type: str
+    actor: str
+    journey: str | None = None
+    connection_id: str | None = None
+    platform_key: str | None = None
+    source_type: SourceType | None = None
+    consent_version: str | None = None
+    detail: str | None = None

@@ -1,0 +1,108 @@
+"""Wiring: the ports a use case needs, built once per Lambda container from the settings.
+
+Handlers take an optional `Services` so that tests and the local server can pass their own."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import datetime
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
+
+from consent.domain import utc_now
+from consent.journeys import JourneyCatalog, load_catalog
+from consent.settings import Settings, SettingsError, get_settings
+from consent.store import ConsentStore
+
+if TYPE_CHECKING:
+    from consent.codat.client import CodatClient
+
+
+class Services:
+    """The ports of one process. Each is built on first use, so a function pays only for what it uses
+    (the status function never creates an HTTP client); tests and the local server pass their own."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: ConsentStore | None = None,
+        codat: CodatClient | None = None,
+        catalog: JourneyCatalog | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        # Seconds the current invocation has left; set per request from the Lambda context.
+        self.time_left: Callable[[], float] | None = None
+        if store is not None:
+            self.store = store
+        if codat is not None:
+            self.codat = codat
+        if catalog is not None:
+            self.catalog = catalog
+
+    @cached_property
+    def store(self) -> ConsentStore:
+        from consent.store.dynamodb import DynamoDBConsentStore  # noqa: PLC0415 - first use only
+
+        return DynamoDBConsentStore(
+            aws_client("dynamodb"),
+            self.settings.table_name,
+            idempotency_ttl_hours=self.settings.idempotency_ttl_hours,
+        )
+
+    @cached_property
+    def codat(self) -> CodatClient:
+        from consent.codat.client import CodatClient  # noqa: PLC0415 - httpx only where Codat is called
+
+        settings = self.settings
+        return CodatClient(
+            base_url=settings.codat_base_url,
+            api_key=codat_api_key_provider(settings),
+            connect_timeout=settings.codat_connect_timeout,
+            read_timeout=settings.codat_read_timeout,
+            retry_budget=settings.codat_retry_budget,
+            max_attempts=settings.codat_max_attempts,
+            time_left=lambda: self.time_left() if self.time_left is not None else None,
+        )
+
+    @cached_property
+    def catalog(self) -> JourneyCatalog:
+        return load_catalog(self.settings.journeys_file)
+
+
+def aws_client(service: str) -> Any:
+    """A boto3 client with short timeouts and botocore's standard retry mode (3 attempts, throttling
+    included), so that AWS trouble ends well inside an API function's timeout."""
+    import boto3  # noqa: PLC0415 - first use only
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+    return boto3.client(service, config=config)  # type: ignore[call-overload]
+
+
+def codat_api_key_provider(settings: Settings) -> Callable[[], str]:
+    """Codat's `Authorization: Basic` credential: base64 of the API key, read from Secrets Manager
+    (cached for `secrets_cache_seconds`) or, for local runs, from CODAT_API_KEY."""
+    if settings.codat_api_key:
+        encoded = base64.b64encode(settings.codat_api_key.encode()).decode()
+        return lambda: encoded
+    secret_name = settings.codat_api_key_secret
+
+    def from_secrets_manager() -> str:
+        if not secret_name:
+            raise SettingsError("set CODAT_API_KEY_SECRET_NAME (or CODAT_API_KEY for local runs)")
+        from aws_lambda_powertools.utilities.parameters import get_secret  # noqa: PLC0415 - first call only
+
+        key = get_secret(secret_name, max_age=settings.secrets_cache_seconds)
+        return base64.b64encode(str(key).strip().encode()).decode()
+
+    return from_secrets_manager
+
+
+@lru_cache(maxsize=1)
+def default_services() -> Services:
+    """This container's services, built on first use (clients are reused across invocations)."""
+    return Services(get_settings())

@@ -1,0 +1,75 @@
+"""Settings: every environment variable the package reads, parsed once into a typed model."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class SettingsError(RuntimeError):
+    """The function's environment is missing or has a malformed setting (a deployment error)."""
+
+
+# The environment variable behind each field: the template sets these, and a test checks that every
+# function that reads settings gets every one that has no default.
+ENVIRONMENT = {
+    "table_name": "CONSENT_TABLE_NAME",
+    "topic_arn": "CONSENT_TOPIC_ARN",
+    "codat_base_url": "CODAT_BASE_URL",
+    "codat_api_key_secret": "CODAT_API_KEY_SECRET_NAME",
+    "codat_api_key": "CODAT_API_KEY",
+    "codat_connect_timeout": "CODAT_CONNECT_TIMEOUT_SECONDS",
+    "codat_read_timeout": "CODAT_READ_TIMEOUT_SECONDS",
+    "codat_retry_budget": "CODAT_RETRY_BUDGET_SECONDS",
+    "codat_max_attempts": "CODAT_MAX_ATTEMPTS",
+    "webhook_secret_name": "CODAT_WEBHOOK_SECRET_NAME",
+    "webhook_secret": "CODAT_WEBHOOK_SECRET",
+    "journeys_file": "JOURNEYS_FILE",
+    "identity_claim": "IDENTITY_CLAIM",
+    "secrets_cache_seconds": "SECRETS_CACHE_SECONDS",
+    "idempotency_ttl_hours": "IDEMPOTENCY_TTL_HOURS",
+}
+
+
+class Settings(BaseModel):
+    """The deployment's configuration. Secrets are referenced by name; their values never live here,
+    except the local-only overrides `codat_api_key` / `webhook_secret` used by `make dev` and tests."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    table_name: str = Field(min_length=3, max_length=255)
+    topic_arn: str | None = None
+    codat_base_url: str = "https://api.codat.io"
+    codat_api_key_secret: str | None = None
+    codat_api_key: str | None = Field(default=None, repr=False)
+    codat_connect_timeout: float = Field(default=3.0, gt=0, le=30)
+    codat_read_timeout: float = Field(default=8.0, gt=0, le=60)
+    # Total time the Codat client may spend on one logical call, retries and back-off included. It must
+    # stay inside the function's timeout (the template gives API functions 29 s, API Gateway's own limit).
+    codat_retry_budget: float = Field(default=20.0, gt=0, le=25)
+    codat_max_attempts: int = Field(default=4, ge=1, le=8)
+    webhook_secret_name: str | None = None
+    webhook_secret: str | None = Field(default=None, repr=False)
+    journeys_file: Path | None = None
+    identity_claim: str = Field(default="sub", min_length=1, max_length=64)
+    secrets_cache_seconds: int = Field(default=300, ge=0, le=3600)
+    idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 7)
+
+    @classmethod
+    def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values = {field: env[name] for field, name in ENVIRONMENT.items() if env.get(name, "") != ""}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as error:
+            fields = ", ".join(ENVIRONMENT[str(e["loc"][0])] for e in error.errors() if e["loc"])
+            raise SettingsError(f"invalid or missing settings: {fields}") from error
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The settings of this process, parsed on first use."""
+    return Settings.from_environment()

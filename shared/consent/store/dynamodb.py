@@ -1,0 +1,354 @@
+"""The consent store on one DynamoDB table (single-table design).
+
+Items (PK / SK):
+  COMPANY#<companyId> / COMPANY                      the company, its journey progress, owner and version
+  COMPANY#<companyId> / CONNECTION#<connectionId>    one connection
+  COMPANY#<companyId> / LEDGER#<at>#<entryId>        one consent ledger entry (oldest first by SK)
+  IDEMPOTENCY#<hash of caller and key> / IDEMPOTENCY  one API idempotency key, expiring through TTL
+GSI1 (GSI1PK = CUSTOMER#<customerId>, GSI1SK = <companyCreatedAt>#<companyId>#COMPANY|CONNECTION#<id>)
+lists a customer's companies with their connections, newest first, in one Query per page.
+Company and connection reads by id are one strongly consistent Query on the company's partition."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from consent.store.port import (
+    ConflictError,
+    ConsentStore,
+    CursorError,
+    IdempotencyClaim,
+    IdempotencyOutcome,
+    IdempotencyResult,
+    Page,
+    StoreUnavailable,
+)
+from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
+
+Item = dict[str, "AttributeValueTypeDef"]
+
+GSI1 = "GSI1"
+_IDEMPOTENCY_LEASE_SECONDS = 60  # longer than any API function's timeout (29 s)
+_QUERY_PAGE_ITEMS = 250
+_CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionConflictException"})
+
+
+def company_pk(company_id: str) -> str:
+    return f"COMPANY#{company_id}"
+
+
+def customer_pk(customer_id: str) -> str:
+    return f"CUSTOMER#{customer_id}"
+
+
+def sortable(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _s(value: str) -> AttributeValueTypeDef:
+    return {"S": value}
+
+
+def _n(value: int) -> AttributeValueTypeDef:
+    return {"N": str(value)}
+
+
+class DynamoDBConsentStore(ConsentStore):
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        table_name: str,
+        *,
+        idempotency_ttl_hours: int = 24,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._db = client
+        self._table = table_name
+        self._idempotency_ttl = idempotency_ttl_hours * 3600
+        self._clock = clock
+
+    # -- idempotency ---------------------------------------------------------------------------
+
+    def claim_idempotency_key(self, scope: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        now = int(self._clock())
+        token = secrets.token_hex(16)
+        try:
+            response = self._call(
+                self._db.update_item,
+                TableName=self._table,
+                Key=self._idempotency_key(scope, key),
+                UpdateExpression=(
+                    "SET kind = :kind, #state = :in_progress, fingerprint = :fp, claimToken = :token,"
+                    " leaseUntil = :lease, expiresAt = :expires, reachedCodat = if_not_exists(reachedCodat, :false)"
+                ),
+                # Free, expired (TTL deletes lazily), released by a failed attempt, or abandoned by a
+                # crashed one (lease over); the last two only for the same request body.
+                ConditionExpression=(
+                    "attribute_not_exists(PK) OR expiresAt < :now OR (fingerprint = :fp AND"
+                    " (#state = :released OR (#state = :in_progress AND leaseUntil < :now)))"
+                ),
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":kind": _s("idempotency"),
+                    ":in_progress": _s("IN_PROGRESS"),
+                    ":released": _s("RELEASED"),
+                    ":fp": _s(fingerprint),
+                    ":token": _s(token),
+                    ":lease": _n(now + _IDEMPOTENCY_LEASE_SECONDS),
+                    ":expires": _n(now + self._idempotency_ttl),
+                    ":now": _n(now),
+                    ":false": {"BOOL": False},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ConflictError:
+            return self._why_not_claimed(scope, key, fingerprint)
+        reached = bool(response["Attributes"].get("reachedCodat", {}).get("BOOL"))
+        return IdempotencyClaim(IdempotencyOutcome.ACQUIRED, token=token, previous_attempt_reached_codat=reached)
+
+    def _why_not_claimed(self, scope: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        item = self._call(
+            self._db.get_item, TableName=self._table, Key=self._idempotency_key(scope, key), ConsistentRead=True
+        ).get("Item")
+        if item is None:  # it expired or was deleted between the two calls: the caller may simply retry
+            return IdempotencyClaim(IdempotencyOutcome.IN_PROGRESS)
+        if item["fingerprint"]["S"] != fingerprint:
+            return IdempotencyClaim(IdempotencyOutcome.MISMATCH)
+        if item["state"]["S"] == "COMPLETED":
+            return IdempotencyClaim(
+                IdempotencyOutcome.REPLAY, status=int(item["responseStatus"]["N"]), body=item["responseBody"]["S"]
+            )
+        return IdempotencyClaim(IdempotencyOutcome.IN_PROGRESS)
+
+    def release_idempotency_key(self, scope: str, key: str, token: str, *, reached_codat: bool) -> None:
+        update = "SET #state = :released" + (", reachedCodat = :true" if reached_codat else "")
+        values: dict[str, AttributeValueTypeDef] = {":released": _s("RELEASED"), ":token": _s(token)}
+        if reached_codat:
+            values[":true"] = {"BOOL": True}
+        # A conflict means someone took the key over after our lease ran out: it is theirs now.
+        with contextlib.suppress(ConflictError):
+            self._call(
+                self._db.update_item,
+                TableName=self._table,
+                Key=self._idempotency_key(scope, key),
+                UpdateExpression=update,
+                ConditionExpression="claimToken = :token",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=values,
+            )
+
+    def _idempotency_key(self, scope: str, key: str) -> Item:
+        digest = hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
+        return {"PK": _s(f"IDEMPOTENCY#{digest}"), "SK": _s("IDEMPOTENCY")}
+
+    def _complete_idempotency(self, result: IdempotencyResult) -> TransactWriteItemTypeDef:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": self._idempotency_key(result.scope, result.key),
+                "UpdateExpression": "SET #state = :completed, responseStatus = :status, responseBody = :body",
+                "ConditionExpression": "claimToken = :token AND #state = :in_progress",
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":completed": _s("COMPLETED"),
+                    ":in_progress": _s("IN_PROGRESS"),
+                    ":status": _n(result.status),
+                    ":body": _s(result.body),
+                    ":token": _s(result.token),
+                },
+            }
+        }
+
+    # -- companies ---------------------------------------------------------------------------
+
+    def create_company(
+        self, company: CompanyRecord, ledger: list[LedgerRecord], idempotency: IdempotencyResult | None
+    ) -> None:
+        items: list[TransactWriteItemTypeDef] = [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._company_item(company),
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            },
+            *(self._put_ledger(entry) for entry in ledger),
+        ]
+        if idempotency is not None:
+            items.append(self._complete_idempotency(idempotency))
+        self._transact(items)
+
+    def update_company(self, company: CompanyRecord, ledger: list[LedgerRecord]) -> CompanyRecord:
+        saved = company.model_copy(update={"version": company.version + 1})
+        self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": self._company_item(saved),
+                        "ConditionExpression": "version = :read",
+                        "ExpressionAttributeValues": {":read": _n(company.version)},
+                    }
+                },
+                *(self._put_ledger(entry) for entry in ledger),
+            ]
+        )
+        return saved
+
+    def get_company(self, customer_id: str, company_id: str) -> CompanyView | None:
+        items = self._query_all(
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :co)",
+            ExpressionAttributeValues={":pk": _s(company_pk(company_id)), ":co": _s("CO")},
+            ConsistentRead=True,
+        )
+        company: CompanyRecord | None = None
+        connections: list[ConnectionRecord] = []
+        for item in items:
+            if item["SK"]["S"] == "COMPANY":
+                company = CompanyRecord.model_validate_json(item["data"]["S"])
+            else:
+                connections.append(ConnectionRecord.model_validate_json(item["data"]["S"]))
+        # Another customer's company is indistinguishable from a missing one.
+        if company is None or company.customer_id != customer_id:
+            return None
+        return CompanyView(company, connections)
+
+    def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
+        pk = customer_pk(customer_id)
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": GSI1,
+            "KeyConditionExpression": "GSI1PK = :pk",
+            "ExpressionAttributeValues": {":pk": _s(pk)},
+            "ScanIndexForward": False,
+            "Limit": _QUERY_PAGE_ITEMS,
+        }
+        if cursor is not None:
+            request["ExclusiveStartKey"] = self._decode_cursor(cursor, pk)
+        views: list[CompanyView] = []
+        waiting: dict[str, list[ConnectionRecord]] = {}
+        while True:
+            response = self._call(self._db.query, **request)
+            page_items = response.get("Items", [])
+            for index, item in enumerate(page_items):
+                if item["SK"]["S"] != "COMPANY":
+                    connection = ConnectionRecord.model_validate_json(item["data"]["S"])
+                    waiting.setdefault(item["PK"]["S"], []).append(connection)
+                    continue
+                # Newest first: a company's connections sort just before it (CONNECTION# > COMPANY).
+                company = CompanyRecord.model_validate_json(item["data"]["S"])
+                views.append(CompanyView(company, waiting.pop(item["PK"]["S"], [])))
+                if len(views) == limit:
+                    more = index + 1 < len(page_items) or "LastEvaluatedKey" in response
+                    return Page(views, self._encode_cursor(item) if more else None)
+            if "LastEvaluatedKey" not in response:
+                return Page(views, None)
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- items -------------------------------------------------------------------------------
+
+    def _company_item(self, company: CompanyRecord) -> Item:
+        return {
+            "PK": _s(company_pk(company.company_id)),
+            "SK": _s("COMPANY"),
+            "GSI1PK": _s(customer_pk(company.customer_id)),
+            "GSI1SK": _s(f"{sortable(company.created_at)}#{company.company_id}#COMPANY"),
+            "kind": _s("company"),
+            "customerId": _s(company.customer_id),
+            "version": _n(company.version),
+            "data": _s(company.model_dump_json()),
+        }
+
+    def _connection_item(self, company_id: str, connection: ConnectionRecord) -> Item:
+        return {
+            "PK": _s(company_pk(company_id)),
+            "SK": _s(f"CONNECTION#{connection.connection_id}"),
+            "GSI1PK": _s(customer_pk(connection.customer_id)),
+            "GSI1SK": _s(
+                f"{sortable(connection.company_created_at)}#{company_id}#CONNECTION#{connection.connection_id}"
+            ),
+            "kind": _s("connection"),
+            "version": _n(connection.version),
+            "data": _s(connection.model_dump_json(exclude={"link_url"})),
+        }
+
+    def _put_ledger(self, entry: LedgerRecord) -> TransactWriteItemTypeDef:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "PK": _s(company_pk(entry.company_id)),
+                    "SK": _s(f"LEDGER#{sortable(entry.at)}#{entry.entry_id}"),
+                    "kind": _s("ledger"),
+                    "type": _s(entry.type),
+                    "data": _s(entry.model_dump_json()),
+                },
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _query_all(self, **request: Any) -> list[Item]:
+        items: list[Item] = []
+        request = {"TableName": self._table, **request}
+        while True:
+            response = self._call(self._db.query, **request)
+            items.extend(response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> None:
+        self._call(self._db.transact_write_items, TransactItems=items)
+
+    @staticmethod
+    def _call(operation: Callable[..., Any], **request: Any) -> Any:
+        """One DynamoDB call (botocore retries throttling itself), its failures as the port's errors."""
+        try:
+            return operation(**request)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in _CONFLICT_CODES:
+                raise ConflictError(code) from error
+            if code == "TransactionCanceledException":
+                reasons = {r.get("Code") for r in error.response.get("CancellationReasons", []) if r.get("Code")}
+                if reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
+                    raise ConflictError(",".join(sorted(str(r) for r in reasons))) from error
+            raise StoreUnavailable(code or "DynamoDB error") from error
+        except BotoCoreError as error:
+            raise StoreUnavailable(type(error).__name__) from error
+
+    @staticmethod
+    def _encode_cursor(item: Item) -> str:
+        key = {name: item[name]["S"] for name in ("PK", "SK", "GSI1PK", "GSI1SK")}
+        return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+    @staticmethod
+    def _decode_cursor(cursor: str, partition: str) -> dict[str, AttributeValueTypeDef]:
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            key = json.loads(raw)
+        except (binascii.Error, ValueError) as error:
+            raise CursorError("cursor is not one this API issued") from error
+        names = ("PK", "SK", "GSI1PK", "GSI1SK")
+        if not isinstance(key, dict) or set(key) != set(names) or not all(isinstance(key[n], str) for n in names):
+            raise CursorError("cursor is not one this API issued")
+        if key["GSI1PK"] != partition:  # a cursor from another customer's listing
+            raise CursorError("cursor is not one this API issued")
+        return {name: _s(key[name]) for name in names}

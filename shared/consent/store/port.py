@@ -1,0 +1,95 @@
+"""The store port: what use cases need from persistence, and the failures they must handle."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Generic, TypeVar
+
+from consent.store.records import CompanyRecord, CompanyView, LedgerRecord
+
+
+class StoreUnavailable(Exception):
+    """The table could not be read or written (throttled beyond retries, or unreachable)."""
+
+
+class ConflictError(Exception):
+    """A conditional write lost a race: what it read has changed. Safe to re-read and retry."""
+
+
+class CursorError(ValueError):
+    """A pagination cursor that this store did not issue for this caller."""
+
+
+class IdempotencyOutcome(StrEnum):
+    ACQUIRED = "acquired"  # go ahead; `token` proves it
+    REPLAY = "replay"  # done before: answer `status` and `body` again
+    MISMATCH = "mismatch"  # the key was used with another request body
+    IN_PROGRESS = "in_progress"  # another request with this key is running
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    outcome: IdempotencyOutcome
+    token: str | None = None
+    status: int | None = None
+    body: str | None = None
+    # A previous attempt with this key reached Codat and may have created something there.
+    previous_attempt_reached_codat: bool = False
+
+
+@dataclass(frozen=True)
+class IdempotencyResult:
+    """The response to keep under a claimed key, written in the same transaction as the change."""
+
+    scope: str
+    key: str
+    token: str
+    status: int
+    body: str
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class ConsentStore(ABC):
+    """Persistence of the consent domain. Every write that must not race is conditional or transactional."""
+
+    # -- idempotency of API requests ---------------------------------------------------------
+
+    @abstractmethod
+    def claim_idempotency_key(self, scope: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        """Claim `key` for a request whose body hashes to `fingerprint`, or say why not."""
+
+    @abstractmethod
+    def release_idempotency_key(self, scope: str, key: str, token: str, *, reached_codat: bool) -> None:
+        """Give up a claim after a failure, so that a retry can claim it (remembering if Codat was reached)."""
+
+    # -- companies -------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_company(
+        self, company: CompanyRecord, ledger: list[LedgerRecord], idempotency: IdempotencyResult | None
+    ) -> None:
+        """Write a new company, its first ledger entries and the idempotent response, all or nothing."""
+
+    @abstractmethod
+    def get_company(self, customer_id: str, company_id: str) -> CompanyView | None:
+        """The caller's company with its connections, or None (also when it is another customer's)."""
+
+    @abstractmethod
+    def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
+        """The caller's companies, newest first."""
+
+    @abstractmethod
+    def update_company(self, company: CompanyRecord, ledger: list[LedgerRecord]) -> CompanyRecord:
+        """Save `company` if its stored version is still `company.version`; returns it with the next version.
+
+        Raises ConflictError if it changed meanwhile."""

@@ -1,0 +1,199 @@
+"""The company step: create a customer's Codat company, start journeys, read companies back."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from consent.api.models import CompanyList, CreateCompanyRequest
+from consent.api.problems import FieldError, Problem, not_found, validation_failed
+from consent.codat.errors import CodatError
+from consent.codat.models import CodatCompany
+from consent.domain import Actor, Company
+from consent.journeys import JourneyDefinition, evaluate
+from consent.services import Services
+from consent.store import CompanyRecord, ConflictError, IdempotencyOutcome, StoreUnavailable
+from consent.store.port import IdempotencyResult
+from consent.usecases.ledger import entry, journey_transitions
+
+# Tags on the Codat company (keys ≤ 27 characters, values ≤ 100): who it belongs to, and which of our
+# requests created it, so that a request whose Codat answer was lost finds it again instead of duplicating.
+CUSTOMER_TAG = "consentCustomerRef"
+REQUEST_TAG = "consentRequestRef"
+_REQUEST_NAMESPACE = uuid.UUID("6f1c7c1e-2d4b-4a43-9b0e-5d0c6a7f4e21")
+_UPDATE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A route's answer as status and JSON body (kept verbatim for idempotent replays)."""
+
+    status: int
+    body: str
+    replayed: bool = False
+
+
+def _journey(services: Services, name: str) -> JourneyDefinition:
+    journey = services.catalog.get(name)
+    if journey is None:
+        raise validation_failed(
+            [FieldError("journey", f"Unknown journey. Offered: {', '.join(services.catalog.names)}.")],
+            "The journey does not exist.",
+        )
+    return journey
+
+
+def _fingerprint(request: CreateCompanyRequest) -> str:
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()
+
+
+def create_company(
+    services: Services, customer_id: str, request: CreateCompanyRequest, idempotency_key: str | None
+) -> Answer:
+    """Create the Codat company and our record of it; exactly once per idempotency key."""
+    journey = _journey(services, request.journey)
+    token: str | None = None
+    previous_attempt_reached_codat = False
+    if idempotency_key is not None:
+        claim = services.store.claim_idempotency_key(customer_id, idempotency_key, _fingerprint(request))
+        if claim.outcome == IdempotencyOutcome.REPLAY:
+            assert claim.status is not None
+            assert claim.body is not None
+            return Answer(claim.status, claim.body, replayed=True)
+        if claim.outcome == IdempotencyOutcome.MISMATCH:
+            raise Problem(422, "idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+        if claim.outcome == IdempotencyOutcome.IN_PROGRESS:
+            raise Problem(
+                409,
+                "idempotency_request_in_progress",
+                "A request with this Idempotency-Key is still being processed. Retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        token = claim.token
+        previous_attempt_reached_codat = claim.previous_attempt_reached_codat
+        request_ref = str(uuid.uuid5(_REQUEST_NAMESPACE, f"{customer_id}\x00{idempotency_key}"))
+    else:
+        request_ref = str(uuid.uuid4())
+
+    reached_codat = previous_attempt_reached_codat
+    try:
+        codat_company = None
+        if previous_attempt_reached_codat:
+            codat_company = _find_created(services, request_ref)
+        if codat_company is None:
+            reached_codat = True
+            codat_company = services.codat.create_company(
+                name=request.name,
+                description=request.description,
+                tags={CUSTOMER_TAG: _customer_ref(customer_id), REQUEST_TAG: request_ref},
+                idempotency_key=request_ref,
+            )
+        answer = _record_company(
+            services,
+            customer_id=customer_id,
+            request=request,
+            journey=journey,
+            codat_company=codat_company,
+            idempotency_key=idempotency_key,
+            token=token,
+        )
+    except (CodatError, StoreUnavailable, ConflictError) as error:
+        if idempotency_key is not None and token is not None:
+            maybe = reached_codat and (not isinstance(error, CodatError) or error.maybe_applied)
+            services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=maybe)
+        raise
+    return answer
+
+
+def _find_created(services: Services, request_ref: str) -> CodatCompany | None:
+    found = services.codat.find_companies_by_tags({REQUEST_TAG: request_ref})
+    return found[0] if found else None
+
+
+def _customer_ref(customer_id: str) -> str:
+    return customer_id if len(customer_id) <= 100 else hashlib.sha256(customer_id.encode()).hexdigest()
+
+
+def _record_company(
+    services: Services,
+    *,
+    customer_id: str,
+    request: CreateCompanyRequest,
+    journey: JourneyDefinition,
+    codat_company: CodatCompany,
+    idempotency_key: str | None,
+    token: str | None,
+) -> Answer:
+    now = services.clock()
+    progress = evaluate(journey, [], started_at=now, previous=None, now=now)
+    record = CompanyRecord(
+        company_id=codat_company.id,
+        customer_id=customer_id,
+        name=request.name,
+        description=request.description,
+        external_ref=request.external_ref,
+        created_at=now,
+        updated_at=now,
+        journeys=[progress],
+    )
+    actor = Actor.customer(customer_id)
+    ledger = [
+        entry(record.company_id, "company.created", actor=actor, at=now, journeys=[journey.name]),
+        entry(record.company_id, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
+    ]
+    body = _company_view_body(record)
+    idempotency = (
+        IdempotencyResult(scope=customer_id, key=idempotency_key, token=token, status=201, body=body)
+        if idempotency_key is not None and token is not None
+        else None
+    )
+    services.store.create_company(record, ledger, idempotency)
+    return Answer(201, body)
+
+
+def _company_view_body(record: CompanyRecord) -> str:
+    from consent.store import CompanyView  # noqa: PLC0415 - avoid a cycle at import time
+
+    return CompanyView(record, []).to_resource().to_json()
+
+
+def start_journey(services: Services, customer_id: str, company_id: str, journey_name: str) -> Company:
+    """Start another journey for the company; its linked connections count toward it at once."""
+    journey = _journey(services, journey_name)
+    for _ in range(_UPDATE_ATTEMPTS):
+        view = services.store.get_company(customer_id, company_id)
+        if view is None:
+            raise not_found("company")
+        record = view.company
+        if any(progress.journey == journey.name for progress in record.journeys):
+            return view.to_resource()
+        now = services.clock()
+        progress = evaluate(journey, [c.to_state() for c in view.connections], started_at=now, previous=None, now=now)
+        journeys = [*record.journeys, progress]
+        actor = Actor.customer(customer_id)
+        ledger = [
+            entry(company_id, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
+            *journey_transitions(company_id, record.journeys, journeys, actor=actor, at=now),
+        ]
+        try:
+            saved = services.store.update_company(
+                record.model_copy(update={"journeys": journeys, "updated_at": now}), ledger
+            )
+        except ConflictError:
+            continue  # a webhook changed the company meanwhile: read again
+        view.company = saved
+        return view.to_resource()
+    raise ConflictError("company kept changing")
+
+
+def get_company(services: Services, customer_id: str, company_id: str) -> Company:
+    view = services.store.get_company(customer_id, company_id)
+    if view is None:
+        raise not_found("company")
+    return view.to_resource()
+
+
+def list_companies(services: Services, customer_id: str, *, limit: int, cursor: str | None) -> CompanyList:
+    page = services.store.list_companies(customer_id, limit=limit, cursor=cursor)
+    return CompanyList(items=[view.to_resource() for view in page.items], next_cursor=page.next_cursor)

@@ -1,0 +1,180 @@
+"""Shared fixtures: an embedded moto server (real HTTP), the template's resources on it, the Codat
+simulator mounted into httpx in-process, and the API invoked through the template's own routes."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+# Before any Powertools import: no X-Ray daemon here, and metrics need a namespace.
+os.environ.update(
+    {
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_SERVICE_NAME": "consent",
+        "POWERTOOLS_METRICS_NAMESPACE": "ConsentJourney",
+        "POWERTOOLS_DEV": "0",
+    }
+)
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from consent.codat.client import CodatClient
+from consent.services import Services, aws_client
+from consent.settings import Settings
+from consent.store.dynamodb import DynamoDBConsentStore
+from consent_dev.aws import Deployed, MotoServer, deploy
+from consent_dev.codat_simulator import CodatSimulator
+from consent_dev.local_api import LocalApi
+
+CODAT_TEST_KEY = "test-codat-api-key"  # a documented fake, accepted only by the simulator
+
+
+class FakeClock:
+    """Monotonic time that moves only when the code under test sleeps: retry budgets without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    os.environ.update(server.environment())
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer) -> Deployed:
+    return deploy(moto_server.endpoint)
+
+
+@pytest.fixture
+def simulator() -> CodatSimulator:
+    return CodatSimulator(api_key=CODAT_TEST_KEY)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def make_codat_client(simulator: CodatSimulator, clock: FakeClock, **overrides: Any) -> CodatClient:
+    options: dict[str, Any] = {
+        "base_url": "https://api.codat.io",
+        "api_key": lambda: base64.b64encode(CODAT_TEST_KEY.encode()).decode(),
+        "transport": simulator.transport(),
+        "sleep": clock.sleep,
+        "clock": clock.monotonic,
+        "connect_timeout": 0.5,
+        "read_timeout": 0.5,
+        "retry_budget": 20.0,
+        "max_attempts": 4,
+        **overrides,
+    }
+    return CodatClient(**options)
+
+
+@pytest.fixture
+def codat_factory(simulator: CodatSimulator, clock: FakeClock) -> Callable[..., CodatClient]:
+    """A Codat client on the simulator with some options changed."""
+    return lambda **overrides: make_codat_client(simulator, clock, **overrides)
+
+
+@pytest.fixture
+def codat(simulator: CodatSimulator, clock: FakeClock) -> CodatClient:
+    return make_codat_client(simulator, clock)
+
+
+@pytest.fixture
+def settings(aws: Deployed) -> Settings:
+    return Settings(
+        table_name=aws.tables["ConsentTable"],
+        topic_arn=aws.topics.get("ConsentEventsTopic"),
+        codat_api_key=CODAT_TEST_KEY,
+    )
+
+
+@pytest.fixture
+def dynamodb(moto_server: MotoServer) -> Any:
+    return aws_client("dynamodb")  # the product's own client factory, pointed at moto by AWS_ENDPOINT_URL
+
+
+class DynamoDBFaults:
+    """Makes the real boto3 client receive DynamoDB error answers (throttling, …) for chosen operations,
+    so the store's own error handling runs, botocore's retries included."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.remaining: dict[str, list[str]] = {}
+        client.meta.events.register("before-send.dynamodb.*", self._before_send)
+
+    def fail(self, operation: str, code: str, *, times: int = 1) -> None:
+        self.remaining.setdefault(operation, []).extend([code] * times)
+
+    def _before_send(self, request: Any, **_: Any) -> Any:
+        operation = request.headers.get("X-Amz-Target", b"")
+        operation = (operation.decode() if isinstance(operation, bytes) else operation).rsplit(".", 1)[-1]
+        queue = self.remaining.get(operation)
+        if not queue:
+            return None
+        code = queue.pop(0)
+        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
+        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _RawBody(body))
+
+
+class _RawBody:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+@pytest.fixture
+def dynamodb_faults(dynamodb: Any) -> DynamoDBFaults:
+    return DynamoDBFaults(dynamodb)
+
+
+@pytest.fixture
+def store(settings: Settings, dynamodb: Any) -> DynamoDBConsentStore:
+    return DynamoDBConsentStore(dynamodb, settings.table_name)
+
+
+@pytest.fixture
+def services(settings: Settings, store: DynamoDBConsentStore, codat: CodatClient) -> Services:
+    return Services(settings, store=store, codat=codat)
+
+
+@pytest.fixture
+def api(services: Services) -> LocalApi:
+    return LocalApi(services)
+
+
+@pytest.fixture
+def table_items(dynamodb: Any, settings: Settings) -> Callable[[], list[dict[str, Any]]]:
+    """Every item in the table (a test-only Scan: the product never scans)."""
+
+    def scan() -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"TableName": settings.table_name, "ConsistentRead": True}
+        while True:
+            page = dynamodb.scan(**request)
+            items.extend(page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return items
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    return scan

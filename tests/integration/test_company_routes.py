@@ -1,0 +1,220 @@
+"""The company step over the API: POST /companies, POST …/journeys, GET /companies, GET /companies/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from consent_dev.local_api import LocalApi
+
+pytestmark = pytest.mark.integration
+
+ALICE = "customer-alice"
+BOB = "customer-bob"
+
+
+def create(api: LocalApi, customer: str = ALICE, **body: Any) -> Any:
+    payload = {"name": "Acme Bakery Ltd", "journey": "onboarding", **body}
+    return api.post("/companies", customer=customer, json=payload)
+
+
+def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    assert response.status == status, response.text
+    assert response.header("content-type") == "application/problem+json"
+    body = response.body
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["title"]
+    assert body["detail"]
+    assert body["type"].endswith(code)
+    assert body["requestId"] == response.header("x-request-id")
+    return body
+
+
+def test_creating_a_company_creates_it_in_codat_and_returns_it(api: LocalApi, simulator: Any) -> None:
+    # Given a customer, When they create a company for the onboarding journey
+    response = create(api, description="Bread and cakes", externalRef="crm-123")
+
+    # Then they get it back with the journey pending, and Codat has the company with our tags
+    assert response.status == 201, response.text
+    assert response.header("x-request-id")
+    company = response.body
+    assert company["name"] == "Acme Bakery Ltd"
+    assert company["description"] == "Bread and cakes"
+    assert company["externalRef"] == "crm-123"
+    assert company["connections"] == []
+    assert company["createdAt"] == company["updatedAt"]
+    [journey] = company["journeys"]
+    assert journey["journey"] == "onboarding"
+    assert journey["status"] == "pending"
+    assert [(r["sourceType"], r["required"], r["satisfied"]) for r in journey["requirements"]] == [
+        ("banking", True, False),
+        ("accounting", False, False),
+    ]
+    codat_company = simulator.get_company(company["companyId"])
+    assert codat_company["name"] == "Acme Bakery Ltd"
+    assert codat_company["tags"]["consentCustomerRef"] == ALICE
+    assert "consentRequestRef" in codat_company["tags"]
+
+
+def test_the_company_reads_back_from_dynamodb_without_calling_codat(api: LocalApi, simulator: Any) -> None:
+    created = create(api).body
+    calls_before = len(simulator.requests)
+
+    fetched = api.get(f"/companies/{created['companyId']}", customer=ALICE)
+
+    assert fetched.status == 200
+    assert fetched.body == created
+    assert len(simulator.requests) == calls_before
+
+
+def test_a_customer_never_sees_another_customers_company(api: LocalApi) -> None:
+    company_id = create(api, customer=ALICE).body["companyId"]
+
+    assert_problem(api.get(f"/companies/{company_id}", customer=BOB), 404, "not_found")
+    assert_problem(
+        api.post(f"/companies/{company_id}/journeys", customer=BOB, json={"journey": "loan_application"}),
+        404,
+        "not_found",
+    )
+    assert api.get("/companies", customer=BOB).body == {"items": []}
+
+
+def test_unknown_ids_answer_404_like_foreign_ones(api: LocalApi) -> None:
+    unknown = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+    foreign = assert_problem(api.get(f"/companies/{unknown}", customer=ALICE), 404, "not_found")
+    assert foreign["detail"] == "No such company."
+    assert_problem(
+        api.post(f"/companies/{unknown}/journeys", customer=ALICE, json={"journey": "onboarding"}), 404, "not_found"
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/companies", {"name": "X", "journey": "onboarding"}),
+        ("POST", "/companies/abc/journeys", {"journey": "onboarding"}),
+        ("GET", "/companies", None),
+        ("GET", "/companies/abc", None),
+    ],
+)
+def test_every_route_refuses_a_request_without_identity(
+    api: LocalApi, simulator: Any, method: str, path: str, body: Any
+) -> None:
+    response = api.request(method, path, json=body)
+    assert_problem(response, 401, "unauthenticated")
+    assert simulator.requests == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"journey": "onboarding"}, "name"),
+        ({"name": "", "journey": "onboarding"}, "name"),
+        ({"name": "   ", "journey": "onboarding"}, "name"),
+        ({"name": "x" * 101, "journey": "onboarding"}, "name"),
+        ({"name": 42, "journey": "onboarding"}, "name"),
+        ({"name": "Acme"}, "journey"),
+        ({"name": "Acme", "journey": "Not A Journey!"}, "journey"),
+        ({"name": "Acme", "journey": "onboarding", "description": "d" * 501}, "description"),
+        ({"name": "Acme", "journey": "onboarding", "externalRef": ""}, "externalRef"),
+        ({"name": "Acme", "journey": "onboarding", "colour": "red"}, "colour"),
+    ],
+)
+def test_an_invalid_company_body_is_422_with_the_field_named(
+    api: LocalApi, simulator: Any, table_items: Any, body: dict[str, Any], field: str
+) -> None:
+    problem = assert_problem(api.post("/companies", customer=ALICE, json=body), 422, "validation_failed")
+    assert field in [error["field"] for error in problem["errors"]]
+    assert all(error["message"] for error in problem["errors"])
+    assert simulator.requests == []
+    assert table_items() == []
+
+
+def test_a_body_that_is_not_json_is_422(api: LocalApi) -> None:
+    response = api.post("/companies", customer=ALICE, body="{not json", headers={"content-type": "application/json"})
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"][0]["field"] == "body"
+
+
+def test_an_unknown_journey_is_422_naming_the_offered_ones(api: LocalApi, simulator: Any) -> None:
+    problem = assert_problem(create(api, journey="mortgage"), 422, "validation_failed")
+    assert problem["errors"] == [
+        {"field": "journey", "message": "Unknown journey. Offered: loan_application, onboarding."}
+    ]
+    assert simulator.requests == []
+
+
+@pytest.mark.parametrize("route", ["/companies", "/companies/abc/journeys"])
+def test_a_body_over_64_kib_is_413(api: LocalApi, simulator: Any, route: str) -> None:
+    body = '{"name": "' + "a" * (64 * 1024) + '", "journey": "onboarding"}'
+    response = api.post(route, customer=ALICE, body=body, headers={"content-type": "application/json"})
+    assert_problem(response, 413, "payload_too_large")
+    assert simulator.requests == []
+
+
+def test_starting_another_journey_counts_toward_it_and_is_idempotent(api: LocalApi, table_items: Any) -> None:
+    company_id = create(api).body["companyId"]
+
+    started = api.post(f"/companies/{company_id}/journeys", customer=ALICE, json={"journey": "loan_application"})
+    again = api.post(f"/companies/{company_id}/journeys", customer=ALICE, json={"journey": "loan_application"})
+
+    assert started.status == 200, started.text
+    assert [(j["journey"], j["status"]) for j in started.body["journeys"]] == [
+        ("onboarding", "pending"),
+        ("loan_application", "pending"),
+    ]
+    assert again.status == 200
+    assert again.body["journeys"] == started.body["journeys"]
+    ledger_types = sorted(i["type"]["S"] for i in table_items() if i["kind"]["S"] == "ledger")
+    assert ledger_types == ["company.created", "journey.started", "journey.started"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({}, "journey"), ({"journey": "onboarding", "extra": 1}, "extra"), ({"journey": 7}, "journey")],
+)
+def test_an_invalid_journey_body_is_422(api: LocalApi, body: dict[str, Any], field: str) -> None:
+    company_id = create(api).body["companyId"]
+    problem = assert_problem(
+        api.post(f"/companies/{company_id}/journeys", customer=ALICE, json=body), 422, "validation_failed"
+    )
+    assert field in [error["field"] for error in problem["errors"]]
+
+
+def test_starting_an_unknown_journey_is_422(api: LocalApi) -> None:
+    company_id = create(api).body["companyId"]
+    response = api.post(f"/companies/{company_id}/journeys", customer=ALICE, json={"journey": "mortgage"})
+    assert_problem(response, 422, "validation_failed")
+
+
+def test_companies_list_newest_first_with_a_cursor(api: LocalApi) -> None:
+    ids = [create(api, name=f"Company {n}").body["companyId"] for n in range(5)]
+    create(api, customer=BOB, name="Not Alice's")
+
+    first = api.get("/companies", customer=ALICE, query={"limit": "2"})
+    assert first.status == 200, first.text
+    second = api.get("/companies", customer=ALICE, query={"limit": "2", "cursor": first.body["nextCursor"]})
+    third = api.get("/companies", customer=ALICE, query={"limit": "2", "cursor": second.body["nextCursor"]})
+
+    seen = [c["companyId"] for page in (first, second, third) for c in page.body["items"]]
+    assert seen == list(reversed(ids))
+    assert "nextCursor" not in third.body
+    assert all(item["journeys"] for item in first.body["items"])
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "101"}, {"limit": "ten"}, {"cursor": "garbage!"}])
+def test_a_bad_list_query_is_422(api: LocalApi, query: dict[str, str]) -> None:
+    assert_problem(api.get("/companies", customer=ALICE, query=query), 422, "validation_failed")
+
+
+def test_another_customers_cursor_is_refused(api: LocalApi) -> None:
+    for n in range(3):
+        create(api, customer=BOB, name=f"Bob {n}")
+    bobs_cursor = api.get("/companies", customer=BOB, query={"limit": "1"}).body["nextCursor"]
+
+    response = api.get("/companies", customer=ALICE, query={"cursor": bobs_cursor})
+
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"][0]["field"] == "cursor"

@@ -1,0 +1,87 @@
+"""Every setting the package reads is set for every function that reads it: each function runs its routes
+with only the environment the template gives it, wired by the package's own defaults (boto3 to moto,
+Secrets Manager for the Codat key, Codat over real HTTP to the simulator)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from consent.services import Services
+from consent.settings import Settings
+from consent_dev.aws import Deployed, MotoServer, deploy
+from consent_dev.codat_simulator import CodatSimulator, serve
+from consent_dev.lambda_runtime import LambdaContext, http_event, jwt_claims, load_handler
+from consent_dev.template import function_environment, functions, parameter_defaults
+
+pytestmark = pytest.mark.template
+
+SIM_KEY = "settings-test-key"
+
+
+@pytest.fixture
+def codat_url() -> Iterator[str]:
+    server = serve(CodatSimulator(api_key=SIM_KEY), "127.0.0.1", 0)
+    try:
+        yield server.url
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def refs(moto_server: MotoServer, codat_url: str) -> dict[str, Any]:
+    deployed: Deployed = deploy(moto_server.endpoint, secret_values={"CodatApiKeySecret": SIM_KEY})
+    return {
+        **parameter_defaults(),
+        "CodatBaseUrl": codat_url,
+        **deployed.tables,
+        **deployed.topics,
+        **deployed.secrets,
+        **{f"{name}.Arn": f"arn:aws:dynamodb:eu-west-2:123456789012:table/{t}" for name, t in deployed.tables.items()},
+    }
+
+
+# A request each route should accept, and its success status.
+SAMPLE_REQUESTS: dict[str, tuple[dict[str, Any] | None, int]] = {
+    "POST /companies": ({"name": "Acme", "journey": "onboarding"}, 201),
+    "POST /companies/{companyId}/journeys": ({"journey": "loan_application"}, 200),
+    "GET /companies": (None, 200),
+    "GET /companies/{companyId}": (None, 200),
+}
+
+
+def test_each_function_runs_its_routes_on_the_environment_the_template_gives_it(
+    refs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    company_id = None
+    by_route = {route.route_key: (function, route) for function in functions() for route in function.routes}
+    order = ["POST /companies", "POST /companies/{companyId}/journeys", "GET /companies", "GET /companies/{companyId}"]
+    assert set(order) <= set(by_route)
+    for key in order:
+        function, route = by_route[key]
+        environment = function_environment(function, refs)
+        for name in list(os.environ):
+            if name in environment or name.startswith(("CODAT_", "CONSENT_")):
+                monkeypatch.delenv(name, raising=False)
+        for name, value in environment.items():
+            monkeypatch.setenv(name, value)
+        services = Services(Settings.from_environment())
+        body, expected = SAMPLE_REQUESTS[key]
+        path = route.path.replace("{companyId}", company_id or "none")
+        event = http_event(
+            route,
+            path,
+            path_parameters={"companyId": company_id} if "{companyId}" in route.path else None,
+            headers={"content-type": "application/json"},
+            body=None if body is None else json.dumps(body),
+            claims=jwt_claims("settings-customer"),
+        )
+        handler = load_handler(function.code_uri, function.handler)
+        result = handler(event, LambdaContext(function.logical_id), services=services)
+        assert result["statusCode"] == expected, (key, result["body"])
+        if key == "POST /companies":
+            company_id = json.loads(result["body"])["companyId"]

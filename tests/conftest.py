@@ -62,8 +62,12 @@ def aws(moto_server: MotoServer) -> Deployed:
 
 
 @pytest.fixture
-def simulator() -> CodatSimulator:
-    return CodatSimulator(api_key=CODAT_TEST_KEY)
+def simulator() -> Iterator[CodatSimulator]:
+    # Validates every request our code sends against Codat's spec (when the spec is present): a test that
+    # made the product send Codat something undocumented fails here, whatever it asserted itself.
+    simulator = CodatSimulator(api_key=CODAT_TEST_KEY)
+    yield simulator
+    assert simulator.contract_violations == []
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
 
 
 @app.get("/companies")
-@tracer.capture_method
 def list_companies(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 20,
     cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
@@ -30,7 +29,6 @@ def list_companies(
 
 
 @app.get("/companies/<companyId>")
-@tracer.capture_method
 def get_company(company_id: CompanyId) -> Response[str]:
     request = scope(app)
     return json_response(200, companies.get_company(request.services, request.customer_id, company_id).to_json())

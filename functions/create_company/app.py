@@ -19,7 +19,6 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
 
 
 @app.post("/companies", responses={201: {"description": "Company created"}})
-@tracer.capture_method
 def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey = None) -> Response[str]:
     request = scope(app)
     answer = companies.create_company(request.services, request.customer_id, body, idempotency_key)
@@ -27,7 +26,6 @@ def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey =
 
 
 @app.post("/companies/<companyId>/journeys")
-@tracer.capture_method
 def start_journey(
     company_id: Annotated[str, Path(alias="companyId", max_length=64)], body: StartJourneyRequest
 ) -> Response[str]:

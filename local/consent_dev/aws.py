@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,12 +18,47 @@ REGION = "eu-west-2"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
+_ATOMIC_OPERATIONS = (
+    "put_item",
+    "update_item",
+    "delete_item",
+    "transact_write_items",
+    "get_item",
+    "query",
+    "scan",
+    "batch_write_item",
+    "batch_get_item",
+    "transact_get_items",
+)
+_dynamodb_lock = threading.RLock()
+
+
+def make_dynamodb_atomic() -> None:
+    """DynamoDB applies each item write, condition and transaction atomically; moto's threaded server does
+    not, so two racing conditional writes could both succeed there. One lock around moto's item operations
+    makes the fake as strict as the real service, so concurrency tests prove what they claim."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - dev dependency
+
+    for name in _ATOMIC_OPERATIONS:
+        original = getattr(DynamoDBBackend, name, None)
+        if original is None or getattr(original, "_consent_atomic", False):
+            continue
+
+        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with _dynamodb_lock:
+                return _original(self, *args, **kwargs)
+
+        atomic._consent_atomic = True  # type: ignore[attr-defined]
+        setattr(DynamoDBBackend, name, functools.wraps(original)(atomic))
+
+
 class MotoServer:
     """moto's server in a thread on a free loopback port; boto3 speaks real HTTP to it."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         from moto.server import ThreadedMotoServer  # noqa: PLC0415 - dev dependency
 
+        make_dynamodb_atomic()
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.host = host
         self.port = port

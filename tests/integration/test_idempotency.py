@@ -89,3 +89,31 @@ def test_concurrent_requests_with_one_key_create_one_company(
     assert len(company_items(table_items)) == 1
     # and once the first finished, a retry replays it
     assert post(api, "race").body == next(r.body for r in results if r.status == 201)
+
+
+def test_twenty_parallel_requests_with_one_key_create_one_codat_company(
+    api: LocalApi, simulator: CodatSimulator, table_items: Any
+) -> None:
+    simulator.inject(Fault(kind="slow", method="POST", path="^/companies$", delay=0.2, times=1))
+    results: list[Any] = []
+    lock = threading.Lock()
+
+    def send() -> None:
+        response = post(api, "burst")
+        with lock:
+            results.append(response)
+
+    threads = [threading.Thread(target=send) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 20
+    assert {r.status for r in results} <= {201, 409}
+    created = {r.body["companyId"] for r in results if r.status == 201}
+    assert len(created) == 1
+    assert all(r.body["code"] == "idempotency_request_in_progress" for r in results if r.status == 409)
+    assert simulator.count("POST", "/companies") == 1
+    assert len(simulator.companies) == 1
+    assert len(company_items(table_items)) == 1

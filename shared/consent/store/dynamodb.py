@@ -117,11 +117,11 @@ class DynamoDBConsentStore(ConsentStore):
                 ReturnValues="ALL_NEW",
             )
         except ConflictError:
-            return self._why_not_claimed(scope, key, fingerprint)
+            return self.idempotency_key_state(scope, key, fingerprint)
         reached = bool(response["Attributes"].get("reachedCodat", {}).get("BOOL"))
         return IdempotencyClaim(IdempotencyOutcome.ACQUIRED, token=token, previous_attempt_reached_codat=reached)
 
-    def _why_not_claimed(self, scope: str, key: str, fingerprint: str) -> IdempotencyClaim:
+    def idempotency_key_state(self, scope: str, key: str, fingerprint: str) -> IdempotencyClaim:
         item = self._call(
             self._db.get_item, TableName=self._table, Key=self._idempotency_key(scope, key), ConsistentRead=True
         ).get("Item")

@@ -69,6 +69,10 @@ class ConsentStore(ABC):
         """Claim `key` for a request whose body hashes to `fingerprint`, or say why not."""
 
     @abstractmethod
+    def idempotency_key_state(self, scope: str, key: str, fingerprint: str) -> IdempotencyClaim:
+        """Where a key stands without claiming it: REPLAY, MISMATCH or IN_PROGRESS."""
+
+    @abstractmethod
     def release_idempotency_key(self, scope: str, key: str, token: str, *, reached_codat: bool) -> None:
         """Give up a claim after a failure, so that a retry can claim it (remembering if Codat was reached)."""
 

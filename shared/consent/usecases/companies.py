@@ -6,14 +6,17 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from consent.api.models import CompanyList, CreateCompanyRequest
 from consent.api.problems import FieldError, Problem, not_found, validation_failed
 from consent.codat.errors import CodatError
 from consent.codat.models import CodatCompany
 from consent.domain import Actor, Company
 from consent.journeys import JourneyDefinition, evaluate
+from consent.observability import metrics
 from consent.services import Services
-from consent.store import CompanyRecord, ConflictError, IdempotencyOutcome, StoreUnavailable
+from consent.store import CompanyRecord, ConflictError, IdempotencyClaim, IdempotencyOutcome, StoreUnavailable
 from consent.store.port import IdempotencyResult
 from consent.usecases.ledger import entry, journey_transitions
 
@@ -98,12 +101,34 @@ def create_company(
             idempotency_key=idempotency_key,
             token=token,
         )
-    except (CodatError, StoreUnavailable, ConflictError) as error:
+    except ConflictError:
+        if idempotency_key is None:
+            raise
+        # Our claim lapsed and another request with the key took over (and perhaps finished): answer as it did.
+        return _answer_for_taken_key(
+            services.store.idempotency_key_state(customer_id, idempotency_key, _fingerprint(request))
+        )
+    except (CodatError, StoreUnavailable) as error:
         if idempotency_key is not None and token is not None:
             maybe = reached_codat and (not isinstance(error, CodatError) or error.maybe_applied)
             services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=maybe)
         raise
     return answer
+
+
+def _answer_for_taken_key(claim: IdempotencyClaim) -> Answer:
+    if claim.outcome == IdempotencyOutcome.REPLAY:
+        assert claim.status is not None
+        assert claim.body is not None
+        return Answer(claim.status, claim.body, replayed=True)
+    if claim.outcome == IdempotencyOutcome.MISMATCH:
+        raise Problem(422, "idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+    raise Problem(
+        409,
+        "idempotency_request_in_progress",
+        "A request with this Idempotency-Key is still being processed. Retry shortly.",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _find_created(services: Services, request_ref: str) -> CodatCompany | None:
@@ -149,6 +174,7 @@ def _record_company(
         else None
     )
     services.store.create_company(record, ledger, idempotency)
+    metrics.add_metric(name="CompaniesCreated", unit=MetricUnit.Count, value=1)
     return Answer(201, body)
 
 

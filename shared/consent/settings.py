@@ -31,6 +31,8 @@ ENVIRONMENT = {
     "identity_claim": "IDENTITY_CLAIM",
     "secrets_cache_seconds": "SECRETS_CACHE_SECONDS",
     "idempotency_ttl_hours": "IDEMPOTENCY_TTL_HOURS",
+    "integrations_cache_seconds": "INTEGRATIONS_CACHE_SECONDS",
+    "event_source": "EVENT_SOURCE",
 }
 
 
@@ -57,6 +59,10 @@ class Settings(BaseModel):
     identity_claim: str = Field(default="sub", min_length=1, max_length=64)
     secrets_cache_seconds: int = Field(default=300, ge=0, le=3600)
     idempotency_ttl_hours: int = Field(default=24, ge=1, le=24 * 7)
+    # Codat's integration list changes rarely; a busy app must not spend quota on it.
+    integrations_cache_seconds: int = Field(default=300, ge=0, le=86400)
+    # CloudEvents `source` of every consent event this deployment publishes.
+    event_source: str = Field(default="urn:consent-journey:codat", min_length=1, max_length=200)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import Field
 
-from consent.domain import Company, Connection, JourneyProgress, LedgerEntry, Resource
+from consent.domain import Company, Connection, ConnectionStatus, JourneyProgress, LedgerEntry, Resource
 from consent.journeys import ConnectionState
 
 
@@ -53,8 +53,15 @@ class LedgerRecord(LedgerEntry):
     """A ledger entry as stored, with what is needed to publish it as a consent event."""
 
     company_id: str
+    customer_id: str | None = None
     # Journeys of the company when the entry was written, for subscribers' filter policies.
     journeys: list[str] = Field(default_factory=list)
+    # The connection's status after this entry (connection entries only).
+    status: ConnectionStatus | None = None
+    # sync.completed: the data types read and how each went, e.g. [{"dataType": "invoices", "status": "Complete"}].
+    data_types: list[dict[str, str]] | None = None
+    # An event older than what the connection already reflects: kept for the record, changes nothing,
+    # publishes nothing.
     late: bool = False
 
     def to_entry(self) -> LedgerEntry:

@@ -164,8 +164,8 @@ def _record_company(
     )
     actor = Actor.customer(customer_id)
     ledger = [
-        entry(record.company_id, "company.created", actor=actor, at=now, journeys=[journey.name]),
-        entry(record.company_id, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
+        entry(record, "company.created", actor=actor, at=now),
+        entry(record, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
     ]
     body = _company_view_body(record)
     idempotency = (
@@ -196,16 +196,14 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
             return view.to_resource()
         now = services.clock()
         progress = evaluate(journey, [c.to_state() for c in view.connections], started_at=now, previous=None, now=now)
-        journeys = [*record.journeys, progress]
+        updated = record.model_copy(update={"journeys": [*record.journeys, progress], "updated_at": now})
         actor = Actor.customer(customer_id)
         ledger = [
-            entry(company_id, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
-            *journey_transitions(company_id, record.journeys, journeys, actor=actor, at=now),
+            entry(updated, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
+            *journey_transitions(updated, record.journeys, actor=actor, at=now),
         ]
         try:
-            saved = services.store.update_company(
-                record.model_copy(update={"journeys": journeys, "updated_at": now}), ledger
-            )
+            saved = services.store.update_company(updated, ledger)
         except ConflictError:
             continue  # a webhook changed the company meanwhile: read again
         view.company = saved

@@ -1,4 +1,7 @@
-"""Building consent ledger entries, including the journey transitions that a change causes."""
+"""Building consent ledger entries, including the journey transitions that a change causes.
+
+Ledger entries are also the outbox: each one whose type is a consent event is published to SNS by the
+relay that follows the table's stream (see `consent.events`)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from consent.domain import JourneyProgress, JourneyStatus
-from consent.store import LedgerRecord
+from consent.store import CompanyRecord, LedgerRecord
 
-# A journey entering one of these states is worth an entry (and, through the outbox, an event).
+# A journey entering one of these states is worth an entry (and so an event).
 _JOURNEY_MILESTONES = {
     JourneyStatus.LINKED: "journey.linked",
     JourneyStatus.COMPLETE: "journey.completed",
@@ -18,46 +21,47 @@ _JOURNEY_MILESTONES = {
 
 
 def entry(
-    company_id: str,
+    company: CompanyRecord,
     type_: str,
     *,
     actor: str,
     at: datetime,
-    journeys: Sequence[str],
     entry_id: str | None = None,
+    journeys: Sequence[str] | None = None,
     **fields: object,
 ) -> LedgerRecord:
+    """An entry about `company`; `journeys` defaults to every journey the company has started."""
     return LedgerRecord.model_validate(
         {
             "entry_id": entry_id or str(uuid.uuid4()),
-            "company_id": company_id,
+            "company_id": company.company_id,
+            "customer_id": company.customer_id,
             "type": type_,
             "actor": actor,
             "at": at,
-            "journeys": list(journeys),
+            "journeys": list(journeys) if journeys is not None else [p.journey for p in company.journeys],
             **fields,
         }
     )
 
 
 def journey_transitions(
-    company_id: str,
+    company: CompanyRecord,
     before: Sequence[JourneyProgress],
-    after: Sequence[JourneyProgress],
     *,
     actor: str,
     at: datetime,
     id_prefix: str | None = None,
 ) -> list[LedgerRecord]:
-    """Entries for each journey whose status reached a milestone in this change."""
+    """Entries for each of `company`'s journeys whose status reached a milestone since `before`."""
     previous = {progress.journey: progress.status for progress in before}
     entries = []
-    for progress in after:
+    for progress in company.journeys:
         milestone = _JOURNEY_MILESTONES.get(progress.status)
         if milestone and previous.get(progress.journey) != progress.status:
             entries.append(
                 entry(
-                    company_id,
+                    company,
                     milestone,
                     actor=actor,
                     at=at,

@@ -136,7 +136,8 @@ class DynamoDBFaults:
             return None
         code = queue.pop(0)
         body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
-        return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _RawBody(body))
+        status = 500 if code in ("InternalServerError", "ServiceUnavailable") else 400  # as DynamoDB answers
+        return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.0"}, _RawBody(body))
 
 
 class _RawBody:
@@ -182,3 +183,90 @@ def table_items(dynamodb: Any, settings: Settings) -> Callable[[], list[dict[str
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     return scan
+
+
+# -- consent events out: the outbox relay on the test's table, and what subscribers receive ---------------
+# Imported here rather than at the top so that this section stays an append-only block of the file.
+import uuid  # noqa: E402
+
+from consent.publisher import EventPublisher  # noqa: E402
+from consent_dev.streams import StreamPump  # noqa: E402
+
+
+class ReceivedEvent:
+    """One SNS message as a raw-delivery SQS subscriber receives it: the CloudEvent and its attributes."""
+
+    def __init__(self, message: dict[str, Any]) -> None:
+        self.body: str = message["Body"]
+        self.event: dict[str, Any] = json.loads(self.body)
+        attributes = message.get("MessageAttributes", {})
+        self.attributes: dict[str, str] = {name: value["StringValue"] for name, value in attributes.items()}
+        self.attribute_types: dict[str, str] = {name: value["DataType"] for name, value in attributes.items()}
+
+    @property
+    def type(self) -> str:
+        return str(self.event["type"])
+
+
+class EventsQueue:
+    """An SQS queue subscribed to the test's consent topic, like a bank's system."""
+
+    def __init__(self, sqs: Any, url: str) -> None:
+        self._sqs = sqs
+        self.url = url
+
+    def receive(self) -> list[ReceivedEvent]:
+        """Everything delivered so far (each message once: received messages are deleted)."""
+        received: list[ReceivedEvent] = []
+        while True:
+            page = self._sqs.receive_message(
+                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+            )
+            messages = page.get("Messages", [])
+            if not messages:
+                return received
+            for message in messages:
+                received.append(ReceivedEvent(message))
+                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@pytest.fixture
+def subscribe_events(settings: Settings) -> Callable[..., EventsQueue]:
+    """Subscribes a new queue to the test's topic (raw delivery), optionally with a filter policy."""
+    sqs = aws_client("sqs")
+    sns = aws_client("sns")
+
+    def subscribe(filter_policy: dict[str, Any] | None = None) -> EventsQueue:
+        url = sqs.create_queue(QueueName=f"subscriber-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attributes = {"RawMessageDelivery": "true"}
+        if filter_policy is not None:
+            attributes["FilterPolicy"] = json.dumps(filter_policy)
+        sns.subscribe(TopicArn=settings.topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
+        return EventsQueue(sqs, url)
+
+    return subscribe
+
+
+@pytest.fixture
+def events_queue(subscribe_events: Callable[..., EventsQueue]) -> EventsQueue:
+    """A subscriber that receives every consent event of the test."""
+    return subscribe_events()
+
+
+@pytest.fixture
+def outbox_factory(settings: Settings, aws: Deployed) -> Callable[..., StreamPump]:
+    """The template's outbox relay following the test's table, as Lambda would run it; `publisher=` replaces
+    the real SNS publisher (e.g. with one that fails)."""
+
+    def pump(publisher: EventPublisher | None = None) -> StreamPump:
+        relay_services = Services(settings, publisher=publisher)
+        return StreamPump(settings.table_name, "OutboxRelayFunction", lambda: relay_services, deployed=aws)
+
+    return pump
+
+
+@pytest.fixture
+def outbox(outbox_factory: Callable[..., StreamPump]) -> StreamPump:
+    """`outbox.drain()` publishes every consent event committed so far, as the relay would."""
+    return outbox_factory()

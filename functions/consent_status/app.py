@@ -1,4 +1,4 @@
-"""Consent status, served from DynamoDB only: GET /companies and GET /companies/{companyId}."""
+"""Consent status, served from DynamoDB only: companies, their connections and the consent ledger."""
 
 from typing import Annotated, Any
 
@@ -11,7 +11,7 @@ from consent.api.models import CURSOR_MAX_LENGTH, MAX_PAGE_LIMIT
 from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
-from consent.usecases import companies
+from consent.usecases import companies, connections
 
 app = create_resolver()
 
@@ -34,8 +34,30 @@ def get_company(company_id: CompanyId) -> Response[str]:
     return json_response(200, companies.get_company(request.services, request.customer_id, company_id).to_json())
 
 
+@app.get("/companies/<companyId>/connections")
+def list_connections(
+    company_id: CompanyId,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = MAX_PAGE_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+) -> Response[str]:
+    request = scope(app)
+    page = connections.list_connections(request.services, request.customer_id, company_id, limit=limit, cursor=cursor)
+    return json_response(200, page.to_json())
+
+
+@app.get("/companies/<companyId>/events")
+def list_events(
+    company_id: CompanyId,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 50,
+    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+) -> Response[str]:
+    request = scope(app)
+    page = connections.list_events(request.services, request.customer_id, company_id, limit=limit, cursor=cursor)
+    return json_response(200, page.to_json())
+
+
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
     return serve(app, event, context, services or default_services())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import threading
 import uuid
@@ -11,7 +12,7 @@ from typing import Any
 
 import boto3
 
-from consent_dev.template import load_template, resources_of_type
+from consent_dev.template import load_template, resolve, resources_of_type
 
 REGION = "eu-west-2"
 # Documented fakes: moto accepts any credentials. Never real ones.
@@ -92,6 +93,23 @@ class Deployed:
     tables: dict[str, str] = field(default_factory=dict)
     topics: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    queues: dict[str, str] = field(default_factory=dict)  # ARNs
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    subscriptions: dict[str, str] = field(default_factory=dict)  # ARNs
+    stream_arns: dict[str, str] = field(default_factory=dict)  # by table
+
+    def refs(self) -> dict[str, str]:
+        """What `Ref` and `Fn::GetAtt` give for each created resource, for `consent_dev.template.resolve`."""
+        refs: dict[str, str] = {**self.tables, **self.topics, **self.secrets, **self.queue_urls}
+        for logical_id, name in self.tables.items():
+            refs[f"{logical_id}.Arn"] = f"arn:aws:dynamodb:{REGION}:123456789012:table/{name}"
+        refs.update({f"{logical_id}.StreamArn": arn for logical_id, arn in self.stream_arns.items()})
+        refs.update({f"{logical_id}.TopicArn": arn for logical_id, arn in self.topics.items()})
+        for logical_id, arn in self.queues.items():
+            refs[f"{logical_id}.Arn"] = arn
+            refs[f"{logical_id}.QueueName"] = arn.rsplit(":", 1)[-1]
+            refs[f"{logical_id}.QueueUrl"] = self.queue_urls[logical_id]
+        return refs
 
 
 def _table_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
@@ -109,7 +127,8 @@ def _table_request(name: str, properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def deploy(endpoint: str, *, suffix: str | None = None, secret_values: dict[str, str] | None = None) -> Deployed:
-    """Create the template's tables, topics and secrets on the moto server at `endpoint`.
+    """Create the template's tables (with their streams), topics, secrets, queues and topic subscriptions
+    on the moto server at `endpoint`.
 
     Each gets a unique name (suffix) so tests can share one server without sharing state."""
     suffix = suffix or uuid.uuid4().hex[:8]
@@ -125,6 +144,9 @@ def deploy(endpoint: str, *, suffix: str | None = None, secret_values: dict[str,
         if ttl:
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         deployed.tables[logical_id] = name
+        stream_arn = dynamodb.describe_table(TableName=name)["Table"].get("LatestStreamArn")
+        if stream_arn:
+            deployed.stream_arns[logical_id] = stream_arn
     sns = session.client("sns", endpoint_url=endpoint)
     for logical_id in resources_of_type("AWS::SNS::Topic", template):
         deployed.topics[logical_id] = sns.create_topic(Name=f"{logical_id}-{suffix}")["TopicArn"]
@@ -133,7 +155,66 @@ def deploy(endpoint: str, *, suffix: str | None = None, secret_values: dict[str,
         value = (secret_values or {}).get(logical_id, f"dev-placeholder-{logical_id}")
         arn = secrets.create_secret(Name=f"{logical_id}-{suffix}", SecretString=value)["ARN"]
         deployed.secrets[logical_id] = arn
+    _create_queues(session.client("sqs", endpoint_url=endpoint), template, suffix, deployed)
+    for logical_id, resource in resources_of_type("AWS::SNS::Subscription", template).items():
+        properties = resolve(resource["Properties"], deployed.refs())
+        attributes = {name: _attribute(properties[name]) for name in _SUBSCRIPTION_ATTRIBUTES if name in properties}
+        deployed.subscriptions[logical_id] = sns.subscribe(
+            TopicArn=properties["TopicArn"],
+            Protocol=properties["Protocol"],
+            Endpoint=properties["Endpoint"],
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
     return deployed
+
+
+# Template properties that are also SQS queue / SNS subscription attributes of the same name.
+_QUEUE_ATTRIBUTES = (
+    "DelaySeconds",
+    "MaximumMessageSize",
+    "MessageRetentionPeriod",
+    "ReceiveMessageWaitTimeSeconds",
+    "VisibilityTimeout",
+    "SqsManagedSseEnabled",
+    "KmsMasterKeyId",
+    "KmsDataKeyReusePeriodSeconds",
+    "RedrivePolicy",
+    "FifoQueue",
+    "ContentBasedDeduplication",
+)
+_SUBSCRIPTION_ATTRIBUTES = (
+    "FilterPolicy",
+    "FilterPolicyScope",
+    "RawMessageDelivery",
+    "RedrivePolicy",
+    "DeliveryPolicy",
+)
+
+
+def _create_queues(sqs: Any, template: dict[str, Any], suffix: str, deployed: Deployed) -> None:
+    # Dead-letter queues first: a queue's RedrivePolicy names another queue's ARN.
+    queues = resources_of_type("AWS::SQS::Queue", template)
+    for logical_id, resource in sorted(queues.items(), key=lambda item: "RedrivePolicy" in _properties(item[1])):
+        properties = resolve(_properties(resource), deployed.refs())
+        attributes = {name: _attribute(properties[name]) for name in _QUEUE_ATTRIBUTES if name in properties}
+        name = f"{logical_id}-{suffix}" + (".fifo" if properties.get("FifoQueue") else "")
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        deployed.queue_urls[logical_id] = url
+        created = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
+        deployed.queues[logical_id] = created["QueueArn"]
+
+
+def _properties(resource: dict[str, Any]) -> dict[str, Any]:
+    properties = resource.get("Properties") or {}
+    assert isinstance(properties, dict)
+    return properties
+
+
+def _attribute(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def use_environment(values: dict[str, str]) -> None:

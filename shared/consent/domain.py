@@ -33,6 +33,10 @@ class ConnectionStatus(StrEnum):
     UNLINKED = "Unlinked"
     DEAUTHORIZED = "Deauthorized"
 
+    @classmethod
+    def from_codat(cls, value: str | None) -> ConnectionStatus | None:
+        return cls._value2member_map_.get(value or "")  # type: ignore[return-value]
+
 
 class JourneyStatus(StrEnum):
     PENDING = "pending"

@@ -17,6 +17,8 @@ from consent.store import ConsentStore
 
 if TYPE_CHECKING:
     from consent.codat.client import CodatClient
+    from consent.publisher import EventPublisher
+    from consent.usecases.integrations import IntegrationCatalog
 
 
 class Services:
@@ -30,6 +32,7 @@ class Services:
         store: ConsentStore | None = None,
         codat: CodatClient | None = None,
         catalog: JourneyCatalog | None = None,
+        publisher: EventPublisher | None = None,
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
@@ -42,6 +45,8 @@ class Services:
             self.codat = codat
         if catalog is not None:
             self.catalog = catalog
+        if publisher is not None:
+            self.publisher = publisher
 
     @cached_property
     def store(self) -> ConsentStore:
@@ -69,8 +74,22 @@ class Services:
         )
 
     @cached_property
+    def integrations(self) -> IntegrationCatalog:
+        from consent.usecases.integrations import IntegrationCatalog  # noqa: PLC0415
+
+        return IntegrationCatalog(self.codat, ttl=self.settings.integrations_cache_seconds)
+
+    @cached_property
     def catalog(self) -> JourneyCatalog:
         return load_catalog(self.settings.journeys_file)
+
+    @cached_property
+    def publisher(self) -> EventPublisher:
+        from consent.publisher import SnsEventPublisher  # noqa: PLC0415 - only the outbox relay publishes
+
+        if not self.settings.topic_arn:
+            raise SettingsError("set CONSENT_TOPIC_ARN")
+        return SnsEventPublisher(aws_client("sns"), self.settings.topic_arn)
 
 
 def aws_client(service: str) -> Any:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from consent.domain import Company, Resource
+from consent.domain import Company, Connection, LedgerEntry, Resource
 from consent.journeys import JOURNEY_NAME_PATTERN
 
 JourneyName = Annotated[str, StringConstraints(pattern=JOURNEY_NAME_PATTERN, max_length=64)]
@@ -37,3 +37,31 @@ class CompanyList(Resource):
 
 MAX_PAGE_LIMIT = 100
 CURSOR_MAX_LENGTH = 1024
+
+
+class CreateConnectionRequest(_Request):
+    platform_key: str = Field(
+        alias="platformKey", pattern=r"^[a-z]{4}$", description="Codat's 4-letter platform key, e.g. `qhnd`."
+    )
+    consent_version: str | None = Field(
+        default=None,
+        alias="consentVersion",
+        min_length=1,
+        max_length=64,
+        description="The version of the consent text the customer accepted, kept in the ledger.",
+    )
+
+
+class ConnectionList(Resource):
+    items: list[Connection]
+    next_cursor: str | None = None
+
+
+class LedgerPage(Resource):
+    items: list[LedgerEntry]
+    next_cursor: str | None = None
+
+
+class AccessToken(Resource):
+    access_token: str
+    expires_in: int

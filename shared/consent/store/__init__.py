@@ -1,6 +1,7 @@
 """The consent store: one DynamoDB table holding companies, connections, journey progress and the ledger."""
 
 from consent.store.port import (
+    Change,
     ConflictError,
     ConsentStore,
     CursorError,
@@ -11,6 +12,7 @@ from consent.store.port import (
 from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerRecord
 
 __all__ = [
+    "Change",
     "CompanyRecord",
     "CompanyView",
     "ConflictError",

@@ -3,7 +3,7 @@
 Items (PK / SK):
   COMPANY#<companyId> / COMPANY                      the company, its journey progress, owner and version
   COMPANY#<companyId> / CONNECTION#<connectionId>    one connection
-  COMPANY#<companyId> / LEDGER#<at>#<entryId>        one consent ledger entry (oldest first by SK)
+  COMPANY#<companyId> / LEDGER#<at>#<n>#<entryId>    one consent ledger entry (oldest first by SK)
   IDEMPOTENCY#<hash of caller and key> / IDEMPOTENCY  one API idempotency key, expiring through TTL
 GSI1 (GSI1PK = CUSTOMER#<customerId>, GSI1SK = <companyCreatedAt>#<companyId>#COMPANY|CONNECTION#<id>)
 lists a customer's companies with their connections, newest first, in one Query per page.
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from consent.store.port import (
+    Change,
     ConflictError,
     ConsentStore,
     CursorError,
@@ -45,6 +46,7 @@ Item = dict[str, "AttributeValueTypeDef"]
 GSI1 = "GSI1"
 _IDEMPOTENCY_LEASE_SECONDS = 60  # longer than any API function's timeout (29 s)
 _QUERY_PAGE_ITEMS = 250
+_BATCH_WRITE_LIMIT = 25
 _CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionConflictException"})
 
 
@@ -179,36 +181,147 @@ class DynamoDBConsentStore(ConsentStore):
     def create_company(
         self, company: CompanyRecord, ledger: list[LedgerRecord], idempotency: IdempotencyResult | None
     ) -> None:
+        company_item = self._company_item(company)
+        if idempotency is not None:
+            company_item["idempotencyPK"] = self._idempotency_key(idempotency.scope, idempotency.key)["PK"]
         items: list[TransactWriteItemTypeDef] = [
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": self._company_item(company),
+                    "Item": company_item,
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
-            *(self._put_ledger(entry) for entry in ledger),
+            *(self._put_ledger(entry, n) for n, entry in enumerate(ledger)),
         ]
         if idempotency is not None:
             items.append(self._complete_idempotency(idempotency))
         self._transact(items)
 
-    def update_company(self, company: CompanyRecord, ledger: list[LedgerRecord]) -> CompanyRecord:
-        saved = company.model_copy(update={"version": company.version + 1})
-        self._transact(
-            [
+    def commit(self, change: Change) -> None:
+        items: list[TransactWriteItemTypeDef] = []
+        if change.company is not None:
+            saved = change.company.model_copy(update={"version": change.company.version + 1})
+            items.append(self._put_if_version(self._company_item(saved), change.company.version))
+        for connection in change.added:
+            items.append(
                 {
                     "Put": {
                         "TableName": self._table,
-                        "Item": self._company_item(saved),
-                        "ConditionExpression": "version = :read",
-                        "ExpressionAttributeValues": {":read": _n(company.version)},
+                        "Item": self._connection_item(connection.model_copy(update={"version": 1})),
+                        "ConditionExpression": "attribute_not_exists(PK)",
                     }
-                },
-                *(self._put_ledger(entry) for entry in ledger),
-            ]
+                }
+            )
+        for connection in change.updated:
+            saved_connection = connection.model_copy(update={"version": connection.version + 1})
+            items.append(self._put_if_version(self._connection_item(saved_connection), connection.version))
+        items.extend(self._put_ledger(entry, n) for n, entry in enumerate(change.ledger))
+        if items:
+            self._transact(items)
+
+    def _put_if_version(self, item: Item, read_version: int) -> TransactWriteItemTypeDef:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": item,
+                "ConditionExpression": "version = :read",
+                "ExpressionAttributeValues": {":read": _n(read_version)},
+            }
+        }
+
+    def company_owner(self, company_id: str) -> str | None:
+        item = self._call(
+            self._db.get_item,
+            TableName=self._table,
+            Key={"PK": _s(company_pk(company_id)), "SK": _s("COMPANY")},
+            ProjectionExpression="customerId",
+            ConsistentRead=True,
+        ).get("Item")
+        return item["customerId"]["S"] if item else None
+
+    def list_connections(
+        self, customer_id: str, company_id: str, *, limit: int, cursor: str | None
+    ) -> Page[ConnectionRecord] | None:
+        if self.company_owner(company_id) != customer_id:
+            return None
+        items, next_cursor = self._page(company_id, "CONNECTION#", limit=limit, cursor=cursor)
+        return Page([ConnectionRecord.model_validate_json(i["data"]["S"]) for i in items], next_cursor)
+
+    def list_ledger(
+        self, customer_id: str, company_id: str, *, limit: int, cursor: str | None
+    ) -> Page[LedgerRecord] | None:
+        if self.company_owner(company_id) != customer_id:
+            return None
+        items, next_cursor = self._page(company_id, "LEDGER#", limit=limit, cursor=cursor)
+        return Page([LedgerRecord.model_validate_json(i["data"]["S"]) for i in items], next_cursor)
+
+    def _page(self, company_id: str, prefix: str, *, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
+        """One page of a company's items whose sort key starts with `prefix`, in sort-key order."""
+        pk = company_pk(company_id)
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "PK = :pk AND begins_with(SK, :prefix)",
+            "ExpressionAttributeValues": {":pk": _s(pk), ":prefix": _s(prefix)},
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        if cursor is not None:
+            start = self._decode_cursor(cursor, ("PK", "SK"))
+            if start["PK"] != {"S": pk} or not start["SK"].get("S", "").startswith(prefix):
+                raise CursorError("cursor is not one this API issued")
+            request["ExclusiveStartKey"] = start
+        response = self._call(self._db.query, **request)
+        items = response.get("Items", [])
+        last = response.get("LastEvaluatedKey")
+        # DynamoDB may return a LastEvaluatedKey on the very last item; a final empty page is harmless.
+        return items, self._encode_cursor(last, ("PK", "SK")) if last else None
+
+    def erase_company(self, company_id: str, tombstone: LedgerRecord) -> None:
+        pk = company_pk(company_id)
+        items = self._query_all(
+            KeyConditionExpression="PK = :pk",
+            ExpressionAttributeValues={":pk": _s(pk)},
+            ConsistentRead=True,
+            ProjectionExpression="PK, SK, idempotencyPK",
         )
-        return saved
+        company_item = next((i for i in items if i["SK"]["S"] == "COMPANY"), None)
+        if company_item is None:
+            return  # already erased
+        rest = [i for i in items if i["SK"]["S"] != "COMPANY"]
+        for start in range(0, len(rest), _BATCH_WRITE_LIMIT):
+            self._delete_batch([{"PK": i["PK"], "SK": i["SK"]} for i in rest[start : start + _BATCH_WRITE_LIMIT]])
+        final: list[TransactWriteItemTypeDef] = [
+            {
+                "Delete": {
+                    "TableName": self._table,
+                    "Key": {"PK": _s(pk), "SK": _s("COMPANY")},
+                    "ConditionExpression": "attribute_exists(PK)",
+                }
+            },
+            self._put_ledger(tombstone),
+        ]
+        idempotency_pk = company_item.get("idempotencyPK", {}).get("S")
+        if idempotency_pk:
+            # The remembered response to the create request holds the company's name: it goes too.
+            final.append(
+                {"Delete": {"TableName": self._table, "Key": {"PK": _s(idempotency_pk), "SK": _s("IDEMPOTENCY")}}}
+            )
+        try:
+            self._transact(final)
+        except ConflictError:
+            if self.company_owner(company_id) is not None:
+                raise  # something else went wrong: let the caller retry
+
+    def _delete_batch(self, keys: list[Item]) -> None:
+        request: dict[str, Any] = {self._table: [{"DeleteRequest": {"Key": key}} for key in keys]}
+        for attempt in range(5):
+            response = self._call(self._db.batch_write_item, RequestItems=request)
+            request = response.get("UnprocessedItems") or {}
+            if not request:
+                return
+            time.sleep(0.05 * 2**attempt)  # DynamoDB asks us to back off before resending the rest
+        raise StoreUnavailable("DynamoDB kept items unprocessed")
 
     def get_company(self, customer_id: str, company_id: str) -> CompanyView | None:
         items = self._query_all(
@@ -239,7 +352,10 @@ class DynamoDBConsentStore(ConsentStore):
             "Limit": _QUERY_PAGE_ITEMS,
         }
         if cursor is not None:
-            request["ExclusiveStartKey"] = self._decode_cursor(cursor, pk)
+            start = self._decode_cursor(cursor)
+            if start["GSI1PK"] != {"S": pk}:  # a cursor from another customer's listing
+                raise CursorError("cursor is not one this API issued")
+            request["ExclusiveStartKey"] = start
         views: list[CompanyView] = []
         waiting: dict[str, list[ConnectionRecord]] = {}
         while True:
@@ -274,7 +390,8 @@ class DynamoDBConsentStore(ConsentStore):
             "data": _s(company.model_dump_json()),
         }
 
-    def _connection_item(self, company_id: str, connection: ConnectionRecord) -> Item:
+    def _connection_item(self, connection: ConnectionRecord) -> Item:
+        company_id = connection.company_id
         return {
             "PK": _s(company_pk(company_id)),
             "SK": _s(f"CONNECTION#{connection.connection_id}"),
@@ -287,13 +404,14 @@ class DynamoDBConsentStore(ConsentStore):
             "data": _s(connection.model_dump_json(exclude={"link_url"})),
         }
 
-    def _put_ledger(self, entry: LedgerRecord) -> TransactWriteItemTypeDef:
+    def _put_ledger(self, entry: LedgerRecord, position: int = 0) -> TransactWriteItemTypeDef:
         return {
             "Put": {
                 "TableName": self._table,
                 "Item": {
                     "PK": _s(company_pk(entry.company_id)),
-                    "SK": _s(f"LEDGER#{sortable(entry.at)}#{entry.entry_id}"),
+                    # Entries of one change share a timestamp: their position keeps them in written order.
+                    "SK": _s(f"LEDGER#{sortable(entry.at)}#{position:03d}#{entry.entry_id}"),
                     "kind": _s("ledger"),
                     "type": _s(entry.type),
                     "data": _s(entry.model_dump_json()),
@@ -335,20 +453,19 @@ class DynamoDBConsentStore(ConsentStore):
             raise StoreUnavailable(type(error).__name__) from error
 
     @staticmethod
-    def _encode_cursor(item: Item) -> str:
-        key = {name: item[name]["S"] for name in ("PK", "SK", "GSI1PK", "GSI1SK")}
+    def _encode_cursor(item: Item, names: tuple[str, ...] = ("PK", "SK", "GSI1PK", "GSI1SK")) -> str:
+        key = {name: item[name]["S"] for name in names}
         return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
     @staticmethod
-    def _decode_cursor(cursor: str, partition: str) -> dict[str, AttributeValueTypeDef]:
+    def _decode_cursor(
+        cursor: str, names: tuple[str, ...] = ("PK", "SK", "GSI1PK", "GSI1SK")
+    ) -> dict[str, AttributeValueTypeDef]:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             key = json.loads(raw)
         except (binascii.Error, ValueError) as error:
             raise CursorError("cursor is not one this API issued") from error
-        names = ("PK", "SK", "GSI1PK", "GSI1SK")
         if not isinstance(key, dict) or set(key) != set(names) or not all(isinstance(key[n], str) for n in names):
-            raise CursorError("cursor is not one this API issued")
-        if key["GSI1PK"] != partition:  # a cursor from another customer's listing
             raise CursorError("cursor is not one this API issued")
         return {name: _s(key[name]) for name in names}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from consent.store.records import CompanyRecord, CompanyView, LedgerRecord
+from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerRecord
 
 
 class StoreUnavailable(Exception):
@@ -59,6 +60,19 @@ class Page(Generic[T]):
     next_cursor: str | None = None
 
 
+@dataclass(frozen=True)
+class Change:
+    """One all-or-nothing change to a company's partition.
+
+    `company` and `updated` connections are saved only if their stored version is still the one they
+    carry (they were read at it); `added` connections must not exist yet. Ledger entries are appended."""
+
+    company: CompanyRecord | None = None
+    added: Sequence[ConnectionRecord] = ()
+    updated: Sequence[ConnectionRecord] = ()
+    ledger: Sequence[LedgerRecord] = ()
+
+
 class ConsentStore(ABC):
     """Persistence of the consent domain. Every write that must not race is conditional or transactional."""
 
@@ -92,8 +106,35 @@ class ConsentStore(ABC):
     def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
         """The caller's companies, newest first."""
 
-    @abstractmethod
     def update_company(self, company: CompanyRecord, ledger: list[LedgerRecord]) -> CompanyRecord:
         """Save `company` if its stored version is still `company.version`; returns it with the next version.
 
         Raises ConflictError if it changed meanwhile."""
+        self.commit(Change(company=company, ledger=ledger))
+        return company.model_copy(update={"version": company.version + 1})
+
+    @abstractmethod
+    def commit(self, change: Change) -> None:
+        """Apply `change` atomically, or raise ConflictError if anything it read has changed since."""
+
+    @abstractmethod
+    def company_owner(self, company_id: str) -> str | None:
+        """The customer who owns the company, or None if there is no such company (one cheap read)."""
+
+    @abstractmethod
+    def list_connections(
+        self, customer_id: str, company_id: str, *, limit: int, cursor: str | None
+    ) -> Page[ConnectionRecord] | None:
+        """The company's connections, oldest first; None if the company is not the caller's."""
+
+    @abstractmethod
+    def list_ledger(
+        self, customer_id: str, company_id: str, *, limit: int, cursor: str | None
+    ) -> Page[LedgerRecord] | None:
+        """The company's consent ledger, oldest first; None if the company is not the caller's."""
+
+    @abstractmethod
+    def erase_company(self, company_id: str, tombstone: LedgerRecord) -> None:
+        """Delete every item about the company, leaving only `tombstone` (which holds no personal data).
+
+        Safe to repeat after a failure half-way: the company item goes last, with the tombstone."""

@@ -20,6 +20,9 @@ class CompanyRecord(Resource):
     created_at: datetime
     updated_at: datetime
     journeys: list[JourneyProgress] = Field(default_factory=list)
+    # How many connections were ever requested for the company: part of Codat's Idempotency-Key for the
+    # next one, so that concurrent or retried requests create one Codat connection, not two.
+    connection_requests: int = 0
     # Optimistic concurrency: every update is conditional on the version it read.
     version: int = 1
 
@@ -27,6 +30,7 @@ class CompanyRecord(Resource):
 class ConnectionRecord(Connection):
     """A connection as stored. `link_url` is never stored: Codat's link URLs are one-time and expire."""
 
+    company_id: str
     customer_id: str
     company_created_at: datetime
     initial_read_done: bool = False

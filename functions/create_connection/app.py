@@ -1,0 +1,49 @@
+"""The connection step: GET /integrations, POST /companies/{companyId}/connections, GET …/access-token."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consent.api.models import CreateConnectionRequest
+from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.domain import SourceType
+from consent.observability import logger, metrics, tracer
+from consent.services import Services, default_services
+from consent.usecases import connections
+from consent.usecases.integrations import IntegrationList
+
+app = create_resolver()
+
+CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
+
+
+@app.get("/integrations")
+def list_integrations(
+    source_type: Annotated[SourceType | None, Query(alias="sourceType")] = None,
+) -> Response[str]:
+    services = scope(app).services
+    return json_response(200, IntegrationList(items=services.integrations.of_type(source_type)).to_json())
+
+
+@app.post("/companies/<companyId>/connections")
+def create_connection(company_id: CompanyId, body: CreateConnectionRequest) -> Response[str]:
+    request = scope(app)
+    answer = connections.create_connection(request.services, request.customer_id, company_id, body)
+    return json_response(201 if answer.created else 200, answer.connection.to_json())
+
+
+@app.get("/companies/<companyId>/access-token")
+def get_access_token(company_id: CompanyId) -> Response[str]:
+    request = scope(app)
+    token = connections.access_token(request.services, request.customer_id, company_id)
+    return json_response(200, token.to_json(), {"Cache-Control": "no-store"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
+    return serve(app, event, context, services or default_services())

@@ -1,0 +1,40 @@
+"""Taking consent back: DELETE /companies/{companyId}/connections/{connectionId}, DELETE /companies/{companyId}."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.observability import logger, metrics, tracer
+from consent.services import Services, default_services
+from consent.usecases import revocation
+
+app = create_resolver()
+
+CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
+
+
+@app.delete("/companies/<companyId>/connections/<connectionId>")
+def revoke_connection(
+    company_id: CompanyId, connection_id: Annotated[str, Path(alias="connectionId", max_length=64)]
+) -> Response[str]:
+    request = scope(app)
+    connection = revocation.revoke_connection(request.services, request.customer_id, company_id, connection_id)
+    return json_response(200, connection.to_json())
+
+
+@app.delete("/companies/<companyId>")
+def erase_company(company_id: CompanyId) -> Response[None]:
+    request = scope(app)
+    revocation.erase_company(request.services, request.customer_id, company_id)
+    return Response(status_code=204)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
+    return serve(app, event, context, services or default_services())

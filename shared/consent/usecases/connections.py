@@ -1,0 +1,223 @@
+"""The connection step: hand the customer Codat's link for an integration, reusing what exists;
+the Link SDK's access token; the "Manage connections" list and the consent ledger."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from consent.api.models import AccessToken, ConnectionList, CreateConnectionRequest, LedgerPage
+from consent.api.problems import FieldError, Problem, not_found, validation_failed
+from consent.codat.models import CodatConnection
+from consent.domain import Actor, Connection, ConnectionStatus, SourceType
+from consent.journeys import evaluate_all
+from consent.services import Services
+from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
+from consent.usecases.ledger import entry, journey_transitions
+
+_CONNECTION_NAMESPACE = uuid.UUID("1b0f3f55-41c2-4c8e-8a43-0f4b0b6f7a10")
+_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ConnectionAnswer:
+    connection: Connection
+    created: bool
+
+
+def create_connection(
+    services: Services, customer_id: str, company_id: str, request: CreateConnectionRequest
+) -> ConnectionAnswer:
+    """Codat's link for `platformKey`: a company's not-Linked connection to it is reused with a fresh
+    link (also how a customer re-authorizes), otherwise one Codat connection is created and recorded."""
+    view = _company(services, customer_id, company_id)
+    integration = services.integrations.get(request.platform_key)
+    if integration is None:
+        raise validation_failed(
+            [FieldError("platformKey", "Not an enabled integration. See GET /integrations.")],
+            "The integration is not available.",
+        )
+    _check_allowed(services, view, integration.source_type)
+    same_platform = [c for c in view.connections if c.platform_key == request.platform_key]
+    _check_not_linked(view, same_platform, integration.source_type)
+    if same_platform:
+        return _reuse(services, view, max(same_platform, key=lambda c: c.created_at), request)
+
+    # Concurrent or retried requests for the same platform see the same count, so they send Codat the same
+    # key and get the same connection back; the first to record it wins and the others reuse it.
+    company = view.company
+    key = str(
+        uuid.uuid5(_CONNECTION_NAMESPACE, f"{company.company_id}:{request.platform_key}:{company.connection_requests}")
+    )
+    codat_connection = services.codat.create_connection(
+        company.company_id, platform_key=request.platform_key, idempotency_key=key
+    )
+    for _ in range(_ATTEMPTS):
+        known = next((c for c in view.connections if c.connection_id == codat_connection.id), None)
+        if known is not None:
+            link = codat_connection.link_url if known.status != ConnectionStatus.LINKED else None
+            return ConnectionAnswer(known.to_resource(link_url=link), created=False)
+        try:
+            record = _record_new(
+                services,
+                view=view,
+                codat_connection=codat_connection,
+                request=request,
+                source_type=integration.source_type,
+                platform_name=integration.name,
+            )
+        except ConflictError:
+            # A webhook or another request changed the company meanwhile: record it on what is there now,
+            # without asking Codat for another connection.
+            view = _company(services, customer_id, company_id)
+            continue
+        return ConnectionAnswer(record.to_resource(link_url=codat_connection.link_url), created=True)
+    raise ConflictError("company kept changing")
+
+
+def _company(services: Services, customer_id: str, company_id: str) -> CompanyView:
+    view = services.store.get_company(customer_id, company_id)
+    if view is None:
+        raise not_found("company")
+    return view
+
+
+def _check_allowed(services: Services, view: CompanyView, source_type: SourceType) -> None:
+    allowed: list[SourceType] = []
+    for progress in view.company.journeys:
+        journey = services.catalog.get(progress.journey)
+        if journey is not None:
+            allowed.extend(t for t in journey.source_types if t not in allowed)
+    if source_type not in allowed:
+        names = ", ".join(sorted(t.value for t in allowed)) or "none"
+        raise validation_failed(
+            [FieldError("platformKey", f"A {source_type.value} integration is not part of this company's journeys.")],
+            f"This company's journeys allow these source types: {names}.",
+        )
+
+
+def _check_not_linked(view: CompanyView, same_platform: list[ConnectionRecord], source_type: SourceType) -> None:
+    linked = next((c for c in same_platform if c.status == ConnectionStatus.LINKED), None)
+    if linked is not None:
+        raise Problem(
+            409,
+            "connection_already_linked",
+            f"Connection {linked.connection_id} to this platform is already Linked.",
+        )
+    if source_type == SourceType.ACCOUNTING:
+        other = next(
+            (
+                c
+                for c in view.connections
+                if c.source_type == SourceType.ACCOUNTING and c.status == ConnectionStatus.LINKED
+            ),
+            None,
+        )
+        if other is not None:
+            raise Problem(
+                409,
+                "accounting_already_linked",
+                f"Codat allows one accounting connection per company; {other.platform_name} is Linked. "
+                "Revoke it first.",
+            )
+
+
+def _reuse(
+    services: Services, view: CompanyView, connection: ConnectionRecord, request: CreateConnectionRequest
+) -> ConnectionAnswer:
+    # Link URLs can be one-time and expire after a day: always ask Codat for the current one.
+    codat_connection = services.codat.get_connection(view.company.company_id, connection.connection_id)
+    now = services.clock()
+    services.store.commit(
+        Change(
+            ledger=[
+                entry(
+                    view.company,
+                    "connection.link_requested",
+                    actor=Actor.customer(view.company.customer_id),
+                    at=now,
+                    connection_id=connection.connection_id,
+                    platform_key=connection.platform_key,
+                    source_type=connection.source_type,
+                    consent_version=request.consent_version,
+                    status=connection.status,
+                )
+            ]
+        )
+    )
+    link = codat_connection.link_url if codat_connection.status != ConnectionStatus.LINKED else None
+    return ConnectionAnswer(connection.to_resource(link_url=link), created=False)
+
+
+def _record_new(
+    services: Services,
+    *,
+    view: CompanyView,
+    codat_connection: CodatConnection,
+    request: CreateConnectionRequest,
+    source_type: SourceType,
+    platform_name: str,
+) -> ConnectionRecord:
+    company = view.company
+    now = services.clock()
+    record = ConnectionRecord(
+        connection_id=codat_connection.id,
+        company_id=company.company_id,
+        customer_id=company.customer_id,
+        company_created_at=company.created_at,
+        platform_key=request.platform_key,
+        platform_name=codat_connection.platform_name or platform_name,
+        source_type=source_type,
+        status=ConnectionStatus.from_codat(codat_connection.status) or ConnectionStatus.PENDING_AUTH,
+        created_at=codat_connection.created,
+        status_event_at=now,
+    )
+    connections = [*view.connections, record]
+    updated = company.model_copy(
+        update={
+            "connection_requests": company.connection_requests + 1,
+            "updated_at": now,
+            "journeys": evaluate_all(services.catalog, company.journeys, [c.to_state() for c in connections], now=now),
+        }
+    )
+    actor = Actor.customer(company.customer_id)
+    ledger = [
+        entry(
+            updated,
+            "connection.created",
+            actor=actor,
+            at=now,
+            connection_id=record.connection_id,
+            platform_key=record.platform_key,
+            source_type=record.source_type,
+            consent_version=request.consent_version,
+            status=record.status,
+        ),
+        *journey_transitions(updated, company.journeys, actor=actor, at=now),
+    ]
+    services.store.commit(Change(company=updated, added=[record], ledger=ledger))
+    return record
+
+
+def access_token(services: Services, customer_id: str, company_id: str) -> AccessToken:
+    """Codat's company access token for the Link SDK / Connections SDK: passed through, never kept."""
+    if services.store.company_owner(company_id) != customer_id:
+        raise not_found("company")
+    token = services.codat.get_access_token(company_id)
+    return AccessToken(access_token=token.access_token, expires_in=token.expires_in)
+
+
+def list_connections(
+    services: Services, customer_id: str, company_id: str, *, limit: int, cursor: str | None
+) -> ConnectionList:
+    page = services.store.list_connections(customer_id, company_id, limit=limit, cursor=cursor)
+    if page is None:
+        raise not_found("company")
+    return ConnectionList(items=[c.to_resource() for c in page.items], next_cursor=page.next_cursor)
+
+
+def list_events(services: Services, customer_id: str, company_id: str, *, limit: int, cursor: str | None) -> LedgerPage:
+    page = services.store.list_ledger(customer_id, company_id, limit=limit, cursor=cursor)
+    if page is None:
+        raise not_found("company")
+    return LedgerPage(items=[e.to_entry() for e in page.items], next_cursor=page.next_cursor)

@@ -1,0 +1,110 @@
+"""Taking consent back: revoke one connection (unlink in Codat, data kept) or erase the whole company."""
+
+from __future__ import annotations
+
+import contextlib
+
+from consent.api.problems import not_found
+from consent.codat.errors import CodatNotFound, CodatRejected
+from consent.domain import Actor, Connection, ConnectionStatus
+from consent.journeys import evaluate_all
+from consent.services import Services
+from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
+from consent.usecases.ledger import entry, journey_transitions
+
+_ATTEMPTS = 3
+# What a status reached outside our API means in the ledger (the same words a webhook would produce).
+_OBSERVED = {
+    ConnectionStatus.UNLINKED: "connection.unlinked",
+    ConnectionStatus.DEAUTHORIZED: "connection.deauthorized",
+}
+
+
+def revoke_connection(services: Services, customer_id: str, company_id: str, connection_id: str) -> Connection:
+    """Unlink the connection in Codat and record it. Idempotent: a connection that is not Linked — here or,
+    as Codat reports, there — is answered as it is, and nothing is written or sent twice."""
+    view, connection = _find(services, customer_id, company_id, connection_id)
+    if connection.status != ConnectionStatus.LINKED:
+        return connection.to_resource()
+    try:
+        codat_status = ConnectionStatus.from_codat(services.codat.unlink_connection(company_id, connection_id).status)
+        ledger_type, actor = "consent.revoked", Actor.customer(customer_id)
+    except (CodatRejected, CodatNotFound):
+        # Codat unlinks only Linked connections: find out what it has instead (a missed webhook).
+        codat_status = ConnectionStatus.from_codat(services.codat.get_connection(company_id, connection_id).status)
+        if codat_status is None or codat_status == ConnectionStatus.LINKED:
+            raise
+        ledger_type, actor = _OBSERVED.get(codat_status, "connection.status_observed"), Actor.CODAT
+    new_status = codat_status or ConnectionStatus.UNLINKED
+
+    for _ in range(_ATTEMPTS):
+        if connection.status != ConnectionStatus.LINKED:
+            return connection.to_resource()  # a webhook recorded it meanwhile
+        try:
+            return _record(
+                services, view=view, connection=connection, status=new_status, ledger_type=ledger_type, actor=actor
+            )
+        except ConflictError:
+            view, connection = _find(services, customer_id, company_id, connection_id)
+    raise ConflictError("connection kept changing")
+
+
+def _find(
+    services: Services, customer_id: str, company_id: str, connection_id: str
+) -> tuple[CompanyView, ConnectionRecord]:
+    view = services.store.get_company(customer_id, company_id)
+    if view is None:
+        raise not_found("connection")
+    connection = next((c for c in view.connections if c.connection_id == connection_id), None)
+    if connection is None:
+        raise not_found("connection")
+    return view, connection
+
+
+def _record(
+    services: Services,
+    *,
+    view: CompanyView,
+    connection: ConnectionRecord,
+    status: ConnectionStatus,
+    ledger_type: str,
+    actor: str,
+) -> Connection:
+    now = services.clock()
+    changed = connection.model_copy(update={"status": status, "status_event_at": now, "status_event_id": None})
+    connections = [changed if c.connection_id == connection.connection_id else c for c in view.connections]
+    company = view.company
+    updated = company.model_copy(
+        update={
+            "updated_at": now,
+            "journeys": evaluate_all(services.catalog, company.journeys, [c.to_state() for c in connections], now=now),
+        }
+    )
+    ledger = [
+        entry(
+            updated,
+            ledger_type,
+            actor=actor,
+            at=now,
+            connection_id=connection.connection_id,
+            platform_key=connection.platform_key,
+            source_type=connection.source_type,
+            status=status,
+        ),
+        *journey_transitions(updated, company.journeys, actor=actor, at=now),
+    ]
+    services.store.commit(Change(company=updated, updated=[changed], ledger=ledger))
+    return changed.to_resource()
+
+
+def erase_company(services: Services, customer_id: str, company_id: str) -> None:
+    """Delete the company in Codat and every item of ours about it but one tombstone ledger entry.
+    A failure half-way is safe to retry: Codat's 404 counts as done, and our deletes resume."""
+    view = services.store.get_company(customer_id, company_id)
+    if view is None:
+        raise not_found("company")
+    with contextlib.suppress(CodatNotFound):  # deleted by an earlier attempt, or in Codat's portal
+        services.codat.delete_company(company_id)
+    # The tombstone names no company, description, reference or token: only that it was erased, by whom.
+    tombstone = entry(view.company, "company.erased", actor=Actor.customer(customer_id), at=services.clock())
+    services.store.erase_company(company_id, tombstone)

@@ -1,0 +1,54 @@
+"""Helpers for API-level tests: a customer's company, and Codat authorizing a connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from consent.domain import ConnectionStatus
+from consent.journeys import evaluate_all
+from consent.services import Services
+from consent.store import Change
+from consent_dev.codat_simulator import CodatSimulator
+from consent_dev.local_api import LocalApi
+
+ALICE = "customer-alice"
+BOB = "customer-bob"
+
+
+@pytest.fixture
+def new_company(api: LocalApi) -> Callable[..., dict[str, Any]]:
+    def create(customer: str = ALICE, journey: str = "loan_application", **body: Any) -> dict[str, Any]:
+        response = api.post(
+            "/companies", customer=customer, json={"name": "Acme Bakery Ltd", "journey": journey, **body}
+        )
+        assert response.status == 201, response.text
+        return response.body  # type: ignore[no-any-return]
+
+    return create
+
+
+@pytest.fixture
+def authorize(simulator: CodatSimulator, services: Services) -> Callable[..., None]:
+    """Codat reports a connection's new status (the customer authorized, or later deauthorized it) and our
+    records follow, journeys included, as the webhook handler does (for Linked: connected and first read)."""
+
+    def link(
+        company_id: str,
+        connection_id: str,
+        status: ConnectionStatus = ConnectionStatus.LINKED,
+        *,
+        via: Services = services,
+    ) -> None:
+        simulator.set_connection_status(company_id, connection_id, status.value)
+        view = via.store.get_company(via.store.company_owner(company_id) or "", company_id)
+        assert view is not None
+        record = next(c for c in view.connections if c.connection_id == connection_id)
+        changed = record.model_copy(update={"status": status, "initial_read_done": status == ConnectionStatus.LINKED})
+        states = [(changed if c is record else c).to_state() for c in view.connections]
+        journeys = evaluate_all(via.catalog, view.company.journeys, states, now=via.clock())
+        via.store.commit(Change(company=view.company.model_copy(update={"journeys": journeys}), updated=[changed]))
+
+    return link

@@ -1,0 +1,204 @@
+"""Consent events: which ledger entries publish what, the CloudEvents envelope, SNS attributes, no personal data."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from consent.domain import Actor, ConnectionStatus, JourneyProgress, JourneyStatus, SourceType
+from consent.events import (
+    LEDGER_EVENT_TYPES,
+    MAX_DETAIL_CHARS,
+    MAX_EVENT_BYTES,
+    ConsentEventType,
+    EventTooLarge,
+    to_cloud_event,
+)
+from consent.store import CompanyRecord, LedgerRecord
+from consent.usecases.ledger import entry
+
+pytestmark = pytest.mark.unit
+
+SOURCE = "urn:example-bank:consent"
+AT = datetime(2026, 3, 4, 5, 6, 7, 123456, tzinfo=UTC)
+
+# Personal data a company carries, and secrets a journey handles: none may ever reach an event.
+PLANTED = {
+    "name": "Planted Bakery Name Ltd",
+    "description": "planted-description-text",
+    "external_ref": "planted-external-ref-42",
+    "link_url": "https://link.codat.io/planted-link-url",
+    "access_token": "planted-access-token-value",
+}
+
+
+def company(**fields: Any) -> CompanyRecord:
+    return CompanyRecord(
+        company_id="company-1",
+        customer_id="customer-1",
+        name=PLANTED["name"],
+        description=PLANTED["description"],
+        external_ref=PLANTED["external_ref"],
+        created_at=AT,
+        updated_at=AT,
+        journeys=[
+            JourneyProgress(journey="onboarding", status=JourneyStatus.LINKING, started_at=AT),
+            JourneyProgress(journey="loan_application", status=JourneyStatus.PENDING, started_at=AT),
+        ],
+        **fields,
+    )
+
+
+def ledger(type_: str, **fields: Any) -> LedgerRecord:
+    return entry(company(), type_, actor=Actor.customer("customer-1"), at=AT, entry_id="entry-1", **fields)
+
+
+@pytest.mark.parametrize(
+    ("ledger_type", "event_type"),
+    [
+        ("company.created", "consent.company.created"),
+        ("connection.created", "consent.connection.created"),
+        ("connection.linked", "consent.connection.linked"),
+        ("connection.failed", "consent.connection.failed"),
+        ("connection.unlinked", "consent.connection.unlinked"),
+        ("consent.revoked", "consent.connection.unlinked"),
+        ("connection.deauthorized", "consent.connection.deauthorized"),
+        ("connection.deleted", "consent.connection.deleted"),
+        ("sync.completed", "consent.sync.completed"),
+        ("journey.linked", "consent.journey.linked"),
+        ("journey.completed", "consent.journey.completed"),
+        ("journey.action_required", "consent.journey.action_required"),
+        ("company.erased", "consent.company.erased"),
+    ],
+)
+def test_each_consent_ledger_type_publishes_its_event_type(ledger_type: str, event_type: str) -> None:
+    event = to_cloud_event(ledger(ledger_type), source=SOURCE)
+    assert event is not None
+    assert event.type == event_type
+
+
+def test_every_event_type_of_the_contract_is_published_by_some_ledger_type() -> None:
+    assert set(LEDGER_EVENT_TYPES.values()) == set(ConsentEventType)
+    assert len(ConsentEventType) == 12
+
+
+@pytest.mark.parametrize("ledger_type", ["journey.started", "client.rateLimit.reached", "webhook.unknown", ""])
+def test_other_ledger_entries_publish_nothing(ledger_type: str) -> None:
+    assert to_cloud_event(ledger(ledger_type), source=SOURCE) is None
+
+
+def test_a_late_entry_publishes_nothing() -> None:
+    late = ledger("connection.linked", connection_id="conn-1", status=ConnectionStatus.LINKED, late=True)
+    assert to_cloud_event(late, source=SOURCE) is None
+
+
+def test_the_envelope_is_cloudevents_1_0_with_the_ledger_entry_id_and_only_present_fields() -> None:
+    record = ledger(
+        "connection.linked",
+        connection_id="conn-1",
+        platform_key="gbol",
+        source_type=SourceType.ACCOUNTING,
+        status=ConnectionStatus.LINKED,
+        consent_version="2026-01",
+    )
+    event = to_cloud_event(record, source=SOURCE)
+    assert event is not None
+    assert json.loads(event.to_json()) == {
+        "specversion": "1.0",
+        "id": "entry-1",
+        "source": SOURCE,
+        "type": "consent.connection.linked",
+        "time": "2026-03-04T05:06:07.123456Z",
+        "subject": "company-1",
+        "datacontenttype": "application/json",
+        "data": {
+            "companyId": "company-1",
+            "customerId": "customer-1",
+            "connectionId": "conn-1",
+            "platformKey": "gbol",
+            "sourceType": "accounting",
+            "status": "Linked",
+            "journeys": ["onboarding", "loan_application"],
+            "actor": "customer:customer-1",
+            "consentVersion": "2026-01",
+        },
+    }
+
+
+def test_time_is_utc_with_a_z_whatever_the_entry_offset() -> None:
+    paris = timezone(timedelta(hours=1))
+    record = ledger("company.created").model_copy(update={"at": datetime(2026, 3, 4, 6, 6, 7, tzinfo=paris)})
+    event = to_cloud_event(record, source=SOURCE)
+    assert event is not None
+    assert json.loads(event.to_json())["time"] == "2026-03-04T05:06:07.000000Z"
+
+
+def test_sync_completed_carries_the_data_types_and_their_statuses() -> None:
+    data_types = [{"dataType": "invoices", "status": "Complete"}, {"dataType": "bills", "status": "Failed"}]
+    event = to_cloud_event(ledger("sync.completed", connection_id="conn-1", data_types=data_types), source=SOURCE)
+    assert event is not None
+    assert json.loads(event.to_json())["data"]["dataTypes"] == data_types
+
+
+def test_message_attributes_carry_the_routing_facts_for_filter_policies() -> None:
+    record = ledger("connection.linked", connection_id="conn-1", platform_key="gbol", source_type=SourceType.ACCOUNTING)
+    event = to_cloud_event(record, source=SOURCE)
+    assert event is not None
+    assert event.message_attributes() == {
+        "type": {"DataType": "String", "StringValue": "consent.connection.linked"},
+        "journey": {"DataType": "String.Array", "StringValue": '["onboarding", "loan_application"]'},
+        "sourceType": {"DataType": "String", "StringValue": "accounting"},
+        "platformKey": {"DataType": "String", "StringValue": "gbol"},
+    }
+
+
+def test_absent_routing_facts_are_left_out_of_the_attributes() -> None:
+    record = ledger("company.erased", journeys=[])
+    event = to_cloud_event(record, source=SOURCE)
+    assert event is not None
+    assert event.message_attributes() == {"type": {"DataType": "String", "StringValue": "consent.company.erased"}}
+
+
+@pytest.mark.parametrize("ledger_type", sorted(LEDGER_EVENT_TYPES))
+def test_no_event_carries_personal_data_or_secrets(ledger_type: str) -> None:
+    # Given a company full of personal data, and an entry of this type with every field the ledger has
+    record = ledger(
+        ledger_type,
+        connection_id="conn-1",
+        platform_key="gbol",
+        source_type=SourceType.BANKING,
+        status=ConnectionStatus.LINKED,
+        consent_version="v1",
+        detail="Codat reported the connection as linked",
+        data_types=[{"dataType": "banking-accounts", "status": "Complete"}],
+        journey="onboarding",
+    )
+    # When it is published
+    event = to_cloud_event(record, source=SOURCE)
+    assert event is not None
+    published = event.to_json() + json.dumps(event.message_attributes())
+    # Then none of the planted values is in the message or its attributes
+    for value in PLANTED.values():
+        assert value not in published
+
+
+def test_the_ledger_has_no_field_that_could_hold_personal_data() -> None:
+    assert not set(PLANTED) & set(LedgerRecord.model_fields)
+    with pytest.raises(ValueError, match="name"):
+        LedgerRecord.model_validate({**ledger("company.created").model_dump(), "name": PLANTED["name"]})
+
+
+def test_a_long_detail_is_truncated_and_every_event_stays_far_below_the_sns_limit() -> None:
+    event = to_cloud_event(ledger("connection.failed", detail="x" * 50_000), source=SOURCE)
+    assert event is not None
+    assert len(event.data.detail or "") == MAX_DETAIL_CHARS
+    assert event.size() <= MAX_EVENT_BYTES < 256 * 1024 // 10
+
+
+def test_an_event_that_cannot_fit_is_refused() -> None:
+    data_types = [{"dataType": f"type-{n}", "status": "Complete"} for n in range(1000)]
+    with pytest.raises(EventTooLarge):
+        to_cloud_event(ledger("sync.completed", data_types=data_types), source=SOURCE)

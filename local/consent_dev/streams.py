@@ -170,7 +170,8 @@ class StreamPump:
       partial report, only the records from the checkpoint are retried;
     - MaximumRetryAttempts: then a Lambda-like record of the batch goes to the OnFailure SQS queue.
 
-    Retries happen at once (Lambda backs off) and the batching window is not waited for: `drain()` runs
+    Not modelled: MaximumRecordAgeInSeconds, ParallelizationFactor, tumbling windows. Retries happen at
+    once (Lambda backs off) and the batching window is not waited for: `drain()` runs
     everything pending to completion, synchronously, for tests; `start()` polls in a thread for `make dev`."""
 
     def __init__(

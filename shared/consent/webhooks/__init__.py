@@ -1,0 +1,1 @@
+"""Codat's webhooks: signature verification (Standard Webhooks / Svix) and the event envelope."""

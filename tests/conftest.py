@@ -23,12 +23,15 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from consent.codat.client import CodatClient
+from consent.publisher import EventPublisher
 from consent.services import Services, aws_client
 from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.aws import Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.local_api import LocalApi
+from consent_dev.streams import StreamPump
+from consent_dev.subscriber import EventsQueue
 
 CODAT_TEST_KEY = "test-codat-api-key"  # a documented fake, accepted only by the simulator
 
@@ -187,65 +190,14 @@ def table_items(dynamodb: Any, settings: Settings) -> Callable[[], list[dict[str
 
 # -- consent events out: the outbox relay on the test's table, and what subscribers receive ---------------
 # Imported here rather than at the top so that this section stays an append-only block of the file.
-import uuid  # noqa: E402
-
-from consent.publisher import EventPublisher  # noqa: E402
-from consent_dev.streams import StreamPump  # noqa: E402
-
-
-class ReceivedEvent:
-    """One SNS message as a raw-delivery SQS subscriber receives it: the CloudEvent and its attributes."""
-
-    def __init__(self, message: dict[str, Any]) -> None:
-        self.body: str = message["Body"]
-        self.event: dict[str, Any] = json.loads(self.body)
-        attributes = message.get("MessageAttributes", {})
-        self.attributes: dict[str, str] = {name: value["StringValue"] for name, value in attributes.items()}
-        self.attribute_types: dict[str, str] = {name: value["DataType"] for name, value in attributes.items()}
-
-    @property
-    def type(self) -> str:
-        return str(self.event["type"])
-
-
-class EventsQueue:
-    """An SQS queue subscribed to the test's consent topic, like a bank's system."""
-
-    def __init__(self, sqs: Any, url: str) -> None:
-        self._sqs = sqs
-        self.url = url
-
-    def receive(self) -> list[ReceivedEvent]:
-        """Everything delivered so far (each message once: received messages are deleted)."""
-        received: list[ReceivedEvent] = []
-        while True:
-            page = self._sqs.receive_message(
-                QueueUrl=self.url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
-            )
-            messages = page.get("Messages", [])
-            if not messages:
-                return received
-            for message in messages:
-                received.append(ReceivedEvent(message))
-                self._sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
 
 @pytest.fixture
 def subscribe_events(settings: Settings) -> Callable[..., EventsQueue]:
     """Subscribes a new queue to the test's topic (raw delivery), optionally with a filter policy."""
-    sqs = aws_client("sqs")
-    sns = aws_client("sns")
-
-    def subscribe(filter_policy: dict[str, Any] | None = None) -> EventsQueue:
-        url = sqs.create_queue(QueueName=f"subscriber-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        attributes = {"RawMessageDelivery": "true"}
-        if filter_policy is not None:
-            attributes["FilterPolicy"] = json.dumps(filter_policy)
-        sns.subscribe(TopicArn=settings.topic_arn, Protocol="sqs", Endpoint=arn, Attributes=attributes)
-        return EventsQueue(sqs, url)
-
-    return subscribe
+    assert settings.topic_arn is not None
+    topic_arn = settings.topic_arn
+    return lambda filter_policy=None: EventsQueue.subscribe(topic_arn, filter_policy=filter_policy)
 
 
 @pytest.fixture

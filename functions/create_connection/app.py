@@ -12,8 +12,7 @@ from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain import SourceType
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
-from consent.usecases import connections
-from consent.usecases.integrations import IntegrationList
+from consent.usecases import connections, integrations
 
 app = create_resolver()
 
@@ -24,8 +23,8 @@ CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
 def list_integrations(
     source_type: Annotated[SourceType | None, Query(alias="sourceType")] = None,
 ) -> Response[str]:
-    services = scope(app).services
-    return json_response(200, IntegrationList(items=services.integrations.of_type(source_type)).to_json())
+    catalog = scope(app).services.integrations
+    return json_response(200, integrations.list_integrations(catalog, source_type).to_json())
 
 
 @app.post("/companies/<companyId>/connections")

@@ -64,3 +64,7 @@ class IntegrationCatalog:
 
     def get(self, platform_key: str) -> Integration | None:
         return next((i for i in self.all() if i.platform_key == platform_key), None)
+
+
+def list_integrations(catalog: IntegrationCatalog, source_type: SourceType | None) -> IntegrationList:
+    return IntegrationList(items=catalog.of_type(source_type))

@@ -57,9 +57,9 @@ def test_revoke_publishes_unlinked_and_the_journey_needing_action_once_however_o
     events_queue: EventsQueue,
 ) -> None:
     company_id = new_company(journey="onboarding")["companyId"]
-    connection_id = api.post(
-        f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}
-    ).body["connectionId"]
+    connection_id = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}).body[
+        "connectionId"
+    ]
     authorize(company_id, connection_id)
     delivered(outbox, events_queue)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -142,21 +142,3 @@ def evaluate(
 
 def _is_linked(connection: ConnectionState) -> bool:
     return connection.status == ConnectionStatus.LINKED
-
-
-def evaluate_all(
-    catalog: JourneyCatalog,
-    progress: Sequence[JourneyProgress],
-    connections: Sequence[ConnectionState],
-    *,
-    now: datetime,
-) -> list[JourneyProgress]:
-    """Every started journey re-evaluated; a journey no longer in the catalogue keeps its last progress."""
-    updated: list[JourneyProgress] = []
-    for current in progress:
-        definition = catalog.get(current.journey)
-        if definition is None:
-            updated.append(current)
-            continue
-        updated.append(evaluate(definition, connections, started_at=current.started_at, previous=current, now=now))
-    return updated

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from consent.domain import ConnectionStatus
-from consent.journeys import evaluate_all
 from consent.services import Services
 from consent.store import Change
+from consent.timeline import EventKind, StatusEvent
+from consent.usecases.progress import settle
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.local_api import LocalApi
 
@@ -43,12 +45,23 @@ def authorize(simulator: CodatSimulator, services: Services) -> Callable[..., No
         via: Services = services,
     ) -> None:
         simulator.set_connection_status(company_id, connection_id, status.value)
-        view = via.store.get_company(via.store.company_owner(company_id) or "", company_id)
+        view = via.store.get_company_by_id(company_id)
         assert view is not None
         record = next(c for c in view.connections if c.connection_id == connection_id)
-        changed = record.model_copy(update={"status": status, "initial_read_done": status == ConnectionStatus.LINKED})
-        states = [(changed if c is record else c).to_state() for c in view.connections]
-        journeys = evaluate_all(via.catalog, view.company.journeys, states, now=via.clock())
-        via.store.commit(Change(company=view.company.model_copy(update={"journeys": journeys}), updated=[changed]))
+        now = via.clock()
+        kind = {
+            ConnectionStatus.LINKED: EventKind.LINKED,
+            ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED,
+            ConnectionStatus.UNLINKED: EventKind.UNLINKED,
+        }[status]
+        changed = record.with_event(StatusEvent(at=now, id=str(uuid.uuid4()), kind=kind, actor="codat"))
+        if status == ConnectionStatus.LINKED:
+            read = StatusEvent(at=now, id=str(uuid.uuid4()), kind=EventKind.INITIAL_READ, actor="codat")
+            changed = changed.with_event(read)
+        connections = [changed if c is record else c for c in view.connections]
+        settled = settle(via.catalog, view.company, connections, now=now)
+        via.store.commit(
+            Change(company=settled.company, updated=[changed], ledger=settled.milestones, retracted=settled.retracted)
+        )
 
     return link

@@ -7,9 +7,10 @@ from consent.store.port import (
     CursorError,
     IdempotencyClaim,
     IdempotencyOutcome,
+    ParkedWebhook,
     StoreUnavailable,
 )
-from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerRecord
+from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 
 __all__ = [
     "Change",
@@ -21,6 +22,8 @@ __all__ = [
     "CursorError",
     "IdempotencyClaim",
     "IdempotencyOutcome",
+    "LedgerKey",
     "LedgerRecord",
+    "ParkedWebhook",
     "StoreUnavailable",
 ]

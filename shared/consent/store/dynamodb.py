@@ -3,8 +3,11 @@
 Items (PK / SK):
   COMPANY#<companyId> / COMPANY                      the company, its journey progress, owner and version
   COMPANY#<companyId> / CONNECTION#<connectionId>    one connection
-  COMPANY#<companyId> / LEDGER#<at>#<n>#<entryId>    one consent ledger entry (oldest first by SK)
+  COMPANY#<companyId> / LEDGER#<at>#<seq>#<entryId>  one consent ledger entry (oldest first by SK)
   IDEMPOTENCY#<hash of caller and key> / IDEMPOTENCY  one API idempotency key, expiring through TTL
+  WEBHOOK#<webhook-id> / WEBHOOK                     a processed Codat webhook, kept 8 days (TTL)
+  COMPANY#<companyId> / PARKED#<webhook-id>          an authentic webhook that cannot be applied, and why
+  PARKED#<webhook-id> / PARKED                       the same, for a company we do not know (TTL)
 GSI1 (GSI1PK = CUSTOMER#<customerId>, GSI1SK = <companyCreatedAt>#<companyId>#COMPANY|CONNECTION#<id>)
 lists a customer's companies with their connections, newest first, in one Query per page.
 Company and connection reads by id are one strongly consistent Query on the company's partition."""
@@ -33,9 +36,10 @@ from consent.store.port import (
     IdempotencyOutcome,
     IdempotencyResult,
     Page,
+    ParkedWebhook,
     StoreUnavailable,
 )
-from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerRecord
+from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -52,6 +56,15 @@ _CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionConf
 
 def company_pk(company_id: str) -> str:
     return f"COMPANY#{company_id}"
+
+
+def webhook_pk(webhook_id: str) -> str:
+    return f"WEBHOOK#{webhook_id}"
+
+
+def ledger_sk(entry: LedgerRecord | LedgerKey) -> str:
+    # Entries of one change share a timestamp: `seq` keeps them in written order.
+    return f"LEDGER#{sortable(entry.at)}#{entry.seq:03d}#{entry.entry_id}"
 
 
 def customer_pk(customer_id: str) -> str:
@@ -82,6 +95,8 @@ class DynamoDBConsentStore(ConsentStore):
         self._db = client
         self._table = table_name
         self._idempotency_ttl = idempotency_ttl_hours * 3600
+        # Codat retries for about 28 hours and can replay older messages by hand: remember a week and a day.
+        self._webhook_ttl = 8 * 24 * 3600
         self._clock = clock
 
     # -- idempotency ---------------------------------------------------------------------------
@@ -192,7 +207,7 @@ class DynamoDBConsentStore(ConsentStore):
                     "ConditionExpression": "attribute_not_exists(PK)",
                 }
             },
-            *(self._put_ledger(entry, n) for n, entry in enumerate(ledger)),
+            *(self._put_ledger(entry) for entry in ledger),
         ]
         if idempotency is not None:
             items.append(self._complete_idempotency(idempotency))
@@ -216,9 +231,40 @@ class DynamoDBConsentStore(ConsentStore):
         for connection in change.updated:
             saved_connection = connection.model_copy(update={"version": connection.version + 1})
             items.append(self._put_if_version(self._connection_item(saved_connection), connection.version))
-        items.extend(self._put_ledger(entry, n) for n, entry in enumerate(change.ledger))
+        items.extend(self._put_ledger(entry) for entry in change.ledger)
+        company_id = change.company.company_id if change.company is not None else None
+        for retracted in change.retracted:
+            assert company_id is not None, "a retraction comes with the company it belongs to"
+            key = {"PK": _s(company_pk(company_id)), "SK": _s(ledger_sk(retracted))}
+            items.append({"Delete": {"TableName": self._table, "Key": key}})
+        if change.webhook_id is not None:
+            items.append(self._remember_webhook(change.webhook_id))
         if items:
             self._transact(items)
+
+    def _remember_webhook(self, webhook_id: str) -> TransactWriteItemTypeDef:
+        return {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    "PK": _s(webhook_pk(webhook_id)),
+                    "SK": _s("WEBHOOK"),
+                    "kind": _s("webhook"),
+                    "expiresAt": _n(int(self._clock()) + self._webhook_ttl),
+                },
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+
+    def webhook_seen(self, webhook_id: str) -> bool:
+        item = self._call(
+            self._db.get_item,
+            TableName=self._table,
+            Key={"PK": _s(webhook_pk(webhook_id)), "SK": _s("WEBHOOK")},
+            ConsistentRead=True,
+            ProjectionExpression="PK",
+        ).get("Item")
+        return item is not None
 
     def _put_if_version(self, item: Item, read_version: int) -> TransactWriteItemTypeDef:
         return {
@@ -246,7 +292,8 @@ class DynamoDBConsentStore(ConsentStore):
         if self.company_owner(company_id) != customer_id:
             return None
         items, next_cursor = self._page(company_id, "CONNECTION#", limit=limit, cursor=cursor)
-        return Page([ConnectionRecord.model_validate_json(i["data"]["S"]) for i in items], next_cursor)
+        connections = [ConnectionRecord.model_validate_json(i["data"]["S"]) for i in items]
+        return Page([c for c in connections if not c.deleted], next_cursor)
 
     def list_ledger(
         self, customer_id: str, company_id: str, *, limit: int, cursor: str | None
@@ -324,6 +371,13 @@ class DynamoDBConsentStore(ConsentStore):
         raise StoreUnavailable("DynamoDB kept items unprocessed")
 
     def get_company(self, customer_id: str, company_id: str) -> CompanyView | None:
+        view = self.get_company_by_id(company_id)
+        # Another customer's company is indistinguishable from a missing one.
+        if view is None or view.company.customer_id != customer_id:
+            return None
+        return view
+
+    def get_company_by_id(self, company_id: str) -> CompanyView | None:
         items = self._query_all(
             KeyConditionExpression="PK = :pk AND begins_with(SK, :co)",
             ExpressionAttributeValues={":pk": _s(company_pk(company_id)), ":co": _s("CO")},
@@ -336,10 +390,33 @@ class DynamoDBConsentStore(ConsentStore):
                 company = CompanyRecord.model_validate_json(item["data"]["S"])
             else:
                 connections.append(ConnectionRecord.model_validate_json(item["data"]["S"]))
-        # Another customer's company is indistinguishable from a missing one.
-        if company is None or company.customer_id != customer_id:
-            return None
-        return CompanyView(company, connections)
+        return CompanyView(company, connections) if company is not None else None
+
+    def park_webhook(self, parked: ParkedWebhook) -> None:
+        item: Item = {
+            "kind": _s("parked"),
+            "webhookId": _s(parked.webhook_id),
+            "eventType": _s(parked.event_type[:200]),
+            "generatedDate": _s(parked.generated_at[:64]),
+            "reason": _s(parked.reason[:500]),
+        }
+        if parked.company_id:
+            # Under the company, so that erasing the company erases this too.
+            item |= {"PK": _s(company_pk(parked.company_id)), "SK": _s(f"PARKED#{parked.webhook_id}")}
+        else:
+            item |= {
+                "PK": _s(f"PARKED#{parked.webhook_id}"),
+                "SK": _s("PARKED"),
+                "expiresAt": _n(int(self._clock()) + self._webhook_ttl),
+            }
+        if parked.connection_id:
+            item["connectionId"] = _s(parked.connection_id)
+        self._transact(
+            [
+                {"Put": {"TableName": self._table, "Item": item}},
+                self._remember_webhook(parked.webhook_id),
+            ]
+        )
 
     def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
         pk = customer_pk(customer_id)
@@ -404,14 +481,13 @@ class DynamoDBConsentStore(ConsentStore):
             "data": _s(connection.model_dump_json(exclude={"link_url"})),
         }
 
-    def _put_ledger(self, entry: LedgerRecord, position: int = 0) -> TransactWriteItemTypeDef:
+    def _put_ledger(self, entry: LedgerRecord) -> TransactWriteItemTypeDef:
         return {
             "Put": {
                 "TableName": self._table,
                 "Item": {
                     "PK": _s(company_pk(entry.company_id)),
-                    # Entries of one change share a timestamp: their position keeps them in written order.
-                    "SK": _s(f"LEDGER#{sortable(entry.at)}#{position:03d}#{entry.entry_id}"),
+                    "SK": _s(ledger_sk(entry)),
                     "kind": _s("ledger"),
                     "type": _s(entry.type),
                     "data": _s(entry.model_dump_json()),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerRecord
+from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 
 
 class StoreUnavailable(Exception):
@@ -71,6 +71,22 @@ class Change:
     added: Sequence[ConnectionRecord] = ()
     updated: Sequence[ConnectionRecord] = ()
     ledger: Sequence[LedgerRecord] = ()
+    # Ledger entries withdrawn (journey milestones that a late event showed never happened), by sort key.
+    retracted: Sequence[LedgerKey] = ()
+    # A processed webhook's id, remembered so that a redelivery changes nothing (the write fails if known).
+    webhook_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ParkedWebhook:
+    """What is kept of a webhook that cannot be applied: identifiers and the reason, no payload."""
+
+    webhook_id: str
+    event_type: str
+    generated_at: str
+    reason: str
+    company_id: str | None = None
+    connection_id: str | None = None
 
 
 class ConsentStore(ABC):
@@ -116,6 +132,18 @@ class ConsentStore(ABC):
     @abstractmethod
     def commit(self, change: Change) -> None:
         """Apply `change` atomically, or raise ConflictError if anything it read has changed since."""
+
+    @abstractmethod
+    def webhook_seen(self, webhook_id: str) -> bool:
+        """Whether a webhook with this id was already processed (within the last 8 days)."""
+
+    @abstractmethod
+    def park_webhook(self, parked: ParkedWebhook) -> None:
+        """Record an authentic webhook that can never be applied, with the reason, so it is not retried."""
+
+    @abstractmethod
+    def get_company_by_id(self, company_id: str) -> CompanyView | None:
+        """The company with its connections whoever owns it: for Codat's webhooks, never for API callers."""
 
     @abstractmethod
     def company_owner(self, company_id: str) -> str | None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pydantic import Field
 
 from consent.domain import Company, Connection, ConnectionStatus, JourneyProgress, LedgerEntry, Resource
-from consent.journeys import ConnectionState
+from consent.timeline import ConnectionTimeline, StatusEvent, derive
 
 
 class CompanyRecord(Resource):
@@ -23,6 +23,9 @@ class CompanyRecord(Resource):
     # How many connections were ever requested for the company: part of Codat's Idempotency-Key for the
     # next one, so that concurrent or retried requests create one Codat connection, not two.
     connection_requests: int = 0
+    # The journey milestone entries in the ledger (entry id → when): derived from the connections' events,
+    # so an event arriving late can add one or withdraw one (see consent.timeline).
+    milestones: dict[str, datetime] = Field(default_factory=dict)
     # Optimistic concurrency: every update is conditional on the version it read.
     version: int = 1
 
@@ -34,23 +37,40 @@ class ConnectionRecord(Connection):
     customer_id: str
     company_created_at: datetime
     initial_read_done: bool = False
-    # The Codat event that last set the status, for order safety (generatedDate, then webhook id).
-    status_event_at: datetime | None = None
-    status_event_id: str | None = None
+    deleted: bool = False
+    # Everything that happened to the connection, in event time; the fields above are derived from it.
+    history: list[StatusEvent] = Field(default_factory=list)
     version: int = 1
+
+    def with_event(self, event: StatusEvent) -> ConnectionRecord:
+        """This connection after `event` (a repeat of a known event id changes nothing)."""
+        if any(known.id == event.id for known in self.history):
+            return self
+        history = sorted([*self.history, event], key=lambda e: e.order)
+        state = derive(history)
+        return self.model_copy(
+            update={
+                "history": history,
+                "status": state.status or self.status,
+                "linked_at": state.linked_at,
+                "status_reason": state.status_reason,
+                "initial_read_done": state.initial_read_done,
+                "deleted": state.deleted,
+            }
+        )
+
+    def is_newest(self, event: StatusEvent) -> bool:
+        """Whether `event` is at least as new as every status event already known (else it is late)."""
+        latest = derive(self.history).latest
+        return latest is None or event.order >= latest.order
+
+    def to_timeline(self) -> ConnectionTimeline:
+        return ConnectionTimeline(self.connection_id, self.source_type, self.history)
 
     def to_resource(self, link_url: str | None = None) -> Connection:
         fields = self.model_dump(include=set(Connection.model_fields))
         fields["link_url"] = link_url
         return Connection.model_validate(fields)
-
-    def to_state(self) -> ConnectionState:
-        return ConnectionState(
-            connection_id=self.connection_id,
-            source_type=self.source_type,
-            status=self.status,
-            initial_read_done=self.initial_read_done,
-        )
 
 
 class LedgerRecord(LedgerEntry):
@@ -64,12 +84,23 @@ class LedgerRecord(LedgerEntry):
     status: ConnectionStatus | None = None
     # sync.completed: the data types read and how each went, e.g. [{"dataType": "invoices", "status": "Complete"}].
     data_types: list[dict[str, str]] | None = None
-    # An event older than what the connection already reflects: kept for the record, changes nothing,
-    # publishes nothing.
+    # An event older than what the connection already reflected when it arrived: kept for the record; it
+    # changed no status (order safety).
     late: bool = False
+    # Order among entries with the same `at` (an event's own entry before the milestones it caused).
+    seq: int = 0
 
     def to_entry(self) -> LedgerEntry:
         return LedgerEntry.model_validate(self.model_dump(include=set(LedgerEntry.model_fields)))
+
+
+@dataclass(frozen=True)
+class LedgerKey:
+    """Where a ledger entry is: enough to delete it."""
+
+    at: datetime
+    seq: int
+    entry_id: str
 
 
 @dataclass
@@ -89,5 +120,7 @@ class CompanyView:
             created_at=record.created_at,
             updated_at=record.updated_at,
             journeys=record.journeys,
-            connections=[c.to_resource() for c in sorted(self.connections, key=lambda c: c.created_at)],
+            connections=[
+                c.to_resource() for c in sorted(self.connections, key=lambda c: c.created_at) if not c.deleted
+            ],
         )

@@ -12,13 +12,21 @@ from consent.api.models import CompanyList, CreateCompanyRequest
 from consent.api.problems import FieldError, Problem, not_found, validation_failed
 from consent.codat.errors import CodatError
 from consent.codat.models import CodatCompany
-from consent.domain import Actor, Company
+from consent.domain import Actor, Company, JourneyProgress, JourneyStatus
 from consent.journeys import JourneyDefinition, evaluate
 from consent.observability import metrics
 from consent.services import Services
-from consent.store import CompanyRecord, ConflictError, IdempotencyClaim, IdempotencyOutcome, StoreUnavailable
+from consent.store import (
+    Change,
+    CompanyRecord,
+    ConflictError,
+    IdempotencyClaim,
+    IdempotencyOutcome,
+    StoreUnavailable,
+)
 from consent.store.port import IdempotencyResult
-from consent.usecases.ledger import entry, journey_transitions
+from consent.usecases.ledger import entry
+from consent.usecases.progress import settle
 
 # Tags on the Codat company (keys ≤ 27 characters, values ≤ 100): who it belongs to, and which of our
 # requests created it, so that a request whose Codat answer was lost finds it again instead of duplicating.
@@ -165,7 +173,7 @@ def _record_company(
     actor = Actor.customer(customer_id)
     ledger = [
         entry(record, "company.created", actor=actor, at=now),
-        entry(record, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
+        entry(record, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name, seq=1),
     ]
     body = _company_view_body(record)
     idempotency = (
@@ -195,18 +203,22 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
         if any(progress.journey == journey.name for progress in record.journeys):
             return view.to_resource()
         now = services.clock()
-        progress = evaluate(journey, [c.to_state() for c in view.connections], started_at=now, previous=None, now=now)
-        updated = record.model_copy(update={"journeys": [*record.journeys, progress], "updated_at": now})
+        placeholder = JourneyProgress(journey=journey.name, status=JourneyStatus.PENDING, started_at=now)
+        started = record.model_copy(update={"journeys": [*record.journeys, placeholder]})
+        settled = settle(services.catalog, started, view.connections, now=now)
         actor = Actor.customer(customer_id)
         ledger = [
-            entry(updated, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name),
-            *journey_transitions(updated, record.journeys, actor=actor, at=now),
+            entry(
+                settled.company, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name
+            ),
+            *settled.milestones,
         ]
+        updated = settled.company
         try:
-            saved = services.store.update_company(updated, ledger)
+            services.store.commit(Change(company=updated, ledger=ledger, retracted=settled.retracted))
         except ConflictError:
             continue  # a webhook changed the company meanwhile: read again
-        view.company = saved
+        view.company = updated.model_copy(update={"version": updated.version + 1})
         return view.to_resource()
     raise ConflictError("company kept changing")
 

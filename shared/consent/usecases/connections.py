@@ -10,10 +10,11 @@ from consent.api.models import AccessToken, ConnectionList, CreateConnectionRequ
 from consent.api.problems import FieldError, Problem, not_found, validation_failed
 from consent.codat.models import CodatConnection
 from consent.domain import Actor, Connection, ConnectionStatus, SourceType
-from consent.journeys import evaluate_all
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
-from consent.usecases.ledger import entry, journey_transitions
+from consent.timeline import EventKind, StatusEvent
+from consent.usecases.ledger import entry
+from consent.usecases.progress import settle
 
 _CONNECTION_NAMESPACE = uuid.UUID("1b0f3f55-41c2-4c8e-8a43-0f4b0b6f7a10")
 _ATTEMPTS = 3
@@ -38,7 +39,7 @@ def create_connection(
             "The integration is not available.",
         )
     _check_allowed(services, view, integration.source_type)
-    same_platform = [c for c in view.connections if c.platform_key == request.platform_key]
+    same_platform = [c for c in view.connections if c.platform_key == request.platform_key and not c.deleted]
     _check_not_linked(view, same_platform, integration.source_type)
     if same_platform:
         return _reuse(services, view, max(same_platform, key=lambda c: c.created_at), request)
@@ -160,6 +161,8 @@ def _record_new(
 ) -> ConnectionRecord:
     company = view.company
     now = services.clock()
+    actor = Actor.customer(company.customer_id)
+    entry_id = str(uuid.uuid4())
     record = ConnectionRecord(
         connection_id=codat_connection.id,
         company_id=company.company_id,
@@ -168,34 +171,27 @@ def _record_new(
         platform_key=request.platform_key,
         platform_name=codat_connection.platform_name or platform_name,
         source_type=source_type,
-        status=ConnectionStatus.from_codat(codat_connection.status) or ConnectionStatus.PENDING_AUTH,
+        status=ConnectionStatus.PENDING_AUTH,
         created_at=codat_connection.created,
-        status_event_at=now,
-    )
-    connections = [*view.connections, record]
-    updated = company.model_copy(
-        update={
-            "connection_requests": company.connection_requests + 1,
-            "updated_at": now,
-            "journeys": evaluate_all(services.catalog, company.journeys, [c.to_state() for c in connections], now=now),
-        }
-    )
-    actor = Actor.customer(company.customer_id)
+    ).with_event(StatusEvent(at=now, id=entry_id, kind=EventKind.CREATED, actor=actor))
+    counted = company.model_copy(update={"connection_requests": company.connection_requests + 1})
+    settled = settle(services.catalog, counted, [*view.connections, record], now=now)
     ledger = [
         entry(
-            updated,
+            settled.company,
             "connection.created",
             actor=actor,
             at=now,
+            entry_id=entry_id,
             connection_id=record.connection_id,
             platform_key=record.platform_key,
             source_type=record.source_type,
             consent_version=request.consent_version,
             status=record.status,
         ),
-        *journey_transitions(updated, company.journeys, actor=actor, at=now),
+        *settled.milestones,
     ]
-    services.store.commit(Change(company=updated, added=[record], ledger=ledger))
+    services.store.commit(Change(company=settled.company, added=[record], ledger=ledger, retracted=settled.retracted))
     return record
 
 

@@ -9,15 +9,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from consent.domain import JourneyProgress, JourneyStatus
 from consent.store import CompanyRecord, LedgerRecord
-
-# A journey entering one of these states is worth an entry (and so an event).
-_JOURNEY_MILESTONES = {
-    JourneyStatus.LINKED: "journey.linked",
-    JourneyStatus.COMPLETE: "journey.completed",
-    JourneyStatus.ACTION_REQUIRED: "journey.action_required",
-}
 
 
 def entry(
@@ -43,31 +35,3 @@ def entry(
             **fields,
         }
     )
-
-
-def journey_transitions(
-    company: CompanyRecord,
-    before: Sequence[JourneyProgress],
-    *,
-    actor: str,
-    at: datetime,
-    id_prefix: str | None = None,
-) -> list[LedgerRecord]:
-    """Entries for each of `company`'s journeys whose status reached a milestone since `before`."""
-    previous = {progress.journey: progress.status for progress in before}
-    entries = []
-    for progress in company.journeys:
-        milestone = _JOURNEY_MILESTONES.get(progress.status)
-        if milestone and previous.get(progress.journey) != progress.status:
-            entries.append(
-                entry(
-                    company,
-                    milestone,
-                    actor=actor,
-                    at=at,
-                    journeys=[progress.journey],
-                    journey=progress.journey,
-                    entry_id=f"{id_prefix}:{milestone}:{progress.journey}" if id_prefix else None,
-                )
-            )
-    return entries

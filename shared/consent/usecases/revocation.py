@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 
 from consent.api.problems import not_found
 from consent.codat.errors import CodatNotFound, CodatRejected
 from consent.domain import Actor, Connection, ConnectionStatus
-from consent.journeys import evaluate_all
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
-from consent.usecases.ledger import entry, journey_transitions
+from consent.timeline import EventKind, StatusEvent
+from consent.usecases.ledger import entry
+from consent.usecases.progress import settle
 
 _ATTEMPTS = 3
+_KIND_OF = {
+    ConnectionStatus.UNLINKED: EventKind.UNLINKED,
+    ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED,
+    ConnectionStatus.PENDING_AUTH: EventKind.CREATED,
+    ConnectionStatus.LINKED: EventKind.LINKED,
+}
 # What a status reached outside our API means in the ledger (the same words a webhook would produce).
 _OBSERVED = {
     ConnectionStatus.UNLINKED: "connection.unlinked",
@@ -71,29 +79,27 @@ def _record(
     actor: str,
 ) -> Connection:
     now = services.clock()
-    changed = connection.model_copy(update={"status": status, "status_event_at": now, "status_event_id": None})
+    entry_id = str(uuid.uuid4())
+    changed = connection.with_event(StatusEvent(at=now, id=entry_id, kind=_KIND_OF[status], actor=actor))
     connections = [changed if c.connection_id == connection.connection_id else c for c in view.connections]
-    company = view.company
-    updated = company.model_copy(
-        update={
-            "updated_at": now,
-            "journeys": evaluate_all(services.catalog, company.journeys, [c.to_state() for c in connections], now=now),
-        }
-    )
+    settled = settle(services.catalog, view.company, connections, now=now)
     ledger = [
         entry(
-            updated,
+            settled.company,
             ledger_type,
             actor=actor,
             at=now,
+            entry_id=entry_id,
             connection_id=connection.connection_id,
             platform_key=connection.platform_key,
             source_type=connection.source_type,
-            status=status,
+            status=changed.status,
         ),
-        *journey_transitions(updated, company.journeys, actor=actor, at=now),
+        *settled.milestones,
     ]
-    services.store.commit(Change(company=updated, updated=[changed], ledger=ledger))
+    services.store.commit(
+        Change(company=settled.company, updated=[changed], ledger=ledger, retracted=settled.retracted)
+    )
     return changed.to_resource()
 
 

@@ -1,0 +1,168 @@
+"""Order-safe state: a connection's status and a journey's progress as pure functions of the set of
+events that happened to them, taken in event time (`at`, then `id`) — never in arrival order.
+
+So any arrival order and any duplication of the same events (webhooks retried, late or out of order)
+ends in the same statuses and the same journey milestones."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from consent.domain import ConnectionStatus, JourneyProgress, JourneyStatus, SourceType
+from consent.journeys import ConnectionState, JourneyDefinition, evaluate
+
+
+class EventKind(StrEnum):
+    CREATED = "created"  # PendingAuth
+    LINKED = "linked"  # connected or reconnected
+    FAILED = "failed"  # the customer cancelled or the platform refused; status as Codat reports it
+    UNLINKED = "unlinked"
+    DEAUTHORIZED = "deauthorized"
+    DELETED = "deleted"
+    INITIAL_READ = "initial_read"  # the first read after an authorization completed
+
+
+_STATUS_OF = {
+    EventKind.CREATED: ConnectionStatus.PENDING_AUTH,
+    EventKind.LINKED: ConnectionStatus.LINKED,
+    EventKind.UNLINKED: ConnectionStatus.UNLINKED,
+    EventKind.DEAUTHORIZED: ConnectionStatus.DEAUTHORIZED,
+}
+
+
+class StatusEvent(BaseModel):
+    """Something that happened to a connection, when it happened (Codat's `generatedDate` for webhooks)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: datetime
+    id: str  # the webhook id, or our ledger entry id: unique, and the tie-break at equal times
+    kind: EventKind
+    actor: str
+    status: ConnectionStatus | None = None  # FAILED: the status Codat reported with it
+    reason: str | None = None
+
+    @property
+    def order(self) -> tuple[datetime, str]:
+        return (self.at, self.id)
+
+
+@dataclass
+class DerivedConnection:
+    """A connection's state after its events, in event time."""
+
+    status: ConnectionStatus | None = None
+    linked_at: datetime | None = None
+    initial_read_at: datetime | None = None
+    status_reason: str | None = None
+    deleted: bool = False
+    latest: StatusEvent | None = None  # the newest status-setting event
+
+    @property
+    def initial_read_done(self) -> bool:
+        return (
+            self.status == ConnectionStatus.LINKED
+            and self.initial_read_at is not None
+            and (self.linked_at is None or self.initial_read_at >= self.linked_at)
+        )
+
+    def apply(self, event: StatusEvent) -> None:
+        if event.kind == EventKind.INITIAL_READ:
+            if self.initial_read_at is None or event.at > self.initial_read_at:
+                self.initial_read_at = event.at
+            return
+        if event.kind == EventKind.DELETED:
+            self.deleted = True
+        status = _STATUS_OF.get(event.kind) or event.status
+        if status is not None:
+            self.status = status
+            self.status_reason = event.reason if event.kind == EventKind.FAILED else None
+        if event.kind == EventKind.LINKED:
+            self.linked_at = event.at
+        self.latest = event
+
+
+def derive(history: Iterable[StatusEvent]) -> DerivedConnection:
+    state = DerivedConnection()
+    for event in sorted(history, key=lambda e: e.order):
+        state.apply(event)
+    return state
+
+
+@dataclass(frozen=True)
+class ConnectionTimeline:
+    connection_id: str
+    source_type: SourceType
+    history: Sequence[StatusEvent]
+
+
+@dataclass(frozen=True)
+class Milestone:
+    """A journey reaching linked, complete or action_required, at an event (or when it was started)."""
+
+    journey: str
+    status: JourneyStatus
+    at: datetime
+    cause: str  # the event id, or "start"
+    actor: str
+
+    @property
+    def entry_id(self) -> str:
+        return f"journey:{self.journey}:{self.status.value}:{self.cause}"
+
+
+MILESTONES = frozenset({JourneyStatus.LINKED, JourneyStatus.COMPLETE, JourneyStatus.ACTION_REQUIRED})
+
+
+@dataclass
+class Replay:
+    progress: JourneyProgress
+    milestones: list[Milestone] = field(default_factory=list)
+
+
+def replay(
+    journey: JourneyDefinition,
+    *,
+    started_at: datetime,
+    started_by: str,
+    connections: Sequence[ConnectionTimeline],
+) -> Replay:
+    """The journey's progress and milestones, replaying every connection event in event time.
+
+    Events up to `started_at` count at once (a journey started later sees what is already linked)."""
+    states = {c.connection_id: DerivedConnection() for c in connections}
+    source = {c.connection_id: c.source_type for c in connections}
+    events = sorted(((e, c.connection_id) for c in connections for e in c.history), key=lambda pair: pair[0].order)
+
+    def snapshot() -> list[ConnectionState]:
+        return [
+            ConnectionState(cid, source[cid], state.status, state.initial_read_done)
+            for cid, state in states.items()
+            if state.status is not None and not state.deleted
+        ]
+
+    pending = iter(events)
+    later: list[tuple[StatusEvent, str]] = []
+    for event, connection_id in pending:
+        if event.at > started_at:
+            later.append((event, connection_id))
+            break
+        states[connection_id].apply(event)
+    later.extend(pending)
+
+    progress = evaluate(journey, snapshot(), started_at=started_at, previous=None, now=started_at)
+    result = Replay(progress)
+    if progress.status in MILESTONES:
+        result.milestones.append(Milestone(journey.name, progress.status, started_at, "start", started_by))
+    for event, connection_id in later:
+        states[connection_id].apply(event)
+        step = evaluate(journey, snapshot(), started_at=started_at, previous=result.progress, now=event.at)
+        if step.status != result.progress.status and step.status in MILESTONES:
+            result.milestones.append(Milestone(journey.name, step.status, event.at, event.id, event.actor))
+        result.progress = step
+    return result

@@ -29,6 +29,7 @@ from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.aws import Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator
+from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
 from consent_dev.local_api import LocalApi
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue
@@ -111,6 +112,7 @@ def settings(aws: Deployed) -> Settings:
         table_name=aws.tables["ConsentTable"],
         topic_arn=aws.topics.get("ConsentEventsTopic"),
         codat_api_key=CODAT_TEST_KEY,
+        webhook_secret=DEV_WEBHOOK_SECRET,
     )
 
 

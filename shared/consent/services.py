@@ -39,6 +39,8 @@ class Services:
         self.clock = clock
         # Seconds the current invocation has left; set per request from the Lambda context.
         self.time_left: Callable[[], float] | None = None
+        self._webhook_secret_seen: str | None = None
+        self._webhook_keys: list[bytes] = []
         if store is not None:
             self.store = store
         if codat is not None:
@@ -78,6 +80,23 @@ class Services:
         from consent.usecases.integrations import IntegrationCatalog  # noqa: PLC0415
 
         return IntegrationCatalog(self.codat, ttl=self.settings.integrations_cache_seconds)
+
+    def webhook_keys(self) -> list[bytes]:
+        """The HMAC keys of Codat's webhook secret(s): CODAT_WEBHOOK_SECRET locally, else Secrets Manager
+        (cached for `secrets_cache_seconds`; a rotation holds two secrets, space-separated)."""
+        from consent.webhooks.signature import parse_secrets  # noqa: PLC0415
+
+        value = self.settings.webhook_secret
+        if not value:
+            if not self.settings.webhook_secret_name:
+                raise SettingsError("set CODAT_WEBHOOK_SECRET_NAME (or CODAT_WEBHOOK_SECRET for local runs)")
+            from aws_lambda_powertools.utilities.parameters import get_secret  # noqa: PLC0415
+
+            value = str(get_secret(self.settings.webhook_secret_name, max_age=self.settings.secrets_cache_seconds))
+        if value != self._webhook_secret_seen:
+            self._webhook_keys = parse_secrets(value)
+            self._webhook_secret_seen = value
+        return self._webhook_keys
 
     @cached_property
     def catalog(self) -> JourneyCatalog:

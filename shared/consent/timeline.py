@@ -131,10 +131,14 @@ def replay(
     started_at: datetime,
     started_by: str,
     connections: Sequence[ConnectionTimeline],
+    counts_at_once_until: datetime | None = None,
 ) -> Replay:
     """The journey's progress and milestones, replaying every connection event in event time.
 
-    Events up to `started_at` count at once (a journey started later sees what is already linked)."""
+    Events up to `counts_at_once_until` count at once, as the state the journey starts from (a journey
+    started for an existing company sees what is already linked); later ones are walked one by one.
+    None walks every event: the company's first journey, whose connections all came after it — even when
+    Codat's clock and ours disagree by a little."""
     states = {c.connection_id: DerivedConnection() for c in connections}
     source = {c.connection_id: c.source_type for c in connections}
     events = sorted(((e, c.connection_id) for c in connections for e in c.history), key=lambda pair: pair[0].order)
@@ -149,7 +153,7 @@ def replay(
     pending = iter(events)
     later: list[tuple[StatusEvent, str]] = []
     for event, connection_id in pending:
-        if event.at > started_at:
+        if counts_at_once_until is None or event.at > counts_at_once_until:
             later.append((event, connection_id))
             break
         states[connection_id].apply(event)

@@ -46,6 +46,7 @@ def settle(
             started_at=progress.started_at,
             started_by=Actor.customer(company.customer_id),
             connections=timelines,
+            counts_at_once_until=progress.started_at if progress.started_at > company.created_at else None,
         )
         journeys.append(result.progress)
         reached.extend(result.milestones)

@@ -1,0 +1,16 @@
+"""Codat's webhooks: POST /webhooks/codat (no authorizer: the signature is the authentication)."""
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from consent.observability import logger, metrics
+from consent.services import Services, default_services
+from consent.webhooks import receiver
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
+    return receiver.handle(event, services or default_services())

@@ -1,0 +1,327 @@
+"""Codat's webhooks applied to the consent state: exactly once per webhook id, order-safe, lossless.
+
+Each authentic event becomes one transaction: the connection's new event, the company's journeys
+replayed, the ledger entries (which the outbox publishes) and the webhook id remembered. An event that
+can never be applied is parked with its reason and acknowledged, so Codat does not retry it for a day."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from consent.domain import Actor, ConnectionStatus, SourceType
+from consent.observability import logger
+from consent.services import Services
+from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerRecord, ParkedWebhook
+from consent.timeline import EventKind, StatusEvent
+from consent.usecases.ledger import entry
+from consent.usecases.progress import settle
+from consent.webhooks.codat_events import ConnectionPayload, ReadPayload, WebhookConnection, WebhookEnvelope
+
+_P = TypeVar("_P")
+_ATTEMPTS = 4
+_MAX_DATA_TYPES_IN_ENTRY = 50
+_LATE = "arrived after a newer event about this connection: recorded, status unchanged"
+
+_CONNECTION_EVENTS = {
+    "connection.created": EventKind.CREATED,
+    "connection.connected": EventKind.LINKED,
+    "connection.reconnected": EventKind.LINKED,
+    "connection.failed": EventKind.FAILED,
+    "connection.disconnected": None,  # Unlinked or Deauthorized: the payload's status says which
+    "connection.deleted": EventKind.DELETED,
+}
+_DISCONNECTED = {ConnectionStatus.UNLINKED: EventKind.UNLINKED, ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED}
+_LEDGER_TYPE = {
+    EventKind.CREATED: "connection.created",
+    EventKind.LINKED: "connection.linked",
+    EventKind.FAILED: "connection.failed",
+    EventKind.UNLINKED: "connection.unlinked",
+    EventKind.DEAUTHORIZED: "connection.deauthorized",
+    EventKind.DELETED: "connection.deleted",
+}
+# Events about the client or the company that need no change of ours: remembered (so never re-applied)
+# and logged.
+_NOTICES = frozenset({"company.created", "client.rateLimit.reached", "client.rateLimit.reset"})
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    PARKED = "parked"
+    NOTED = "noted"
+
+
+class Unapplicable(Exception):
+    """An authentic event that can never be applied (unknown company, type or shape): to be parked."""
+
+    def __init__(self, reason: str, *, company_id: str | None = None, connection_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.company_id = company_id
+        self.connection_id = connection_id
+
+
+@dataclass(frozen=True)
+class Applied:
+    outcome: Outcome
+    event_type: str
+
+
+def apply_webhook(services: Services, webhook_id: str, envelope: WebhookEnvelope) -> Applied:
+    """Apply one verified Codat event exactly once (a redelivery changes nothing)."""
+    if services.store.webhook_seen(webhook_id):
+        return Applied(Outcome.DUPLICATE, envelope.event_type)
+    for _ in range(_ATTEMPTS):
+        try:
+            return _apply_once(services, webhook_id, envelope)
+        except Unapplicable as unapplicable:
+            return _park(services, webhook_id, envelope, unapplicable)
+        except ConflictError:
+            # A concurrent delivery of the same webhook won, or the company changed under us: look again.
+            if services.store.webhook_seen(webhook_id):
+                return Applied(Outcome.DUPLICATE, envelope.event_type)
+    raise ConflictError("the company kept changing while this webhook was applied")
+
+
+def _apply_once(services: Services, webhook_id: str, envelope: WebhookEnvelope) -> Applied:
+    kind = envelope.event_type
+    if kind in _CONNECTION_EVENTS:
+        _apply_connection_event(services, webhook_id, envelope)
+    elif kind in ("read.completed", "read.completed.initial"):
+        _apply_read(services, webhook_id, envelope, initial=kind == "read.completed.initial")
+    elif kind == "company.deleted":
+        _apply_company_deleted(services, webhook_id, envelope)
+    elif kind in _NOTICES:
+        logger.warning("codat notice", extra={"codat_event_type": kind, "webhook_id": webhook_id})
+        services.store.commit(Change(webhook_id=webhook_id))
+        return Applied(Outcome.NOTED, kind)
+    else:
+        raise Unapplicable(f"event type {kind[:100]!r} is not part of the consent journey")
+    return Applied(Outcome.APPLIED, kind)
+
+
+def _parse(parse: Callable[[], _P]) -> _P:
+    try:
+        return parse()
+    except ValidationError as error:
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in error.errors()})[:5]
+        raise Unapplicable(f"payload does not fit: {', '.join(fields)}") from error
+
+
+def _company(services: Services, company_id: str) -> CompanyView:
+    view = services.store.get_company_by_id(company_id)
+    if view is None:
+        raise Unapplicable("unknown company", company_id=company_id)
+    return view
+
+
+def _apply_connection_event(services: Services, webhook_id: str, envelope: WebhookEnvelope) -> None:
+    payload = _parse(lambda: ConnectionPayload.model_validate(envelope.payload))
+    company_id, reported = payload.reference_company.id, payload.connection
+    view = _company(services, company_id)
+    reported_status = ConnectionStatus.from_codat(reported.status)
+    kind = _CONNECTION_EVENTS[envelope.event_type]
+    if kind is None:
+        kind = _DISCONNECTED.get(reported_status or ConnectionStatus.LINKED)
+        if kind is None:
+            raise Unapplicable("disconnected without an Unlinked or Deauthorized status", company_id=company_id)
+    event = StatusEvent(
+        at=envelope.generated_date,
+        id=webhook_id,
+        kind=kind,
+        actor=Actor.CODAT,
+        status=(reported_status or ConnectionStatus.PENDING_AUTH) if kind == EventKind.FAILED else None,
+        reason=reported.reason if kind == EventKind.FAILED else None,
+    )
+    known = next((c for c in view.connections if c.connection_id == reported.id), None)
+    record = known or _adopt(view, reported, envelope, company_id)
+    late = known is not None and not known.is_newest(event)
+    changed = record.with_event(event)
+    ledger_type = _LEDGER_TYPE[kind]
+    if kind == EventKind.CREATED and known is not None:
+        # Codat confirming a connection our API already recorded (and announced): kept, not announced again.
+        ledger_type = "codat.connection.created"
+    connections = [c for c in view.connections if c.connection_id != reported.id] + [changed]
+    now = services.clock()
+    settled = settle(services.catalog, view.company, connections, now=now)
+    ledger = [
+        entry(
+            settled.company,
+            ledger_type,
+            actor=Actor.CODAT,
+            at=envelope.generated_date,
+            entry_id=f"webhook:{webhook_id}",
+            connection_id=changed.connection_id,
+            platform_key=changed.platform_key,
+            source_type=changed.source_type,
+            status=event.status or _status_of(kind) or changed.status,
+            detail=_LATE if late else event.reason,
+            late=late,
+        ),
+        *settled.milestones,
+    ]
+    services.store.commit(
+        Change(
+            company=settled.company,
+            added=[] if known else [changed],
+            updated=[changed] if known else [],
+            ledger=ledger,
+            retracted=settled.retracted,
+            webhook_id=webhook_id,
+        )
+    )
+
+
+def _status_of(kind: EventKind) -> ConnectionStatus | None:
+    return {
+        EventKind.CREATED: ConnectionStatus.PENDING_AUTH,
+        EventKind.LINKED: ConnectionStatus.LINKED,
+        EventKind.UNLINKED: ConnectionStatus.UNLINKED,
+        EventKind.DEAUTHORIZED: ConnectionStatus.DEAUTHORIZED,
+    }.get(kind)
+
+
+def _adopt(
+    view: CompanyView, reported: WebhookConnection, envelope: WebhookEnvelope, company_id: str
+) -> ConnectionRecord:
+    """A connection made outside our API (Codat's hosted link, the Link SDK): the company's, from now on."""
+    source_type = SourceType.from_codat(reported.source_type)
+    if source_type is None:
+        raise Unapplicable(
+            f"source type {str(reported.source_type)[:32]!r} is not served",
+            company_id=company_id,
+            connection_id=reported.id,
+        )
+    return ConnectionRecord(
+        connection_id=reported.id,
+        company_id=company_id,
+        customer_id=view.company.customer_id,
+        company_created_at=view.company.created_at,
+        platform_key=reported.integration_key or "",
+        platform_name=reported.platform_name or reported.integration_key or "Unknown",
+        source_type=source_type,
+        status=ConnectionStatus.PENDING_AUTH,
+        created_at=envelope.generated_date,
+    )
+
+
+def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, *, initial: bool) -> None:
+    payload = _parse(lambda: ReadPayload.model_validate(envelope.payload))
+    company_id = payload.reference_company.id
+    view = _company(services, company_id)
+    by_connection: dict[str, list[dict[str, str]]] = {}
+    for read in payload.data_types:
+        by_connection.setdefault(read.connection_id, []).append({"dataType": read.data_type, "status": read.status})
+    known = {c.connection_id: c for c in view.connections}
+    touched = [known[cid] for cid in by_connection if cid in known]
+    if not touched:
+        raise Unapplicable("the read is about no connection we know", company_id=company_id)
+    changed: list[ConnectionRecord] = []
+    for record in touched:
+        updated = record
+        if initial:
+            updated = updated.with_event(
+                StatusEvent(at=envelope.generated_date, id=webhook_id, kind=EventKind.INITIAL_READ, actor=Actor.CODAT)
+            )
+        if updated.last_sync_at is None or envelope.generated_date > updated.last_sync_at:
+            updated = updated.model_copy(update={"last_sync_at": envelope.generated_date})
+        changed.append(updated)
+    by_id = {c.connection_id: c for c in changed}
+    connections = [by_id.get(c.connection_id, c) for c in view.connections]
+    settled = settle(services.catalog, view.company, connections, now=services.clock())
+    ledger: list[LedgerRecord] = [
+        entry(
+            settled.company,
+            "sync.completed",
+            actor=Actor.CODAT,
+            at=envelope.generated_date,
+            entry_id=f"webhook:{webhook_id}:{record.connection_id}",
+            connection_id=record.connection_id,
+            platform_key=record.platform_key,
+            source_type=record.source_type,
+            data_types=by_connection[record.connection_id][:_MAX_DATA_TYPES_IN_ENTRY],
+            detail="initial read" if initial else None,
+        )
+        for record in changed
+    ]
+    services.store.commit(
+        Change(
+            company=settled.company,
+            updated=changed,
+            ledger=[*ledger, *settled.milestones],
+            retracted=settled.retracted,
+            webhook_id=webhook_id,
+        )
+    )
+
+
+def _apply_company_deleted(services: Services, webhook_id: str, envelope: WebhookEnvelope) -> None:
+    """Deleted in Codat (its portal, another system): its connections are gone. Our record stays until
+    the customer erases it; their journeys show that action is required."""
+    company_id = str(envelope.payload.get("id") or "")[:64]
+    view = _company(services, company_id)
+    deleted = [
+        c.with_event(StatusEvent(at=envelope.generated_date, id=webhook_id, kind=EventKind.DELETED, actor=Actor.CODAT))
+        for c in view.connections
+    ]
+    settled = settle(services.catalog, view.company, deleted, now=services.clock())
+    ledger = [
+        entry(
+            settled.company,
+            "connection.deleted",
+            actor=Actor.CODAT,
+            at=envelope.generated_date,
+            entry_id=f"webhook:{webhook_id}:{c.connection_id}",
+            connection_id=c.connection_id,
+            platform_key=c.platform_key,
+            source_type=c.source_type,
+            detail="the company was deleted in Codat",
+        )
+        for c in deleted
+    ]
+    services.store.commit(
+        Change(
+            company=settled.company,
+            updated=deleted,
+            ledger=[*ledger, *settled.milestones],
+            retracted=settled.retracted,
+            webhook_id=webhook_id,
+        )
+    )
+
+
+def _known_company(services: Services, envelope: WebhookEnvelope, unapplicable: Unapplicable) -> str | None:
+    """The company a parked event is about, if it is ours: parked under it, it goes when the company is erased."""
+    if unapplicable.reason == "unknown company":
+        return None
+    reference = envelope.payload.get("referenceCompany")
+    candidate = unapplicable.company_id or (reference.get("id") if isinstance(reference, dict) else None)
+    candidate = candidate or envelope.payload.get("id")
+    if not isinstance(candidate, str) or not 0 < len(candidate) <= 64:
+        return None
+    return candidate if services.store.company_owner(candidate) is not None else None
+
+
+def _park(services: Services, webhook_id: str, envelope: WebhookEnvelope, unapplicable: Unapplicable) -> Applied:
+    logger.warning(
+        "webhook parked",
+        extra={"webhook_id": webhook_id, "codat_event_type": envelope.event_type[:100], "reason": unapplicable.reason},
+    )
+    with contextlib.suppress(ConflictError):  # parked (or applied) by a concurrent delivery
+        services.store.park_webhook(
+            ParkedWebhook(
+                webhook_id=webhook_id,
+                event_type=envelope.event_type,
+                generated_at=envelope.generated_date.isoformat(),
+                reason=unapplicable.reason,
+                company_id=_known_company(services, envelope, unapplicable),
+                connection_id=unapplicable.connection_id,
+            )
+        )
+    return Applied(Outcome.PARKED, envelope.event_type)

@@ -13,7 +13,7 @@ from typing import Any
 from consent.webhooks.signature import decode_secret, sign
 
 # A documented fake (base64 of "consent-dev-webhook-secret-0001"): the default of `make dev` and tests.
-DEV_WEBHOOK_SECRET = "whsec_Y29uc2VudC1kZXYtd2ViaG9vay1zZWNyZXQtMDAwMQ=="
+DEV_WEBHOOK_SECRET = "whsec_Y29uc2VudC1kZXYtd2ViaG9vay1zZWNyZXQtMDAwMQ=="  # noqa: S105 - documented fake
 
 
 def codat_time(moment: datetime | None = None) -> str:

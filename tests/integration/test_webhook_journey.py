@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from consent_dev.codat_spec import spec_path
+from consent_dev.codat_spec import require_spec, spec_path
 from consent_dev.codat_webhooks import connection_event, read_event, signed
 from consent_dev.local_api import ApiResponse, LocalApi
 from consent_dev.streams import StreamPump
@@ -244,8 +244,6 @@ def _examples() -> dict[str, Any]:
 def test_every_published_example_is_accepted_when_signed_and_does_what_it_should(
     api: LocalApi, new_company: Callable[..., Any], deliver: Callable[..., ApiResponse], table_items: Any
 ) -> None:
-    from consent_dev.codat_spec import require_spec
-
     require_spec()  # skipped with a message where ../shared/codat is absent; fails under CI=true
     examples = _examples()
     assert len(examples) == 16

@@ -76,6 +76,10 @@ class DerivedConnection:
             if self.initial_read_at is None or event.at > self.initial_read_at:
                 self.initial_read_at = event.at
             return
+        if event.kind == EventKind.CREATED and self.status is not None:
+            # "It exists" says nothing new once anything else is known: our record of creating it (our clock)
+            # or Codat's confirmation must never override a status Codat reported (its clock).
+            return
         if event.kind == EventKind.DELETED:
             self.deleted = True
         status = _STATUS_OF.get(event.kind) or event.status

@@ -57,7 +57,8 @@ def _receive(event: dict[str, Any], services: Services, request_id: str, now: An
         raise Problem(401, "invalid_signature", "The webhook signature is missing, wrong or stale.") from error
     try:
         envelope = WebhookEnvelope.model_validate_json(body)
-    except ValidationError as error:
+    except (ValidationError, OverflowError) as error:
+        # OverflowError: an ISO date whose offset takes it outside years 1-9999 in UTC (CodatDateTime's astimezone).
         raise Problem(400, "malformed_event", "The body is not a Codat event.") from error
     applied = apply_webhook(services, message.message_id, envelope)
     logger.info(

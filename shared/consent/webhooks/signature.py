@@ -94,7 +94,11 @@ def verify(
             offered.append(base64.b64decode(value, validate=True))
         except (binascii.Error, ValueError):
             continue
-    signed = message_id.encode("utf-8", "surrogateescape") + b"." + timestamp_text.encode() + b"." + body
+    try:
+        signed_id = message_id.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as error:  # a lone surrogate (a JSON event can carry one): no signer sent it
+        raise SignatureError("webhook-id is not text") from error
+    signed = signed_id + b"." + timestamp_text.encode() + b"." + body
     for key in keys:
         expected = hmac.new(key, signed, hashlib.sha256).digest()
         # Compare against every entry, in constant time each.

@@ -10,7 +10,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 def _as_utc(value: datetime) -> datetime:
     # Codat writes UTC with 0 to 7 fractional digits, sometimes without the `Z`.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as error:  # year 1 at +14:00, year 9999 at -14:00: no UTC instant exists
+        raise ValueError("the time is out of range in UTC") from error
 
 
 CodatDateTime = Annotated[datetime, AfterValidator(_as_utc)]

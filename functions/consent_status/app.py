@@ -7,8 +7,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consent.api.models import CURSOR_MAX_LENGTH, MAX_PAGE_LIMIT
+from consent.api.models import CURSOR_MAX_LENGTH, MAX_PAGE_LIMIT, CompanyList, ConnectionList, LedgerPage
+from consent.api.openapi import responses
 from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.domain import Company
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
 from consent.usecases import companies, connections
@@ -18,7 +20,12 @@ app = create_resolver()
 CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
 
 
-@app.get("/companies")
+@app.get(
+    "/companies",
+    summary="The caller's companies, newest first",
+    tags=["Companies"],
+    responses=responses(200, CompanyList, "A page of companies"),
+)
 def list_companies(
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 20,
     cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
@@ -28,13 +35,23 @@ def list_companies(
     return json_response(200, page.to_json())
 
 
-@app.get("/companies/<companyId>")
+@app.get(
+    "/companies/<companyId>",
+    summary="One company with its journeys and connections (no Codat call)",
+    tags=["Companies"],
+    responses=responses(200, Company, "The company", errors=(404,)),
+)
 def get_company(company_id: CompanyId) -> Response[str]:
     request = scope(app)
     return json_response(200, companies.get_company(request.services, request.customer_id, company_id).to_json())
 
 
-@app.get("/companies/<companyId>/connections")
+@app.get(
+    "/companies/<companyId>/connections",
+    summary="Manage connections: the company's connections",
+    tags=["Connections"],
+    responses=responses(200, ConnectionList, "A page of connections", errors=(404,)),
+)
 def list_connections(
     company_id: CompanyId,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = MAX_PAGE_LIMIT,
@@ -45,7 +62,12 @@ def list_connections(
     return json_response(200, page.to_json())
 
 
-@app.get("/companies/<companyId>/events")
+@app.get(
+    "/companies/<companyId>/events",
+    summary="The consent ledger, oldest first",
+    tags=["Consent ledger"],
+    responses=responses(200, LedgerPage, "A page of ledger entries", errors=(404,)),
+)
 def list_events(
     company_id: CompanyId,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 50,

@@ -8,7 +8,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.models import CreateCompanyRequest, StartJourneyRequest
+from consent.api.openapi import responses
 from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.domain import Company
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
 from consent.usecases import companies
@@ -18,14 +20,26 @@ app = create_resolver()
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 
 
-@app.post("/companies", responses={201: {"description": "Company created"}})
+@app.post(
+    "/companies",
+    summary="Create the customer's company (in Codat too) and start a journey",
+    tags=["Companies"],
+    responses=responses(
+        201, Company, "Created (or the first answer again, for a repeated Idempotency-Key)", errors=(409, 413, 502, 504)
+    ),
+)
 def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey = None) -> Response[str]:
     request = scope(app)
     answer = companies.create_company(request.services, request.customer_id, body, idempotency_key)
     return json_response(answer.status, answer.body, {"Idempotent-Replayed": "true"} if answer.replayed else None)
 
 
-@app.post("/companies/<companyId>/journeys")
+@app.post(
+    "/companies/<companyId>/journeys",
+    summary="Start another journey for the company",
+    tags=["Companies"],
+    responses=responses(200, Company, "The company with the journey started", errors=(404, 409, 413)),
+)
 def start_journey(
     company_id: Annotated[str, Path(alias="companyId", max_length=64)], body: StartJourneyRequest
 ) -> Response[str]:

@@ -7,19 +7,26 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consent.api.models import CreateConnectionRequest
+from consent.api.models import AccessToken, CreateConnectionRequest
+from consent.api.openapi import responses
 from consent.api.resolver import create_resolver, json_response, scope, serve
-from consent.domain import SourceType
+from consent.domain import Connection, SourceType
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
 from consent.usecases import connections, integrations
+from consent.usecases.integrations import IntegrationList
 
 app = create_resolver()
 
 CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
 
 
-@app.get("/integrations")
+@app.get(
+    "/integrations",
+    summary="Codat's enabled integrations, by source type",
+    tags=["Connections"],
+    responses=responses(200, IntegrationList, "The integrations", errors=(502,)),
+)
 def list_integrations(
     source_type: Annotated[SourceType | None, Query(alias="sourceType")] = None,
 ) -> Response[str]:
@@ -27,14 +34,24 @@ def list_integrations(
     return json_response(200, integrations.list_integrations(catalog, source_type).to_json())
 
 
-@app.post("/companies/<companyId>/connections")
+@app.post(
+    "/companies/<companyId>/connections",
+    summary="Codat's link for an integration: a new connection (201) or the reused one (200)",
+    tags=["Connections"],
+    responses=responses(201, Connection, "Created, with `linkUrl`; 200 when reused", errors=(404, 409, 413, 502, 504)),
+)
 def create_connection(company_id: CompanyId, body: CreateConnectionRequest) -> Response[str]:
     request = scope(app)
     answer = connections.create_connection(request.services, request.customer_id, company_id, body)
     return json_response(201 if answer.created else 200, answer.connection.to_json())
 
 
-@app.get("/companies/<companyId>/access-token")
+@app.get(
+    "/companies/<companyId>/access-token",
+    summary="Codat's company access token for the Link SDK (never stored)",
+    tags=["Connections"],
+    responses=responses(200, AccessToken, "The token; `Cache-Control: no-store`", errors=(404, 502, 504)),
+)
 def get_access_token(company_id: CompanyId) -> Response[str]:
     request = scope(app)
     token = connections.access_token(request.services, request.customer_id, company_id)

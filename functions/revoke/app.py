@@ -7,7 +7,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from consent.api.openapi import responses
 from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.domain import Connection
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
 from consent.usecases import revocation
@@ -17,7 +19,12 @@ app = create_resolver()
 CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
 
 
-@app.delete("/companies/<companyId>/connections/<connectionId>")
+@app.delete(
+    "/companies/<companyId>/connections/<connectionId>",
+    summary="Revoke a connection: unlink it in Codat (idempotent)",
+    tags=["Connections"],
+    responses=responses(200, Connection, "The connection, Unlinked (or as it was)", errors=(404, 409, 502, 504)),
+)
 def revoke_connection(
     company_id: CompanyId, connection_id: Annotated[str, Path(alias="connectionId", max_length=64)]
 ) -> Response[str]:
@@ -26,7 +33,12 @@ def revoke_connection(
     return json_response(200, connection.to_json())
 
 
-@app.delete("/companies/<companyId>")
+@app.delete(
+    "/companies/<companyId>",
+    summary="Erase the company, in Codat and here",
+    tags=["Companies"],
+    responses=responses(204, None, "Erased", errors=(404, 502, 504)),
+)
 def erase_company(company_id: CompanyId) -> Response[None]:
     request = scope(app)
     revocation.erase_company(request.services, request.customer_id, company_id)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -115,16 +116,21 @@ def jwt_claims(customer_id: str, *, issuer: str = "https://login.example-bank.te
 
 
 @lru_cache(maxsize=32)
-def load_handler(code_uri: Path, handler: str = "app.lambda_handler") -> Handler:
-    """Import a function's handler from its folder, as Lambda does (the folder is the code root)."""
-    module_name, attribute = handler.rsplit(".", 1)
+def load_module(code_uri: Path, module_name: str = "app") -> ModuleType:
+    """Import a function's module from its folder, as Lambda does (the folder is the code root)."""
     file = code_uri / f"{module_name.replace('.', '/')}.py"
     spec = importlib.util.spec_from_file_location(f"fn_{code_uri.name}_{module_name}", file)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {file}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    function = getattr(module, attribute)
+    return module
+
+
+def load_handler(code_uri: Path, handler: str = "app.lambda_handler") -> Handler:
+    """A function's handler, e.g. `app.lambda_handler` of its folder."""
+    module_name, attribute = handler.rsplit(".", 1)
+    function = getattr(load_module(code_uri, module_name), attribute)
     assert callable(function)
     return function  # type: ignore[no-any-return]
 

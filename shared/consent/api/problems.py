@@ -55,3 +55,23 @@ def not_found(what: str = "resource") -> Problem:
 
 def validation_failed(errors: Sequence[FieldError], detail: str = "The request is not valid.") -> Problem:
     return Problem(422, "validation_failed", detail, errors=errors)
+
+
+def problem_schema() -> type:
+    """The problem+json body as a pydantic model, for the OpenAPI document only (answers are built above)."""
+    from pydantic import BaseModel, Field  # noqa: PLC0415 - documentation path only
+
+    class FieldProblem(BaseModel):
+        field: str
+        message: str
+
+    class Problem(BaseModel):
+        type: str = Field(examples=["https://consent.example/problems/not_found"])
+        title: str
+        status: int
+        detail: str
+        code: str = Field(description="Stable machine-readable code, e.g. `validation_failed`, `not_found`.")
+        requestId: str | None = None
+        errors: list[FieldProblem] | None = None
+
+    return Problem

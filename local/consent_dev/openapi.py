@@ -1,0 +1,123 @@
+"""The API's OpenAPI 3.1 document, generated from the code: each function's resolver documents its own
+routes (from their pydantic models), merged over the routes template.yaml declares, with the webhook."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
+
+from consent.api.problems import PROBLEM_JSON
+from consent_dev.lambda_runtime import load_module
+from consent_dev.template import functions
+
+TITLE = "Consent journey API"
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "The consent journey backend for banks on Codat. Every route but the webhook needs the customer's JWT "
+    "(`Authorization: Bearer …`; locally, `make dev` takes `Bearer <customerId>`). Errors are RFC 9457 "
+    "problem details with a stable `code`."
+)
+_SECURITY_SCHEME = {
+    "customerJwt": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The bank's identity provider's token; the customer is its `sub` claim.",
+    }
+}
+_WEBHOOK_HEADERS = [
+    {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "schema": {"type": "string", "maxLength": limit},
+        "description": text,
+    }
+    for name, limit, text in (
+        ("webhook-id", 256, "The message id: the same on every retry (idempotency key)."),
+        ("webhook-timestamp", 12, "Unix seconds; accepted within ±5 minutes."),
+        ("webhook-signature", 4096, "Space-separated `v1,<base64 HMAC-SHA256>` entries (Svix's `svix-*` names too)."),
+    )
+]
+
+
+def build_openapi() -> dict[str, Any]:
+    document: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
+        "paths": {},
+        "components": {"schemas": {}, "securitySchemes": _SECURITY_SCHEME},
+        "security": [{"customerJwt": []}],
+    }
+    for function in functions():
+        if not function.routes:
+            continue
+        module_name = function.handler.rsplit(".", 1)[0]
+        app = getattr(load_module(function.code_uri, module_name), "app", None)
+        if not isinstance(app, APIGatewayHttpResolver):
+            continue
+        generated = json.loads(app.get_openapi_json_schema(title=TITLE, version=VERSION, openapi_version="3.1.0"))
+        for path, operations in generated.get("paths", {}).items():
+            document["paths"].setdefault(path, {}).update(operations)
+        document["components"]["schemas"].update(generated.get("components", {}).get("schemas", {}))
+    document["paths"]["/webhooks/codat"] = {"post": _webhook_operation(document)}
+    _drop_powertools_validation_schemas(document)
+    return document
+
+
+def _webhook_operation(document: dict[str, Any]) -> dict[str, Any]:
+    problem = {"$ref": "#/components/schemas/Problem"}
+    return {
+        "tags": ["Webhooks"],
+        "summary": "Codat's webhooks (Standard Webhooks signature; no JWT)",
+        "operationId": "codat_webhook",
+        "security": [],
+        "parameters": _WEBHOOK_HEADERS,
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["id", "eventType", "generatedDate", "payload"],
+                        "properties": {
+                            "id": {"type": "string"},
+                            "eventType": {"type": "string"},
+                            "generatedDate": {"type": "string", "format": "date-time"},
+                            "payload": {"type": "object"},
+                        },
+                    }
+                }
+            },
+        },
+        "responses": {
+            "204": {"description": "Applied, recorded as a duplicate, or parked (never retried)"},
+            **{
+                str(status): {"description": text, "content": {PROBLEM_JSON: {"schema": problem}}}
+                for status, text in (
+                    (400, "Not a Codat event"),
+                    (401, "Missing, wrong or stale signature"),
+                    (413, "Body too large"),
+                    (503, "Not recorded: Codat retries"),
+                )
+            },
+        },
+    }
+
+
+def _drop_powertools_validation_schemas(document: dict[str, Any]) -> None:
+    """Our 422 is a problem+json document; Powertools' own validation error shapes are never sent."""
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            for status, response in list(responses.items()):
+                content = response.get("content", {})
+                if "application/json" in content and status == "422":
+                    responses[status] = {
+                        "description": response.get("description", "Validation failed"),
+                        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+                    }
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        document["components"]["schemas"].pop(name, None)

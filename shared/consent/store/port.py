@@ -122,13 +122,6 @@ class ConsentStore(ABC):
     def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
         """The caller's companies, newest first."""
 
-    def update_company(self, company: CompanyRecord, ledger: list[LedgerRecord]) -> CompanyRecord:
-        """Save `company` if its stored version is still `company.version`; returns it with the next version.
-
-        Raises ConflictError if it changed meanwhile."""
-        self.commit(Change(company=company, ledger=ledger))
-        return company.model_copy(update={"version": company.version + 1})
-
     @abstractmethod
     def commit(self, change: Change) -> None:
         """Apply `change` atomically, or raise ConflictError if anything it read has changed since."""

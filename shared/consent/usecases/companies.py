@@ -19,6 +19,7 @@ from consent.services import Services
 from consent.store import (
     Change,
     CompanyRecord,
+    CompanyView,
     ConflictError,
     IdempotencyClaim,
     IdempotencyOutcome,
@@ -187,8 +188,6 @@ def _record_company(
 
 
 def _company_view_body(record: CompanyRecord) -> str:
-    from consent.store import CompanyView  # noqa: PLC0415 - avoid a cycle at import time
-
     return CompanyView(record, []).to_resource().to_json()
 
 
@@ -218,7 +217,7 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
             services.store.commit(Change(company=updated, ledger=ledger, retracted=settled.retracted))
         except ConflictError:
             continue  # a webhook changed the company meanwhile: read again
-        view.company = updated.model_copy(update={"version": updated.version + 1})
+        view.company = updated
         return view.to_resource()
     raise ConflictError("company kept changing")
 

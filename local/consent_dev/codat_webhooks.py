@@ -22,23 +22,38 @@ def codat_time(moment: datetime | None = None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"
 
 
-def envelope(event_type: str, payload: Mapping[str, Any], *, generated: datetime | None = None) -> dict[str, Any]:
+def envelope(
+    event_type: str, payload: Mapping[str, Any], *, generated: datetime | None = None, event_id: str | None = None
+) -> dict[str, Any]:
     return {
-        "id": str(uuid.uuid4()),
+        "id": event_id or str(uuid.uuid4()),
         "eventType": event_type,
         "generatedDate": codat_time(generated),
         "payload": payload,
     }
 
 
-def reference_company(company_id: str) -> dict[str, Any]:
+def reference_company(
+    company_id: str, *, name: str = "Acme Bakery Ltd", description: str = "", tags: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "id": company_id,
-        "name": "Acme Bakery Ltd",
-        "description": "",
+        "name": name,
+        "description": description,
         "links": {"portal": f"https://app.codat.io/companies/{company_id}/summary"},
-        "tags": {},
+        "tags": dict(tags or {}),
     }
+
+
+def company_event(
+    event_type: str,
+    company: Mapping[str, Any],
+    *,
+    generated: datetime | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    """``company.created`` / ``company.deleted``: the payload is the company itself (Codat's ``companyDetails``)."""
+    return envelope(event_type, dict(company), generated=generated, event_id=event_id)
 
 
 def connection_event(
@@ -52,22 +67,33 @@ def connection_event(
     platform_name: str = "Codat Sandbox Banking",
     generated: datetime | None = None,
     errors: Iterable[Mapping[str, Any]] = (),
+    integration_id: str = "bf083d72-62c7-493e-aec9-81b4dbba7e2c",
+    source_id: str = "bdd831ce-eebd-4896-89a7-20e5ee8989ee",
+    link_url: str | None = None,
+    created: str | None = None,
+    last_sync: str | None = None,
+    reference: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
+    """A ``connection.*`` event; the keyword defaults are Codat's spec example values, for tests that need none."""
     connection: dict[str, Any] = {
         "id": connection_id,
-        "integrationId": "bf083d72-62c7-493e-aec9-81b4dbba7e2c",
+        "integrationId": integration_id,
         "integrationKey": integration_key,
-        "sourceId": "bdd831ce-eebd-4896-89a7-20e5ee8989ee",
+        "sourceId": source_id,
         "platformName": platform_name,
-        "linkUrl": f"https://link-api.codat.io/companies/{company_id}/connections/{connection_id}/start",
+        "linkUrl": link_url or f"https://link-api.codat.io/companies/{company_id}/connections/{connection_id}/start",
         "status": status,
-        "created": codat_time(generated),
+        "created": created or codat_time(generated),
         "sourceType": source_type,
     }
+    if last_sync is not None:
+        connection["lastSync"] = last_sync
+    errors = list(errors)
     if errors:
-        connection["dataConnectionErrors"] = list(errors)
-    payload = {"referenceCompany": reference_company(company_id), "connection": connection}
-    return envelope(event_type, payload, generated=generated)
+        connection["dataConnectionErrors"] = [dict(error) for error in errors]
+    payload = {"referenceCompany": dict(reference or reference_company(company_id)), "connection": connection}
+    return envelope(event_type, payload, generated=generated, event_id=event_id)
 
 
 def read_event(
@@ -77,6 +103,8 @@ def read_event(
     initial: bool,
     generated: datetime | None = None,
     data_types: Iterable[str] = ("bankAccounts", "bankTransactions"),
+    reference: Mapping[str, Any] | None = None,
+    event_id: str | None = None,
 ) -> dict[str, Any]:
     reads = [
         {"connectionId": cid, "dataType": data_type, "recordsModified": True, "status": "Complete", "issues": []}
@@ -84,11 +112,12 @@ def read_event(
         for data_type in data_types
     ]
     payload = {
-        "referenceCompany": reference_company(company_id),
+        "referenceCompany": dict(reference or reference_company(company_id)),
         "modifiedFromDate": codat_time(generated),
         "dataTypes": reads,
     }
-    return envelope("read.completed.initial" if initial else "read.completed", payload, generated=generated)
+    event_type = "read.completed.initial" if initial else "read.completed"
+    return envelope(event_type, payload, generated=generated, event_id=event_id)
 
 
 def signed(

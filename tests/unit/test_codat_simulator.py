@@ -114,11 +114,10 @@ def test_the_link_page_authorizes_the_connection_once(sim: CodatSimulator, sim_c
     page = sim_client.get(connection["linkUrl"])
     assert page.status_code == 200
     assert "Codat Banking Sandbox" in page.text
-    action = re.search(r"action='([^']*/authorize[^']*)'", page.text)
-    assert action is not None
-    assert sim_client.post(action.group(1)).status_code == 200
+    assert 'name="action" value="authorize"' in page.text
+    assert sim_client.post(connection["linkUrl"], data={"action": "authorize"}).status_code == 303
     assert sim.connection(company["id"], connection["id"]).status == "Linked"
-    assert sim_client.post(action.group(1)).status_code == 403  # the otp was used
+    assert sim_client.post(connection["linkUrl"], data={"action": "authorize"}).status_code == 410  # the otp was used
     assert [e.event_type for e in sim.events][-1] == "connection.connected"
 
 

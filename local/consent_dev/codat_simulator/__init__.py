@@ -1,6 +1,9 @@
-"""An in-memory fake of Codat's Platform API (companies, connections, integrations) with fault injection."""
+"""A fake of Codat: its Platform API (companies, connections, integrations) with fault injection, its Link pages,
+and its signed webhook deliveries."""
 
+from .control import ConnectionStateError
 from .core import CodatSimulator, Outcome, RecordedRequest, SimulatedConnectionDrop
+from .deliveries import CODAT_RETRY_SCHEDULE, Delivery, WebhookMessage
 from .faults import Fault
 from .responses import SimResponse
 from .state import Company, Connection, Integration, SimClock, SimEvent
@@ -8,9 +11,12 @@ from .transport import SimTransport
 from .wsgi import SimServer, make_wsgi_app, serve
 
 __all__ = [
+    "CODAT_RETRY_SCHEDULE",
     "CodatSimulator",
     "Company",
     "Connection",
+    "ConnectionStateError",
+    "Delivery",
     "Fault",
     "Integration",
     "Outcome",
@@ -21,6 +27,7 @@ __all__ = [
     "SimServer",
     "SimTransport",
     "SimulatedConnectionDrop",
+    "WebhookMessage",
     "make_wsgi_app",
     "serve",
 ]

@@ -6,22 +6,27 @@ import base64
 import json
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 
-from consent_dev.codat_spec import CodatSpec, load_codat_spec
+from consent.webhooks.signature import decode_secret
+from consent_dev.codat_spec import CodatSpec, load_codat_spec, pointer
 
 from .api import Context, SimRequest, build_router
 from .catalogue import default_integrations
+from .control import ConnectionStateError, handle_control, is_control_path
+from .deliveries import DEFAULT_TIMEOUT, Delivery, WebhookDispatcher, WebhookMessage, WebhookSettings, scaled_schedule
 from .faults import DropError, Fault, FaultKind, FaultRegistry
 from .idempotency import IDEMPOTENT_METHODS, IdempotencyStore, fingerprint
-from .link import handle_link, is_link_path
+from .link import LinkSettings, handle_link, is_link_path
 from .render import company_json, connection_json
 from .responses import JSON_CONTENT_TYPE, CodatError, SimResponse, error_body, json_response
 from .state import (
     CONNECTION_STATUSES,
+    DEFAULT_INITIAL_READ_DELAY,
     Company,
     Connection,
     ConnectionStatus,
@@ -79,10 +84,12 @@ class SimulatedConnectionDrop(ConnectionError):
 
 
 class CodatSimulator:
-    """An in-memory Codat Platform API.
+    """An in-memory Codat Platform API, with its Link pages and webhook deliveries.
 
     ``spec="auto"`` loads Codat's spec if present; ``validate`` (default: whether a spec is available) checks every
-    request and response against it, recording problems in ``contract_violations``.
+    request, response and webhook body against it, recording problems in ``contract_violations``.
+    ``redirect_url`` is where Link pages send the customer afterwards (default: the simulator's own
+    ``/link/finished``); ``initial_read_delay`` is how long after each authorization ``read.completed.initial`` comes.
     """
 
     def __init__(
@@ -93,6 +100,8 @@ class CodatSimulator:
         validate: bool | None = None,
         public_base_url: str | None = None,
         clock: SimClock | None = None,
+        redirect_url: str | None = None,
+        initial_read_delay: float = DEFAULT_INITIAL_READ_DELAY,
     ) -> None:
         self.api_key = api_key
         self.spec: CodatSpec | None = load_codat_spec() if spec == "auto" else spec
@@ -100,6 +109,7 @@ class CodatSimulator:
             raise ValueError("validate=True needs Codat's spec, which was not found")
         self.validating = self.spec is not None if validate is None else validate
         self.public_base_url = public_base_url
+        self.redirect_url = redirect_url
         self.clock = clock or SimClock()
         self.faults = FaultRegistry()
         self.requests: list[RecordedRequest] = []
@@ -107,7 +117,15 @@ class CodatSimulator:
         self._lock = threading.RLock()
         self._router = build_router()
         self._idempotency = IdempotencyStore()
-        self._state = SimState(self.clock, default_integrations())
+        self._dispatcher: WebhookDispatcher | None = None
+        self._initial_read_delay = initial_read_delay
+        self._state = self._new_state()
+
+    def _new_state(self) -> SimState:
+        state = SimState(self.clock, default_integrations(), initial_read_delay=self._initial_read_delay)
+        state.base_url = lambda: self.base_url
+        state.on_event = self._on_event
+        return state
 
     # --- inspection and control (Python API for tests) -------------------------------------------------------
 
@@ -135,7 +153,19 @@ class CodatSimulator:
 
     @property
     def events(self) -> list[SimEvent]:
-        return self._state.events
+        """Every event Codat would announce, oldest first (first reads that are due complete here too)."""
+        with self._lock:
+            self._state.complete_due_reads()
+            return self._state.events
+
+    @property
+    def initial_read_delay(self) -> float:
+        return self._initial_read_delay
+
+    @initial_read_delay.setter
+    def initial_read_delay(self, seconds: float) -> None:
+        with self._lock:
+            self._initial_read_delay = self._state.initial_read_delay = seconds
 
     @property
     def operations(self) -> list[str]:
@@ -155,13 +185,16 @@ class CodatSimulator:
         return len(self.calls(method, template))
 
     def reset(self) -> None:
-        """Forget all state, requests, violations, faults and idempotency keys (the API key stays)."""
+        """Forget all state, requests, violations, faults, idempotency keys and webhook messages (the API key and
+        the webhook endpoint stay)."""
         with self._lock:
-            self._state = SimState(self.clock, default_integrations())
+            self._state = self._new_state()
             self.requests.clear()
             self.contract_violations.clear()
             self.faults.clear()
             self._idempotency.clear()
+            if self._dispatcher is not None:
+                self._dispatcher.clear()
 
     def inject(self, fault: Fault) -> Fault:
         return self.faults.add(fault)
@@ -230,6 +263,131 @@ class CodatSimulator:
             self._state.set_status(connection, status)
             return connection
 
+    def deauthorize(self, company_id: str, connection_id: str) -> Connection:
+        """The platform revokes a Linked connection: Deauthorized, with ``connection.disconnected``.
+
+        Already Deauthorized: nothing changes. KeyError if absent; ConnectionStateError if PendingAuth or Unlinked."""
+        with self._lock:
+            connection = self._state.companies[company_id].connections[connection_id]
+            if connection.status not in ("Linked", "Deauthorized"):
+                raise ConnectionStateError(
+                    f"Connection {connection_id} is {connection.status}; only a Linked one can be deauthorized."
+                )
+            self._state.set_status(connection, "Deauthorized")
+            return connection
+
+    # --- webhook deliveries ----------------------------------------------------------------------------------
+
+    def configure_webhooks(
+        self,
+        url: str,
+        secret: str,
+        *,
+        schedule: Sequence[float] | None = None,
+        time_scale: float = 1.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        start: bool = True,
+    ) -> None:
+        """Deliver every event from now on to ``url``, signed with ``secret`` (``whsec_…``), as Codat does.
+
+        ``schedule`` lists the wait before each attempt, in seconds, the first counted from the event and each later
+        one from the failure before it; Codat's (Svix's) is the default: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h,
+        i.e. 8 attempts. Every wait is multiplied by ``time_scale`` (e.g. 0.001 for tests). An attempt fails on a
+        non-2xx answer (3xx included), after ``timeout`` seconds, or on a connection error; after the last, the
+        message is marked failed. ``transport`` replaces the network (an httpx transport). Configuring again changes
+        the endpoint for pending messages too. ``start``: start the worker now (else ``start_deliveries()``)."""
+        decode_secret(secret)  # a malformed secret fails here, not on the worker
+        settings = WebhookSettings(url, secret, scaled_schedule(schedule, time_scale), timeout, transport)
+        with self._lock:
+            if self._dispatcher is None:
+                self._dispatcher = WebhookDispatcher(settings, self._tick)
+            else:
+                self._dispatcher.configure(settings)
+            dispatcher = self._dispatcher
+        if start:
+            dispatcher.start()
+
+    def start_deliveries(self) -> None:
+        """Start the delivery worker (a no-op when running). Needs ``configure_webhooks`` first."""
+        if self._dispatcher is None:
+            raise RuntimeError("configure_webhooks(url, secret) first")
+        self._dispatcher.start()
+
+    def stop_deliveries(self, timeout: float = 5.0) -> None:
+        """Stop the worker after its attempt in flight; what is pending is delivered after the next start."""
+        if self._dispatcher is not None:
+            self._dispatcher.stop(timeout)
+
+    @property
+    def webhook_url(self) -> str | None:
+        return self._dispatcher.settings.url if self._dispatcher is not None else None
+
+    @property
+    def delivering(self) -> bool:
+        """Whether the delivery worker is running."""
+        return self._dispatcher is not None and self._dispatcher.running
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery attempt so far, in the order made."""
+        return self._dispatcher.deliveries if self._dispatcher is not None else []
+
+    @property
+    def webhook_messages(self) -> list[WebhookMessage]:
+        """Every event queued for delivery (since webhooks were configured), with its status and attempt count."""
+        return self._dispatcher.messages if self._dispatcher is not None else []
+
+    def deliver_now(self) -> None:
+        """Skip the waits: complete every pending first read, and make every waiting retry due now."""
+        with self._lock:
+            self._state.complete_due_reads(everything=True)
+        if self._dispatcher is not None:
+            self._dispatcher.hurry()
+
+    def flush_deliveries(self, timeout: float = 5.0, *, hurry: bool = False) -> bool:
+        """Wait until nothing is pending: no first read still to complete, no message still to deliver.
+
+        True when drained; False if ``timeout`` seconds passed first (e.g. a retry waits longer, or the worker was
+        never started). Without a webhook endpoint only the reads are waited for. ``hurry``: skip every wait
+        meanwhile (``deliver_now`` over and over), so each message ends delivered or out of attempts."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if hurry:
+                self.deliver_now()
+            with self._lock:
+                self._state.complete_due_reads()
+                reads_pending = bool(self._state.pending_reads)
+            dispatcher = self._dispatcher
+            if not reads_pending and (dispatcher is None or not dispatcher.busy):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if dispatcher is None:
+                time.sleep(min(remaining, 0.01))
+            else:
+                dispatcher.wake()
+                dispatcher.wait_for_change(min(remaining, 0.02))
+
+    def _tick(self) -> float | None:
+        # On the delivery worker: complete due reads (queuing their webhooks); say when the next one is due.
+        with self._lock:
+            self._state.complete_due_reads()
+            due = self._state.next_read_due()
+            return None if due is None else max(0.0, (due - self.clock.now()).total_seconds())
+
+    def _on_event(self, event: SimEvent) -> None:
+        # Under the lock, from SimState.emit: check the body against Codat's spec, then queue it for delivery.
+        if self.validating and self.spec is not None:
+            where = pointer(
+                "webhooks", event.event_type, "post", "requestBody", "content", "application/json", "schema"
+            )
+            problems = self.spec.validate(event.body, where)
+            self.contract_violations.extend(f"webhook: {event.event_type}: {p}" for p in problems)
+        if self._dispatcher is not None:
+            self._dispatcher.enqueue(event)
+
     def transport(self) -> SimTransport:
         """An httpx transport serving this simulator in-process."""
         return SimTransport(self)
@@ -274,6 +432,9 @@ class CodatSimulator:
     ) -> Outcome:
         """Serve one request without sleeping or raising: the transport turns the ``Outcome`` into I/O."""
         request = _parse(method, path, query, headers, body)
+        if is_control_path(request.path):
+            # The simulator's own routes: not Codat's API, so neither recorded, faulted, authorized nor spec-checked.
+            return Outcome(handle_control(self, request))
         record = RecordedRequest(
             request.method, request.path, dict(request.query), dict(request.headers), body, request.json,
             self._template(request.method, request.path),
@@ -321,8 +482,9 @@ class CodatSimulator:
         return response
 
     def _respond(self, request: SimRequest) -> SimResponse:
+        self._state.complete_due_reads()
         if is_link_path(request.path):
-            return handle_link(self._state, request.method, request.path, request.query)
+            return handle_link(self._state, request, LinkSettings(self.base_url, self.redirect_url))
         response = self._respond_api(request)
         self._check_response(request, response)
         return response

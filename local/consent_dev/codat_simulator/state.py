@@ -6,15 +6,30 @@ import random
 import secrets
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+
+from .webhook_bodies import webhook_body
 
 ConnectionStatus = Literal["PendingAuth", "Linked", "Unlinked", "Deauthorized"]
 CONNECTION_STATUSES: tuple[ConnectionStatus, ...] = ("PendingAuth", "Linked", "Unlinked", "Deauthorized")
 SourceType = Literal["Accounting", "Banking", "BankFeed", "Commerce", "Expense", "Other", "Unknown"]
 
+LinkCheck = Literal["valid", "unknown", "used", "expired", "gone"]
+
 LINK_URL_LIFETIME = timedelta(days=1)
+DEFAULT_INITIAL_READ_DELAY = 2.0
+CODAT_API_BASE_URL = "https://api.codat.io"
+
+# What Codat records on a connection in each case (texts from the spec's webhook examples).
+CANCELLED_ERROR = {"statusCode": "403", "statusText": "User cancelled linking", "errorMessage": "User cancelled"}
+DEAUTHORIZED_ERROR = {
+    "statusCode": "401",
+    "statusText": "The integration de-authorized access to the connection.",
+    "errorMessage": "The integration de-authorized access to the connection.",
+}
 
 
 class SimClock:
@@ -40,6 +55,10 @@ def codat_timestamp(moment: datetime, *, fraction: bool = True) -> str:
         return f"{moment:%Y-%m-%dT%H:%M:%S}Z"
     # datetime stops at microseconds; the 7th digit is a random tick so clients meet all seven digits.
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond:06d}{random.randrange(10)}Z"
+
+
+def _codat_api_base_url() -> str:
+    return CODAT_API_BASE_URL
 
 
 def new_id() -> str:
@@ -87,24 +106,35 @@ class Company:
     connections: dict[str, Connection] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass
 class LinkGrant:
-    """A one-time ``otp`` handed out in a ``linkUrl``."""
+    """A one-time ``otp`` handed out in a ``linkUrl``; kept after use until it expires, to say it was used."""
 
     company_id: str
     connection_id: str
     expires: datetime
+    used: bool = False
 
 
 @dataclass(frozen=True)
 class SimEvent:
-    """Something Codat would announce by webhook (delivery is not simulated yet)."""
+    """Something Codat announces by webhook; ``body`` is the envelope it sends (``id`` is the envelope's id)."""
 
     event_type: str
     generated: str
     company_id: str
     connection_id: str | None = None
     id: str = field(default_factory=new_id)
+    body: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class PendingRead:
+    """The first read after an authorization, which completes (``read.completed.initial``) at ``due``."""
+
+    due: datetime
+    company_id: str
+    connection_id: str
 
 
 @dataclass
@@ -117,17 +147,38 @@ class SimState:
     link_grants: dict[str, LinkGrant] = field(default_factory=dict)
     access_tokens: dict[str, str] = field(default_factory=dict)
     events: list[SimEvent] = field(default_factory=list)
+    # Where linkUrls point when an event is built (the simulator's public base URL, which serve() may set later).
+    base_url: Callable[[], str] = field(default_factory=lambda: _codat_api_base_url)
+    # Called with every event as it is recorded (the simulator queues it for delivery); under the simulator's lock.
+    on_event: Callable[[SimEvent], None] | None = None
+    initial_read_delay: float = DEFAULT_INITIAL_READ_DELAY
+    pending_reads: list[PendingRead] = field(default_factory=list)
 
     def now(self) -> str:
         return codat_timestamp(self.clock.now())
 
-    def emit(self, event_type: str, company_id: str, connection_id: str | None = None) -> None:
-        self.events.append(SimEvent(event_type, self.now(), company_id, connection_id))
+    def emit(self, event_type: str, company: Company, connection: Connection | None = None) -> SimEvent:
+        """Record what Codat would announce, with the envelope built from the state as it is now."""
+        event_id = new_id()
+        body = webhook_body(
+            event_type,
+            event_id=event_id,
+            generated=self.clock.now(),
+            company=company,
+            connection=connection,
+            base_url=self.base_url(),
+        )
+        connection_id = connection.id if connection is not None else None
+        event = SimEvent(event_type, body["generatedDate"], company.id, connection_id, event_id, body)
+        self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+        return event
 
     def add_company(self, name: str, description: str | None, tags: dict[str, str]) -> Company:
         company = Company(new_id(), name, description, dict(tags), self.now())
         self.companies[company.id] = company
-        self.emit("company.created", company.id)
+        self.emit("company.created", company)
         return company
 
     def delete_company(self, company_id: str) -> None:
@@ -138,7 +189,7 @@ class SimState:
         for token, owner in list(self.access_tokens.items()):
             if owner == company.id:
                 del self.access_tokens[token]
-        self.emit("company.deleted", company.id)
+        self.emit("company.deleted", company)
 
     def add_connection(self, company: Company, integration: Integration) -> Connection:
         # Codat gives a connection's `created` without fractional seconds (see the spec's examples).
@@ -146,28 +197,62 @@ class SimState:
             new_id(), company.id, integration, "PendingAuth", codat_timestamp(self.clock.now(), fraction=False)
         )
         company.connections[connection.id] = connection
-        self.emit("connection.created", company.id, connection.id)
+        self.emit("connection.created", company, connection)
         return connection
 
     def delete_connection(self, connection: Connection) -> None:
-        del self.companies[connection.company_id].connections[connection.id]
-        self.emit("connection.deleted", connection.company_id, connection.id)
+        company = self.companies[connection.company_id]
+        del company.connections[connection.id]
+        self.emit("connection.deleted", company, connection)
 
     def set_status(self, connection: Connection, status: ConnectionStatus) -> None:
+        """A status change as Codat makes it, with its webhook; becoming Linked also starts the first read."""
         previous = connection.status
         if previous == status:
             return
+        company = self.companies[connection.company_id]
         connection.status = status
         if status == "Linked":
             connection.last_sync = self.now()
             connection.errors = []
-            self.emit(
-                "connection.connected" if previous == "PendingAuth" else "connection.reconnected",
-                connection.company_id,
-                connection.id,
-            )
+            event_type = "connection.connected" if previous == "PendingAuth" else "connection.reconnected"
+            self.emit(event_type, company, connection)
+            due = self.clock.now() + timedelta(seconds=self.initial_read_delay)
+            self.pending_reads.append(PendingRead(due, company.id, connection.id))
         elif status in ("Unlinked", "Deauthorized"):
-            self.emit("connection.disconnected", connection.company_id, connection.id)
+            if status == "Deauthorized":
+                connection.errors.append(self._error(DEAUTHORIZED_ERROR))
+            self.emit("connection.disconnected", company, connection)
+
+    def cancel_linking(self, connection: Connection) -> None:
+        """The customer cancelled on the link page: the status stays, the error is recorded, ``connection.failed``."""
+        if connection.status == "Linked":
+            return  # nothing was being linked
+        connection.errors.append(self._error(CANCELLED_ERROR))
+        self.emit("connection.failed", self.companies[connection.company_id], connection)
+
+    def _error(self, error: dict[str, str]) -> dict[str, Any]:
+        return {**error, "erroredOnUtc": codat_timestamp(self.clock.now(), fraction=False), "status": "Active"}
+
+    def complete_due_reads(self, *, everything: bool = False) -> None:
+        """Finish the first reads that are due (all of them with ``everything``): ``read.completed.initial``.
+
+        A read whose connection was deleted or is no longer Linked by then never completes, as in Codat."""
+        now = self.clock.now()
+        due = [read for read in self.pending_reads if everything or read.due <= now]
+        if not due:
+            return
+        self.pending_reads = [read for read in self.pending_reads if not (everything or read.due <= now)]
+        for read in sorted(due, key=lambda r: r.due):
+            company = self.companies.get(read.company_id)
+            connection = company.connections.get(read.connection_id) if company else None
+            if company is None or connection is None or connection.status != "Linked":
+                continue
+            connection.last_sync = self.now()
+            self.emit("read.completed.initial", company, connection)
+
+    def next_read_due(self) -> datetime | None:
+        return min((read.due for read in self.pending_reads), default=None)
 
     def issue_otp(self, connection: Connection) -> str:
         now = self.clock.now()
@@ -177,18 +262,21 @@ class SimState:
         self.link_grants[otp] = LinkGrant(connection.company_id, connection.id, now + LINK_URL_LIFETIME)
         return otp
 
-    def redeem_otp(self, otp: str, company_id: str, connection_id: str, *, consume: bool) -> Connection | None:
-        """The connection a still-valid otp grants access to, or None."""
+    def check_otp(self, otp: str, company_id: str, connection_id: str) -> tuple[LinkCheck, Connection | None]:
+        """Whether ``otp`` opens this connection's link page: ``valid`` (with the connection) or why not."""
         grant = self.link_grants.get(otp)
-        if grant is None or grant.expires <= self.clock.now():
-            return None
-        if (grant.company_id, grant.connection_id) != (company_id, connection_id):
-            return None
+        if grant is None or (grant.company_id, grant.connection_id) != (company_id, connection_id):
+            return "unknown", None
+        if grant.used:
+            return "used", None
+        if grant.expires <= self.clock.now():
+            return "expired", None
         company = self.companies.get(company_id)
         connection = company.connections.get(connection_id) if company else None
-        if consume:
-            del self.link_grants[otp]
-        return connection
+        return ("valid", connection) if connection is not None else ("gone", None)
+
+    def use_otp(self, otp: str) -> None:
+        self.link_grants[otp].used = True
 
     def issue_access_token(self, company: Company) -> str:
         token = secrets.token_urlsafe(32)

@@ -19,6 +19,8 @@ from werkzeug.wrappers import Request, Response
 if TYPE_CHECKING:
     from .core import CodatSimulator
 
+_POLL_INTERVAL = 0.05
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -58,7 +60,10 @@ class SimServer:
 
     def __init__(self, server: BaseWSGIServer) -> None:
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="codat-simulator", daemon=True)
+        # A short poll interval, because shutdown() waits for the loop to notice (half a second by default).
+        self._thread = threading.Thread(
+            target=server.serve_forever, args=(_POLL_INTERVAL,), name="codat-simulator", daemon=True
+        )
         self._thread.start()
 
     @property

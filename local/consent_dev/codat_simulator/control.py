@@ -1,0 +1,97 @@
+"""The simulator's own control routes under ``/_simulator/``: not Codat's API, so no API key and no spec checks.
+
+- ``POST /_simulator/companies/{companyId}/connections/{connectionId}/deauthorize``: the platform revokes access
+  (Deauthorized, ``connection.disconnected``), to rehearse re-consent; answers the connection as Codat shows it.
+- ``POST /_simulator/webhooks/flush?timeout=5``: complete pending first reads and deliver every pending webhook now,
+  retrying without Codat's waits until each is delivered or out of attempts (at most ``timeout`` seconds, ≤ 30);
+  answers ``drained`` and the delivery summary.
+- ``GET /_simulator/webhooks``: the endpoint, and every message with its attempts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from .api import SimRequest
+from .responses import CodatError, SimResponse, json_response
+
+if TYPE_CHECKING:
+    from .core import CodatSimulator
+
+CONTROL_PREFIX = "/_simulator/"
+MAX_FLUSH_WAIT = 30.0
+_DEFAULT_FLUSH_WAIT = 5.0
+_SERVICE = "CodatSimulator"
+
+_DEAUTHORIZE = re.compile(
+    r"/_simulator/companies/(?P<company_id>[^/]+)/connections/(?P<connection_id>[^/]+)/deauthorize/?"
+)
+
+
+class ConnectionStateError(Exception):
+    """The connection is not in a status the requested change applies to."""
+
+
+def is_control_path(path: str) -> bool:
+    return path == CONTROL_PREFIX.rstrip("/") or path.startswith(CONTROL_PREFIX)
+
+
+def handle_control(sim: CodatSimulator, request: SimRequest) -> SimResponse:
+    """Serve one control request; called without the simulator's lock (a flush waits for the worker)."""
+    deauthorize = _DEAUTHORIZE.fullmatch(request.path)
+    path = request.path.rstrip("/")
+    if deauthorize is not None:
+        if request.method != "POST":
+            return _error(405, "Use POST.", {"Allow": "POST"})
+        company_id, connection_id = deauthorize["company_id"], deauthorize["connection_id"]
+        try:
+            sim.deauthorize(company_id, connection_id)
+        except KeyError:
+            return _error(404, f"No connection {connection_id} in company {company_id}")
+        except ConnectionStateError as error:
+            return _error(409, str(error))
+        return json_response(200, sim.get_connection(company_id, connection_id))
+    if path == "/_simulator/webhooks/flush":
+        if request.method != "POST":
+            return _error(405, "Use POST.", {"Allow": "POST"})
+        try:
+            timeout = min(float(request.query.get("timeout", _DEFAULT_FLUSH_WAIT)), MAX_FLUSH_WAIT)
+        except ValueError:
+            return _error(400, "timeout must be a number of seconds")
+        drained = sim.flush_deliveries(max(timeout, 0.0), hurry=True)
+        return json_response(200, {"drained": drained, **webhooks_summary(sim)})
+    if path == "/_simulator/webhooks":
+        if request.method != "GET":
+            return _error(405, "Use GET.", {"Allow": "GET"})
+        return json_response(200, webhooks_summary(sim))
+    return _error(404, f"No simulator control route at {request.path}")
+
+
+def webhooks_summary(sim: CodatSimulator) -> dict[str, Any]:
+    attempts: dict[str, list[dict[str, Any]]] = {}
+    for delivery in sim.deliveries:
+        attempts.setdefault(delivery.message_id, []).append(
+            {
+                "attempt": delivery.attempt,
+                "at": delivery.at.isoformat(),
+                "status": delivery.status,
+                "error": delivery.error,
+                "seconds": round(delivery.duration, 3),
+            }
+        )
+    messages = [
+        {
+            "messageId": message.message_id,
+            "eventId": message.event.id,
+            "eventType": message.event.event_type,
+            "status": message.status,
+            "attempts": attempts.get(message.message_id, []),
+        }
+        for message in sim.webhook_messages
+    ]
+    return {"url": sim.webhook_url, "delivering": sim.delivering, "messages": messages}
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> SimResponse:
+    return CodatError(status, message, service=_SERVICE, headers=headers).response()

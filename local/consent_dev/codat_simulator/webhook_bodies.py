@@ -1,0 +1,86 @@
+"""The webhook envelope Codat sends for each simulated event, built with the same builders the product's tests use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from consent_dev.codat_webhooks import company_event, connection_event, read_event, reference_company
+
+if TYPE_CHECKING:
+    from .state import Company, Connection
+
+# What a first read fetches for each kind of source (names from the spec's DataStatus.dataType enum).
+INITIAL_READ_DATA_TYPES: dict[str, tuple[str, ...]] = {
+    "Accounting": ("company", "chartOfAccounts", "invoices", "bills", "bankAccounts"),
+    "Banking": ("banking-accounts", "banking-transactions"),
+    "BankFeed": ("banking-accounts", "banking-transactions"),
+    "Commerce": ("commerce-companyInfo", "commerce-orders", "commerce-payments"),
+}
+_OTHER_DATA_TYPES = ("company",)
+
+
+def webhook_body(
+    event_type: str,
+    *,
+    event_id: str,
+    generated: datetime,
+    company: Company,
+    connection: Connection | None,
+    base_url: str,
+) -> dict[str, Any]:
+    """The envelope ``{id, eventType, generatedDate, payload}`` for ``company.*``, ``connection.*`` and reads."""
+    if event_type.startswith("company."):
+        return company_event(event_type, company_details(company, base_url), generated=generated, event_id=event_id)
+    if connection is None:
+        raise ValueError(f"{event_type} needs a connection")
+    reference = reference_company(
+        company.id, name=company.name, description=company.description or "", tags=company.tags
+    )
+    if event_type.startswith("read.completed"):
+        return read_event(
+            company_id=company.id,
+            connection_ids=[connection.id],
+            initial=event_type == "read.completed.initial",
+            generated=generated,
+            data_types=INITIAL_READ_DATA_TYPES.get(connection.integration.source_type, _OTHER_DATA_TYPES),
+            reference=reference,
+            event_id=event_id,
+        )
+    integration = connection.integration
+    return connection_event(
+        event_type,
+        company_id=company.id,
+        connection_id=connection.id,
+        status=connection.status,
+        integration_key=integration.key,
+        source_type=integration.source_type,
+        platform_name=integration.name,
+        generated=generated,
+        errors=connection.errors,
+        integration_id=integration.integration_id,
+        source_id=integration.source_id,
+        # No otp: a webhook is not a place to hand out a usable one-time link (Codat's carry none either).
+        link_url=f"{base_url}/link/{company.id}/{connection.id}",
+        created=connection.created,
+        last_sync=connection.last_sync,
+        reference=reference,
+        event_id=event_id,
+    )
+
+
+def company_details(company: Company, base_url: str) -> dict[str, Any]:
+    """The company as ``company.*`` webhooks carry it (the spec's ``companyDetails``)."""
+    details: dict[str, Any] = {
+        "id": company.id,
+        "name": company.name,
+        "description": company.description or "",
+        "redirect": f"{base_url}/link/company/{company.id}",
+        "created": company.created,
+    }
+    syncs = [c.last_sync for c in company.connections.values() if c.last_sync]
+    if syncs:
+        details["lastSync"] = max(syncs)
+    if company.tags:
+        details["tags"] = dict(company.tags)
+    return details

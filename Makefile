@@ -46,11 +46,17 @@ $(SAM):
 build: install $(SAM) ## sam build: the layer and every function, into .aws-sam/
 	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template-file template.yaml
 
-dev: install ## the whole product on 127.0.0.1 (finished by a later issue)
-	@echo "make dev is not built yet: see issue 5. Use 'make test' meanwhile." && exit 1
+.PHONY: events
+events: install ## regenerate events/ for sam local invoke (re-signs the webhook samples: valid 5 minutes)
+	$(PY) scripts/make-events
 
-bench: install ## performance figures (finished by a later issue)
-	@echo "make bench is not built yet: see issue 6." && exit 1
+PORT ?= 3000
+dev: install ## the whole product on 127.0.0.1: the API on PORT (3000), the Codat simulator on PORT+1
+	$(PY) -m consent_dev.devserver --port $(PORT)
+
+BENCH_ARGS ?=
+bench: install $(SAM) ## performance beside its floors (cold start, warm, calls, scale, layer): table + .bench/*.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/run.py --sam $(SAM) $(BENCH_ARGS)
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

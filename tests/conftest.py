@@ -175,7 +175,7 @@ def api(services: Services) -> LocalApi:
 
 @pytest.fixture
 def table_items(dynamodb: Any, settings: Settings) -> Callable[[], list[dict[str, Any]]]:
-    """Every item in the table (a test-only Scan: the product never scans)."""
+    """Every item in the table (a test-only Scan: the product scans only to reconcile, company items only)."""
 
     def scan() -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -1,14 +1,14 @@
 """Consent status, served from DynamoDB only: companies, their connections and the consent ledger."""
 
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consent.api.models import CURSOR_MAX_LENGTH, MAX_PAGE_LIMIT, CompanyList, ConnectionList, LedgerPage
+from consent.api.models import MAX_PAGE_LIMIT, CompanyList, ConnectionList, LedgerPage
 from consent.api.openapi import responses
+from consent.api.params import CompanyId, Cursor, PageLimit
 from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain import Company
 from consent.observability import logger, metrics, tracer
@@ -16,8 +16,6 @@ from consent.services import Services, default_services
 from consent.usecases import companies, connections
 
 app = create_resolver()
-
-CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
 
 
 @app.get(
@@ -27,8 +25,8 @@ CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
     responses=responses(200, CompanyList, "A page of companies"),
 )
 def list_companies(
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 20,
-    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+    limit: PageLimit = 20,
+    cursor: Cursor = None,
 ) -> Response[str]:
     request = scope(app)
     page = companies.list_companies(request.services, request.customer_id, limit=limit, cursor=cursor)
@@ -54,8 +52,8 @@ def get_company(company_id: CompanyId) -> Response[str]:
 )
 def list_connections(
     company_id: CompanyId,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = MAX_PAGE_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+    limit: PageLimit = MAX_PAGE_LIMIT,
+    cursor: Cursor = None,
 ) -> Response[str]:
     request = scope(app)
     page = connections.list_connections(request.services, request.customer_id, company_id, limit=limit, cursor=cursor)
@@ -70,15 +68,16 @@ def list_connections(
 )
 def list_events(
     company_id: CompanyId,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)] = 50,
-    cursor: Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)] = None,
+    limit: PageLimit = 50,
+    cursor: Cursor = None,
 ) -> Response[str]:
     request = scope(app)
     page = connections.list_events(request.services, request.customer_id, company_id, limit=limit, cursor=cursor)
     return json_response(200, page.to_json())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False: the event holds the bearer token and personal data; POWERTOOLS_LOGGER_LOG_EVENT cannot override.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:

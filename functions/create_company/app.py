@@ -1,14 +1,14 @@
 """The company step: POST /companies and POST /companies/{companyId}/journeys."""
 
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.models import CreateCompanyRequest, StartJourneyRequest
 from consent.api.openapi import responses
+from consent.api.params import CompanyId, IdempotencyKey
 from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain import Company
 from consent.observability import logger, metrics, tracer
@@ -16,8 +16,6 @@ from consent.services import Services, default_services
 from consent.usecases import companies
 
 app = create_resolver()
-
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
 
 
 @app.post(
@@ -40,15 +38,14 @@ def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey =
     tags=["Companies"],
     responses=responses(200, Company, "The company with the journey started", errors=(404, 409, 413)),
 )
-def start_journey(
-    company_id: Annotated[str, Path(alias="companyId", max_length=64)], body: StartJourneyRequest
-) -> Response[str]:
+def start_journey(company_id: CompanyId, body: StartJourneyRequest) -> Response[str]:
     request = scope(app)
     company = companies.start_journey(request.services, request.customer_id, company_id, body.journey)
     return json_response(200, company.to_json())
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False: the event holds the bearer token and personal data; POWERTOOLS_LOGGER_LOG_EVENT cannot override.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:

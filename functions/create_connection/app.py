@@ -3,12 +3,13 @@
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.models import AccessToken, CreateConnectionRequest
 from consent.api.openapi import responses
+from consent.api.params import CompanyId
 from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain import Connection, SourceType
 from consent.observability import logger, metrics, tracer
@@ -17,8 +18,6 @@ from consent.usecases import connections, integrations
 from consent.usecases.integrations import IntegrationList
 
 app = create_resolver()
-
-CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
 
 
 @app.get(
@@ -58,7 +57,8 @@ def get_access_token(company_id: CompanyId) -> Response[str]:
     return json_response(200, token.to_json(), {"Cache-Control": "no-store"})
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False: the event holds the bearer token and personal data; POWERTOOLS_LOGGER_LOG_EVENT cannot override.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:

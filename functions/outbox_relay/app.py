@@ -9,7 +9,7 @@ from consent.services import Services, default_services
 from consent.usecases.outbox import relay_ledger_events
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(log_event=False)  # never the event itself: see the API functions
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:

@@ -1,13 +1,13 @@
 """Taking consent back: DELETE /companies/{companyId}/connections/{connectionId}, DELETE /companies/{companyId}."""
 
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.openapi import responses
+from consent.api.params import CompanyId, ConnectionId
 from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain import Connection
 from consent.observability import logger, metrics, tracer
@@ -16,8 +16,6 @@ from consent.usecases import revocation
 
 app = create_resolver()
 
-CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
-
 
 @app.delete(
     "/companies/<companyId>/connections/<connectionId>",
@@ -25,9 +23,7 @@ CompanyId = Annotated[str, Path(alias="companyId", max_length=64)]
     tags=["Connections"],
     responses=responses(200, Connection, "The connection, Unlinked (or as it was)", errors=(404, 409, 502, 504)),
 )
-def revoke_connection(
-    company_id: CompanyId, connection_id: Annotated[str, Path(alias="connectionId", max_length=64)]
-) -> Response[str]:
+def revoke_connection(company_id: CompanyId, connection_id: ConnectionId) -> Response[str]:
     request = scope(app)
     connection = revocation.revoke_connection(request.services, request.customer_id, company_id, connection_id)
     return json_response(200, connection.to_json())
@@ -45,7 +41,8 @@ def erase_company(company_id: CompanyId) -> Response[None]:
     return Response(status_code=204)
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False: the event holds the bearer token and personal data; POWERTOOLS_LOGGER_LOG_EVENT cannot override.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from consent.services import Services, default_services
 from consent.webhooks import receiver
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False: the event holds signatures and the company's details; POWERTOOLS_LOGGER_LOG_EVENT cannot override.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
     return receiver.handle(event, services or default_services())

@@ -51,6 +51,37 @@ def make_dynamodb_atomic() -> None:
 
         atomic._consent_atomic = True  # type: ignore[attr-defined]
         setattr(DynamoDBBackend, name, functools.wraps(original)(atomic))
+    _keep_streams_through_cancelled_transactions(DynamoDBBackend)
+
+
+def _keep_streams_through_cancelled_transactions(backend: Any) -> None:
+    """A cancelled TransactWriteItems in moto leaves stream records of the writes it rolled back, and rolls back
+    by swapping in a deep copy of the table, whose stream is a new object that open shard iterators (the outbox
+    relay's) never read. DynamoDB records nothing for a cancelled transaction and keeps one stream: so do we.
+    (The same fix as `consent_dev.devserver.keep_streams_through_cancelled_transactions`, which defers to this.)"""
+    current = backend.transact_write_items
+    if getattr(current, "_consent_keeps_streams", False):
+        return
+
+    def transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_lock:
+            streams = {
+                name: (table.stream_shard, len(table.stream_shard.items))
+                for name, table in self.tables.items()
+                if table.stream_shard is not None
+            }
+            try:
+                return current(self, *args, **kwargs)
+            except Exception:
+                for name, (shard, length) in streams.items():
+                    del shard.items[length:]
+                    restored = self.tables.get(name)
+                    if restored is not None and restored.stream_shard is not shard:
+                        restored.stream_shard, shard.table = shard, restored
+                raise
+
+    transact_write_items._consent_keeps_streams = True  # type: ignore[attr-defined]
+    backend.transact_write_items = functools.wraps(current)(transact_write_items)
 
 
 class MotoServer:

@@ -82,10 +82,11 @@ def _webhook_operation(document: dict[str, Any]) -> dict[str, Any]:
                     "schema": {
                         "type": "object",
                         "required": ["id", "eventType", "generatedDate", "payload"],
+                        # The receiver's own limits (consent.webhooks.codat_events); the body is at most 256 KiB.
                         "properties": {
-                            "id": {"type": "string"},
-                            "eventType": {"type": "string"},
-                            "generatedDate": {"type": "string", "format": "date-time"},
+                            "id": {"type": "string", "maxLength": 256},
+                            "eventType": {"type": "string", "maxLength": 200},
+                            "generatedDate": {"type": "string", "format": "date-time", "maxLength": 64},
                             "payload": {"type": "object"},
                         },
                     }

@@ -96,6 +96,8 @@ class Actor:
     """Who caused a ledger entry."""
 
     CODAT = "codat"
+    # The scheduled reconciliation, recording what it found in Codat (webhooks that never arrived).
+    RECONCILE = "reconcile"
 
     @staticmethod
     def customer(customer_id: str) -> str:

@@ -33,6 +33,8 @@ ENVIRONMENT = {
     "idempotency_ttl_hours": "IDEMPOTENCY_TTL_HOURS",
     "integrations_cache_seconds": "INTEGRATIONS_CACHE_SECONDS",
     "event_source": "EVENT_SOURCE",
+    "reconcile_codat_budget": "RECONCILE_CODAT_BUDGET",
+    "pending_auth_max_age_hours": "PENDING_AUTH_MAX_AGE_HOURS",
 }
 
 
@@ -63,6 +65,12 @@ class Settings(BaseModel):
     integrations_cache_seconds: int = Field(default=300, ge=0, le=86400)
     # CloudEvents `source` of every consent event this deployment publishes.
     event_source: str = Field(default="urn:consent-journey:codat", min_length=1, max_length=200)
+    # Reconciliation: the Codat requests one run may send (retries and pages included). Codat's daily quota is
+    # 1,000 x (1 + connected companies); a run every 15 minutes at the default stays well inside it.
+    reconcile_codat_budget: int = Field(default=500, ge=1, le=10_000)
+    # A connection still PendingAuth after this long is expired (and deleted in Codat): its link URL died with the
+    # day, and the customer starts again cleanly.
+    pending_auth_max_age_hours: int = Field(default=24, ge=1, le=24 * 30)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -51,11 +51,12 @@ def test_every_request_of_the_client_validates_against_codats_spec(
     assert client.list_integrations("Banking")
     assert client.list_integrations()
     assert client.get_access_token(company.id).expires_in > 0
+    client.delete_connection(company.id, connection.id)
     client.delete_company(company.id)
 
     assert simulator.contract_violations == []
     assert checker.violations == []
-    assert len(simulator.requests) == 11
+    assert len(simulator.requests) == 12
     assert all(request.status is not None and request.status < 400 for request in simulator.requests)
 
 

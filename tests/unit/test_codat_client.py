@@ -6,10 +6,11 @@ from typing import Any
 
 import pytest
 
-from consent.codat.client import CodatClient, codat_company_name
+from consent.codat.client import CodatClient, RequestBudget, codat_company_name
 from consent.codat.errors import (
     CodatAuthFailed,
     CodatBadResponse,
+    CodatBudgetExhausted,
     CodatNotFound,
     CodatRateLimited,
     CodatRejected,
@@ -201,3 +202,38 @@ def test_models_read_zero_to_seven_fractional_digits(stamp: str) -> None:
 )
 def test_company_names_are_cleaned_to_codats_alphabet(given: str, sent: str) -> None:
     assert codat_company_name(given) == sent
+
+
+# -- deleting a connection, and request budgets (reconciliation) ------------------------------------------
+
+
+def test_deletes_a_connection_in_codat(codat: CodatClient, simulator: CodatSimulator) -> None:
+    company = create(codat)
+    connection = codat.create_connection(company.id, platform_key="qhnd", idempotency_key="conn-1")
+
+    codat.delete_connection(company.id, connection.id)
+
+    assert simulator.companies[company.id].connections == {}
+    with pytest.raises(CodatNotFound):
+        codat.delete_connection(company.id, connection.id)
+
+
+def test_a_budgeted_client_sends_no_more_requests_than_its_budget_retries_included(
+    codat: CodatClient, simulator: CodatSimulator
+) -> None:
+    company = create(codat)
+    budget = RequestBudget(3)
+    budgeted = codat.with_budget(budget)
+    simulator.inject(Fault(kind="status", status=503, method="GET", times=None))
+    start = len(simulator.calls())
+
+    with pytest.raises(CodatUnavailable):
+        budgeted.list_connections(company.id)  # would take 4 attempts unbudgeted
+    with pytest.raises(CodatBudgetExhausted):
+        budgeted.get_company(company.id)
+
+    assert len(simulator.calls()) - start == 3
+    assert (budget.used, budget.remaining) == (3, 0)
+    # the client it came from is not limited
+    simulator.clear_faults()
+    assert codat.get_company(company.id).id == company.id

@@ -67,6 +67,7 @@ def ledger(type_: str, **fields: Any) -> LedgerRecord:
         ("consent.revoked", "consent.connection.unlinked"),
         ("connection.deauthorized", "consent.connection.deauthorized"),
         ("connection.deleted", "consent.connection.deleted"),
+        ("connection.expired", "consent.connection.deleted"),
         ("sync.completed", "consent.sync.completed"),
         ("journey.linked", "consent.journey.linked"),
         ("journey.completed", "consent.journey.completed"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import time
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from consent.codat.errors import (
     CodatAuthFailed,
     CodatBadResponse,
+    CodatBudgetExhausted,
     CodatError,
     CodatNotFound,
     CodatRateLimited,
@@ -50,6 +52,26 @@ def codat_company_name(name: str) -> str:
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode("ascii")
     cleaned = " ".join(_NAME_FORBIDDEN.sub("", folded).split())
     return cleaned or "Company"
+
+
+class RequestBudget:
+    """How many HTTP requests a batch job (reconciliation) may still send to Codat, retries and pages included:
+    its share of Codat's daily quota, which the API's own calls must not be starved of."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def take(self) -> bool:
+        """Spend one request, or say there is none left."""
+        if self.used >= self.limit:
+            return False
+        self.used += 1
+        return True
 
 
 class CodatClient:
@@ -89,6 +111,13 @@ class CodatClient:
         )
         # Seconds the current invocation has left (from the Lambda context), or None when unknown.
         self._time_left = time_left
+        self._request_budget: RequestBudget | None = None
+
+    def with_budget(self, budget: RequestBudget) -> CodatClient:
+        """This client (same connection pool) sending no more requests than `budget` allows."""
+        budgeted = copy.copy(self)
+        budgeted._request_budget = budget
+        return budgeted
 
     # -- companies ---------------------------------------------------------------------------
 
@@ -129,6 +158,10 @@ class CodatClient:
 
     def list_connections(self, company_id: str) -> list[CodatConnection]:
         return self._all_pages(f"/companies/{company_id}/connections", CodatConnection, {})
+
+    def delete_connection(self, company_id: str, connection_id: str) -> None:
+        """Revoke and remove the connection in Codat (not reversible: the customer would link a new one)."""
+        self._call("DELETE", f"/companies/{company_id}/connections/{connection_id}", None)
 
     def unlink_connection(self, company_id: str, connection_id: str) -> CodatConnection:
         return self._call(
@@ -204,6 +237,8 @@ class CodatClient:
         attempt = 0
         while True:
             attempt += 1
+            if self._request_budget is not None and not self._request_budget.take():
+                raise CodatBudgetExhausted(f"the request budget is spent before {method} {path}")
             left = budget - (self._clock() - started)
             timeout = httpx.Timeout(
                 max(0.05, min(self._read_timeout, left)), connect=max(0.05, min(self._connect_timeout, left))
@@ -237,12 +272,15 @@ class CodatClient:
                     retryable = repeatable or response.status_code == 429
                 else:
                     raise self._final_failure(method, path, response)
-            if not retryable or attempt >= self._max_attempts:
+            if not retryable or attempt >= self._max_attempts or self._out_of_requests():
                 raise failure
             delay = self._backoff(attempt, retry_after)
             if self._clock() - started + delay + 0.1 > budget:
                 raise failure
             self._sleep(delay)
+
+    def _out_of_requests(self) -> bool:
+        return self._request_budget is not None and self._request_budget.remaining == 0
 
     def _budget(self) -> float:
         left = self._time_left() if self._time_left is not None else None

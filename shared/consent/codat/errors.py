@@ -54,3 +54,7 @@ class CodatTimeout(CodatError):
 
 class CodatBadResponse(CodatError):
     """Codat answered 2xx with a body that is not what its API promises."""
+
+
+class CodatBudgetExhausted(CodatError):
+    """A batch job's request budget is spent: nothing was sent (the job stops and resumes on its next run)."""

@@ -8,9 +8,11 @@ Items (PK / SK):
   WEBHOOK#<webhook-id> / WEBHOOK                     a processed Codat webhook, kept 8 days (TTL)
   COMPANY#<companyId> / PARKED#<webhook-id>          an authentic webhook that cannot be applied, and why
   PARKED#<webhook-id> / PARKED                       the same, for a company we do not know (TTL)
+  RECONCILE#cursor / RECONCILE                       where reconciliation's pass over the companies stopped
 GSI1 (GSI1PK = CUSTOMER#<customerId>, GSI1SK = <companyCreatedAt>#<companyId>#COMPANY|CONNECTION#<id>)
 lists a customer's companies with their connections, newest first, in one Query per page.
-Company and connection reads by id are one strongly consistent Query on the company's partition."""
+Company and connection reads by id are one strongly consistent Query on the company's partition.
+Only reconciliation reads the whole table: a paged Scan keeping the company items, resumed from the cursor item."""
 
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ GSI1 = "GSI1"
 _IDEMPOTENCY_LEASE_SECONDS = 60  # longer than any API function's timeout (29 s)
 _QUERY_PAGE_ITEMS = 250
 _BATCH_WRITE_LIMIT = 25
+_RECONCILE_KEY: Item = {"PK": {"S": "RECONCILE#cursor"}, "SK": {"S": "RECONCILE"}}
 _CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionConflictException"})
 
 
@@ -452,6 +455,40 @@ class DynamoDBConsentStore(ConsentStore):
             if "LastEvaluatedKey" not in response:
                 return Page(views, None)
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # -- reconciliation ----------------------------------------------------------------------
+
+    def sweep_companies(self, cursor: str | None, *, limit: int) -> Page[str]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            # `Limit` counts the items read, not the companies kept: a page's cost is bounded either way.
+            "Limit": limit,
+            "FilterExpression": "#kind = :company",
+            "ProjectionExpression": "PK",
+            "ExpressionAttributeNames": {"#kind": "kind"},
+            "ExpressionAttributeValues": {":company": _s("company")},
+        }
+        if cursor is not None:
+            request["ExclusiveStartKey"] = self._decode_cursor(cursor, ("PK", "SK"))
+        response = self._call(self._db.scan, **request)
+        prefix = company_pk("")
+        ids = [item["PK"]["S"].removeprefix(prefix) for item in response.get("Items", [])]
+        last = response.get("LastEvaluatedKey")
+        return Page(ids, self._encode_cursor(last, ("PK", "SK")) if last else None)
+
+    def sweep_cursor_after(self, company_id: str) -> str:
+        return self._encode_cursor({"PK": _s(company_pk(company_id)), "SK": _s("COMPANY")}, ("PK", "SK"))
+
+    def reconcile_cursor(self) -> str | None:
+        item = self._call(self._db.get_item, TableName=self._table, Key=_RECONCILE_KEY, ConsistentRead=True).get("Item")
+        return item["cursor"]["S"] if item else None
+
+    def save_reconcile_cursor(self, cursor: str | None) -> None:
+        if cursor is None:
+            self._call(self._db.delete_item, TableName=self._table, Key=_RECONCILE_KEY)
+            return
+        item: Item = {**_RECONCILE_KEY, "kind": _s("reconcile"), "cursor": _s(cursor)}
+        self._call(self._db.put_item, TableName=self._table, Item=item)
 
     # -- items -------------------------------------------------------------------------------
 

@@ -159,3 +159,22 @@ class ConsentStore(ABC):
         """Delete every item about the company, leaving only `tombstone` (which holds no personal data).
 
         Safe to repeat after a failure half-way: the company item goes last, with the tombstone."""
+
+    # -- reconciliation: resumable passes over every company ----------------------------------
+
+    @abstractmethod
+    def sweep_companies(self, cursor: str | None, *, limit: int) -> Page[str]:
+        """Company ids in the table's own order, from `cursor` (None: a new pass); `next_cursor` is None once
+        the pass is complete. A page may hold no company at all. For reconciliation only: it reads the table."""
+
+    @abstractmethod
+    def sweep_cursor_after(self, company_id: str) -> str:
+        """The cursor that continues a pass right after `company_id` (to stop in the middle of a page)."""
+
+    @abstractmethod
+    def reconcile_cursor(self) -> str | None:
+        """Where the last reconciliation run stopped, or None: the next run starts a new pass."""
+
+    @abstractmethod
+    def save_reconcile_cursor(self, cursor: str | None) -> None:
+        """Remember where this run stopped (None: the pass is complete, the next run starts over)."""

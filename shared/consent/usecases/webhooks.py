@@ -21,12 +21,12 @@ from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, 
 from consent.timeline import EventKind, StatusEvent
 from consent.usecases.ledger import entry
 from consent.usecases.progress import settle
+from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents
 from consent.webhooks.codat_events import ConnectionPayload, ReadPayload, WebhookConnection, WebhookEnvelope
 
 _P = TypeVar("_P")
 _ATTEMPTS = 4
 _MAX_DATA_TYPES_IN_ENTRY = 50
-_LATE = "arrived after a newer event about this connection: recorded, status unchanged"
 
 _CONNECTION_EVENTS = {
     "connection.created": EventKind.CREATED,
@@ -37,14 +37,6 @@ _CONNECTION_EVENTS = {
     "connection.deleted": EventKind.DELETED,
 }
 _DISCONNECTED = {ConnectionStatus.UNLINKED: EventKind.UNLINKED, ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED}
-_LEDGER_TYPE = {
-    EventKind.CREATED: "connection.created",
-    EventKind.LINKED: "connection.linked",
-    EventKind.FAILED: "connection.failed",
-    EventKind.UNLINKED: "connection.unlinked",
-    EventKind.DEAUTHORIZED: "connection.deauthorized",
-    EventKind.DELETED: "connection.deleted",
-}
 # Events about the client or the company that need no change of ours: remembered (so never re-applied)
 # and logged.
 _NOTICES = frozenset({"company.created", "client.rateLimit.reached", "client.rateLimit.reset"})
@@ -140,51 +132,15 @@ def _apply_connection_event(services: Services, webhook_id: str, envelope: Webho
         reason=reported.reason if kind == EventKind.FAILED else None,
     )
     known = next((c for c in view.connections if c.connection_id == reported.id), None)
-    record = known or _adopt(view, reported, envelope, company_id)
-    late = known is not None and not known.is_newest(event)
-    changed = record.with_event(event)
-    ledger_type = _LEDGER_TYPE[kind]
+    events = ConnectionEvents(view)
+    if known is None:
+        events.adopt(_adopt(view, reported, envelope, company_id))
+    ledger_type = LEDGER_TYPES[kind]
     if kind == EventKind.CREATED and known is not None:
         # Codat confirming a connection our API already recorded (and announced): kept, not announced again.
         ledger_type = "codat.connection.created"
-    connections = [c for c in view.connections if c.connection_id != reported.id] + [changed]
-    now = services.clock()
-    settled = settle(services.catalog, view.company, connections, now=now)
-    ledger = [
-        entry(
-            settled.company,
-            ledger_type,
-            actor=Actor.CODAT,
-            at=envelope.generated_date,
-            entry_id=f"webhook:{webhook_id}",
-            connection_id=changed.connection_id,
-            platform_key=changed.platform_key,
-            source_type=changed.source_type,
-            status=event.status or _status_of(kind) or changed.status,
-            detail=_LATE if late else event.reason,
-            late=late,
-        ),
-        *settled.milestones,
-    ]
-    services.store.commit(
-        Change(
-            company=settled.company,
-            added=[] if known else [changed],
-            updated=[changed] if known else [],
-            ledger=ledger,
-            retracted=settled.retracted,
-            webhook_id=webhook_id,
-        )
-    )
-
-
-def _status_of(kind: EventKind) -> ConnectionStatus | None:
-    return {
-        EventKind.CREATED: ConnectionStatus.PENDING_AUTH,
-        EventKind.LINKED: ConnectionStatus.LINKED,
-        EventKind.UNLINKED: ConnectionStatus.UNLINKED,
-        EventKind.DEAUTHORIZED: ConnectionStatus.DEAUTHORIZED,
-    }.get(kind)
+    events.record(reported.id, event, ledger_type=ledger_type, entry_id=f"webhook:{webhook_id}")
+    services.store.commit(events.change(services.catalog, now=services.clock(), webhook_id=webhook_id))
 
 
 def _adopt(

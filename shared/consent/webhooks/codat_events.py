@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from consent.codat.models import CodatDateTime
+
+_MAX_TIMESTAMP_CHARS = 64
+
+
+def _bounded_timestamp(value: Any) -> Any:
+    # Codat writes at most 7 fractional digits; the parser would take any number of them.
+    if isinstance(value, str) and len(value) > _MAX_TIMESTAMP_CHARS:
+        raise ValueError(f"a timestamp is at most {_MAX_TIMESTAMP_CHARS} characters")
+    return value
 
 
 class _Tolerant(BaseModel):
@@ -17,7 +26,7 @@ class _Tolerant(BaseModel):
 class WebhookEnvelope(_Tolerant):
     id: str = Field(min_length=1, max_length=256)
     event_type: str = Field(alias="eventType", min_length=1, max_length=200)
-    generated_date: CodatDateTime = Field(alias="generatedDate")
+    generated_date: Annotated[CodatDateTime, BeforeValidator(_bounded_timestamp)] = Field(alias="generatedDate")
     payload: dict[str, Any]
 
 

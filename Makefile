@@ -10,7 +10,7 @@ SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format test test-fast build dev bench clean
+.PHONY: help install lint format test test-fast build dev bench clean browser-deps
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,7 +33,11 @@ format: install ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint ## lint, then the whole test suite, offline
+browser-deps: ## Chromium from Debian for the browser tests (apt-get, as root; quiet when already there)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "browser-deps: chromium is missing and cannot be installed here (needs root): the browser tests skip (fail under CI=true)"
+
+test: lint browser-deps ## lint, then the whole test suite, offline
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: install ## the test suite without lint

@@ -1,0 +1,115 @@
+"""One cold start, in a fresh interpreter: `python cold_child.py <job.json>`.
+
+`function` jobs import the function's module from its folder, as Lambda's runtime does, and serve its first
+event; `floor` jobs only import boto3 and create the AWS clients the function uses. Either prints one line,
+`BENCH {json}`, with the times measured from the moment the parent spawned this process (CLOCK_MONOTONIC is
+shared by every process), so interpreter start-up counts for both alike.
+
+Only the standard library is imported before the measured work."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+import uuid
+from typing import Any
+
+
+class LambdaContext:
+    """What Powertools and the handlers read from Lambda's context object."""
+
+    def __init__(self, function_name: str, timeout_seconds: float) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = f"arn:aws:lambda:eu-west-2:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "bench"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def function(job: dict[str, Any]) -> dict[str, Any]:
+    module_name, handler_name = job["handler"].rsplit(".", 1)
+    sys.path.insert(0, job["code_uri"])  # Lambda's task root comes first on the path
+    spec = importlib.util.spec_from_file_location(module_name, f"{job['code_uri']}/{module_name}.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler = getattr(module, handler_name)
+    imported = time.monotonic()
+    result = handler(job["event"], LambdaContext(job["function"], job["timeout"]))
+    answered = time.monotonic()
+    return {
+        "import_ms": (imported - job["spawned"]) * 1000,
+        "first_request_ms": (answered - imported) * 1000,
+        "total_ms": (answered - job["spawned"]) * 1000,
+        "status": result.get("statusCode") if isinstance(result, dict) else None,
+        "clients": sorted(_aws_clients()),
+        "modules": len(sys.modules),
+        "max_rss_mb": _peak_rss_mb(),
+    }
+
+
+def floor(job: dict[str, Any]) -> dict[str, Any]:
+    import boto3  # noqa: PLC0415 - the measured work
+    from botocore.config import Config  # noqa: PLC0415
+
+    config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
+    clients = [boto3.client(service, config=config) for service in job["clients"]]
+    done = time.monotonic()
+    return {
+        "total_ms": (done - job["spawned"]) * 1000,
+        "clients": len(clients),
+        "modules": len(sys.modules),
+        "max_rss_mb": _peak_rss_mb(),
+    }
+
+
+def _peak_rss_mb() -> float:
+    # VmHWM, not getrusage: ru_maxrss survives exec, so it would report the forked parent's size.
+    with open("/proc/self/status", encoding="ascii") as status:
+        peak = next(line for line in status if line.startswith("VmHWM:"))
+    return int(peak.split()[1]) / 1024
+
+
+def _aws_clients() -> set[str]:
+    """The services of the boto3 clients this process created (looked up after the measured work)."""
+    if "botocore.client" not in sys.modules:
+        return set()
+    import gc  # noqa: PLC0415
+
+    from botocore.client import BaseClient  # noqa: PLC0415
+
+    return {o.meta.service_model.service_name for o in gc.get_objects() if isinstance(o, BaseClient)}
+
+
+def without_bytecode(prefixes: tuple[str, ...]) -> None:
+    """Compile the modules under `prefixes` from source, as Lambda does for a layer shipped without `.pyc`
+    (`/opt` is read-only, so nothing compiled is kept between cold starts either)."""
+    from importlib import _bootstrap_external  # noqa: PLC0415
+
+    cached = _bootstrap_external.cache_from_source
+
+    def cache_from_source(path: str, debug_override: Any = None, *, optimization: Any = None) -> str:
+        if path.startswith(prefixes):
+            raise NotImplementedError("no bytecode cache, as in the layer")  # the loader then compiles
+        return cached(path, debug_override, optimization=optimization)
+
+    _bootstrap_external.cache_from_source = cache_from_source
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], encoding="utf-8") as handle:
+        job = json.load(handle)
+    if job.get("no_bytecode_under"):
+        without_bytecode(tuple(job["no_bytecode_under"]))
+    measured = function(job) if job["kind"] == "function" else floor(job)
+    sys.stdout.flush()
+    print("BENCH " + json.dumps(measured), flush=True)

@@ -1,0 +1,229 @@
+"""Cold start of each function in template.yaml: a fresh interpreter imports the function's module and serves
+its first event (against the embedded moto server and the Codat simulator over HTTP, with the environment the
+template gives the function and its secrets in moto's Secrets Manager), beside the floor measured in the same
+run: a fresh interpreter that only imports boto3 and creates the AWS clients the function created."""
+
+from __future__ import annotations
+
+import json
+import os
+import site
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from consent.services import aws_client
+from consent_dev import budget
+from consent_dev.template import Function, function_environment, functions
+
+from common import Stack, Table, ratio
+
+CHILD = Path(__file__).with_name("cold_child.py")
+SHARED = Path(__file__).resolve().parents[1] / "shared"
+
+# The first event of each function: the request its callers make most, in the state it needs.
+REPRESENTATIVE = {
+    "CreateCompanyFunction": "POST /companies",
+    "ConsentStatusFunction": "GET /companies/{companyId}",
+    "CreateConnectionFunction": "POST /companies/{companyId}/connections",
+    "RevokeFunction": "DELETE /companies/{companyId}/connections/{connectionId}",
+    "WebhookHandlerFunction": "webhook connection.connected",
+}
+# Functions whose cold start is also measured as the layer ships: no .pyc for the layer's packages.
+AS_SHIPPED = ("ConsentStatusFunction", "WebhookHandlerFunction")
+# Lambda's own: the runtime provides boto3 (with compiled bytecode); the layer brings everything else.
+RUNTIME_PACKAGES = ("boto3", "s3transfer")
+
+
+def _lambda_environment(function: Function, stack: Stack) -> dict[str, str]:
+    """The function's template environment on this stack, and what Lambda itself sets."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),  # noqa: S108 - a fallback HOME, nothing written there
+        "LANG": "C.UTF-8",
+        **stack.moto.environment(),
+        **function_environment(function, stack.refs()),
+        # No X-Ray daemon locally: the stand-in for Lambda's tracing (Powertools then skips patching).
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "AWS_LAMBDA_FUNCTION_NAME": function.logical_id,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "LAMBDA_TASK_ROOT": str(function.code_uri),
+    }
+
+
+def _events(function: Function, stack: Stack) -> Callable[[], dict[str, Any]] | None:
+    """A factory of first events for `function` (each fresh, in the state it needs), or None if unknown."""
+    world, _ = stack.world()
+    if function.logical_id in REPRESENTATIVE:
+        case = next(c for c in budget.CASES if c.name == REPRESENTATIVE[function.logical_id])
+        requests = case.prepare(world)
+        return lambda: requests().to_event(world.api)[1]
+    if function.logical_id == "OutboxRelayFunction":
+        company_id = world.company()
+        event = _stream_event(stack, company_id)
+        return lambda: event
+    if function.logical_id == "ReconcileFunction":
+        world.linked_connection(world.company())
+        return _scheduled_event
+    return None
+
+
+def _stream_event(stack: Stack, company_id: str) -> dict[str, Any]:
+    """The company's ledger entries as the table's stream delivers them to the relay."""
+    items = aws_client("dynamodb").query(
+        TableName=stack.settings.table_name,
+        KeyConditionExpression="PK = :pk AND begins_with(SK, :ledger)",
+        ExpressionAttributeValues={":pk": {"S": f"COMPANY#{company_id}"}, ":ledger": {"S": "LEDGER#"}},
+    )["Items"]
+    stream_arn = stack.deployed.stream_arns["ConsentTable"]
+    records = [
+        {
+            "eventID": uuid.uuid4().hex,
+            "eventName": "INSERT",
+            "eventVersion": "1.1",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": stream_arn.split(":")[3],
+            "dynamodb": {
+                "ApproximateCreationDateTime": int(time.time()),
+                "Keys": {"PK": item["PK"], "SK": item["SK"]},
+                "NewImage": item,
+                "SequenceNumber": str(1000 + position),
+                "SizeBytes": len(json.dumps(item)),
+                "StreamViewType": "NEW_IMAGE",
+            },
+            "eventSourceARN": stream_arn,
+        }
+        for position, item in enumerate(items)
+    ]
+    return {"Records": records}
+
+
+def _scheduled_event() -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": "eu-west-2",
+        "resources": ["arn:aws:events:eu-west-2:123456789012:rule/ReconcileSchedule"],
+        "detail": {},
+    }
+
+
+def _spawn(job: dict[str, Any], env: dict[str, str], workdir: Path) -> dict[str, Any]:
+    path = workdir / f"{uuid.uuid4().hex}.json"
+    started = job["spawned"] = time.monotonic()  # the clock starts here (writing the job takes microseconds)
+    path.write_text(json.dumps(job), encoding="utf-8")
+    # -P: the bench's own folder stays off the path, as it is in Lambda.
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-P", str(CHILD), str(path)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    line = next((line for line in reversed(done.stdout.splitlines()) if line.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"cold start child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    measured: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
+    measured["wall_ms"] = (time.monotonic() - started) * 1000  # with interpreter shutdown, for reference
+    return measured
+
+
+def _layer_prefixes() -> list[str]:
+    """Where the layer's packages are imported from here: site-packages (but the runtime's boto3) and shared/."""
+    prefixes = [str(SHARED) + "/"]
+    for packages in site.getsitepackages():
+        root = Path(packages)
+        prefixes.extend(
+            f"{entry}/" if entry.is_dir() else str(entry)
+            for entry in root.iterdir()
+            if entry.name.split(".")[0] not in RUNTIME_PACKAGES and not entry.name.endswith(".dist-info")
+        )
+    return prefixes
+
+
+def run(stack: Stack, *, runs: int, shipped_runs: int) -> tuple[Table, dict[str, Any]]:
+    table = Table(
+        f"Cold start (ms, median of {runs}; spawn → first response; floor = fresh interpreter importing boto3 and "
+        "creating the same clients)",
+        ["function", "floor", "cold start", "ratio", "import", "1st request", "as shipped", "modules", "MB"],
+    )
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="consent-bench-") as tmp:
+        workdir = Path(tmp)
+        for function in functions():
+            stack.fresh_table()
+            events = _events(function, stack)
+            if events is None:
+                table.add(function.logical_id, "-", "-", "-", "-", "-", "-", "-", "-")
+                table.notes.append(f"{function.logical_id}: no representative event in bench/cold_start.py yet")
+                continue
+            env = _lambda_environment(function, stack)
+            job = {
+                "kind": "function",
+                "function": function.logical_id,
+                "code_uri": str(function.code_uri),
+                "handler": function.handler,
+                "timeout": 29.0,
+            }
+            # A first, unmeasured start writes the bytecode caches and says which AWS clients the function makes.
+            first = _spawn({**job, "event": events()}, env, workdir)
+            floor_job = {"kind": "floor", "clients": first["clients"]}
+            _spawn(dict(floor_job), env, workdir)
+            cold, floor = [], []
+            for _ in range(runs):
+                cold.append(_spawn({**job, "event": events()}, env, workdir))
+                floor.append(_spawn(dict(floor_job), env, workdir))
+            shipped = []
+            if function.logical_id in AS_SHIPPED:
+                for _ in range(shipped_runs):
+                    shipped_job = {**job, "event": events(), "no_bytecode_under": _layer_prefixes()}
+                    shipped.append(_spawn(shipped_job, env, workdir))
+            result = {
+                "clients": first["clients"],
+                "status": [c["status"] for c in cold],
+                "floor_ms": statistics.median(f["total_ms"] for f in floor),
+                "cold_ms": statistics.median(c["total_ms"] for c in cold),
+                "import_ms": statistics.median(c["import_ms"] for c in cold),
+                "first_request_ms": statistics.median(c["first_request_ms"] for c in cold),
+                "modules": cold[-1]["modules"],
+                "floor_modules": floor[-1]["modules"],
+                "max_rss_mb": round(max(c["max_rss_mb"] for c in cold), 1),
+                "floor_max_rss_mb": round(max(f["max_rss_mb"] for f in floor), 1),
+                "runs": {"cold_ms": [c["total_ms"] for c in cold], "floor_ms": [f["total_ms"] for f in floor]},
+            }
+            result["ratio"] = ratio(result["cold_ms"], result["floor_ms"])
+            if shipped:
+                result["as_shipped_ms"] = statistics.median(s["total_ms"] for s in shipped)
+                result["as_shipped_runs"] = len(shipped)
+            results[function.logical_id] = result
+            table.add(
+                function.logical_id.removesuffix("Function"),
+                result["floor_ms"],
+                result["cold_ms"],
+                result["ratio"],
+                result["import_ms"],
+                result["first_request_ms"],
+                result.get("as_shipped_ms", "-"),
+                result["modules"],
+                result["max_rss_mb"],
+            )
+    clients = (f"{name.removesuffix('Function')}: {', '.join(r['clients']) or 'none'}" for name, r in results.items())
+    table.notes.append("AWS clients per function (the floor creates the same): " + "; ".join(clients))
+    table.notes.append(
+        "POWERTOOLS_TRACE_DISABLED=1 stands in for Lambda's X-Ray (no daemon here); Lambda's init also "
+        "patches botocore/httpx for tracing, which this does not measure"
+    )
+    table.notes.append(
+        f"as shipped: the layer has no .pyc (sam build writes none; /opt is read-only), so every cold start "
+        f"compiles the layer's modules; median of {shipped_runs}"
+    )
+    table.notes.append("import and 1st request split the cold start; modules and MB (peak RSS) of the function")
+    return table, results

@@ -1,0 +1,783 @@
+"""`make dev`: the whole product on 127.0.0.1 — template.yaml's API on the real handlers, embedded AWS, the Codat
+simulator (or a real Codat) with signed webhooks, the outbox relay and a live log of every consent event."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.utils import send_from_directory
+from werkzeug.wrappers import Request, Response
+
+from consent.api.problems import PROBLEM_JSON, Problem
+from consent.services import Services
+from consent.settings import Settings
+from consent_dev.aws import REGION, Deployed, MotoServer, deploy
+from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
+from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
+from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, jwt_claims, load_handler
+from consent_dev.streams import StreamPump
+from consent_dev.subscriber import EventsQueue
+from consent_dev.template import (
+    Function,
+    Route,
+    function_environment,
+    functions,
+    load_template,
+    parameter_defaults,
+    resolve,
+    routes,
+)
+
+log = logging.getLogger("consent_dev.devserver")
+
+HOST = "127.0.0.1"  # never anything else: this serves fake credentials and a stand-in authorizer
+DEFAULT_PORT = 3000
+WEBHOOK_PATH = "/webhooks/codat"
+RELAY_FUNCTION = "OutboxRelayFunction"
+SIMULATOR_API_KEY = "dev-codat-api-key"  # a documented fake, accepted only by the simulator
+EVENTS_POLL_SECONDS = 0.2
+LAMBDA_DEFAULT_TIMEOUT = 3.0  # Lambda's own default when neither the function nor Globals says
+
+# Added to the template Globals' POWERTOOLS_* settings for the command (see `powertools_environment`).
+_POWERTOOLS_DEFAULTS = {
+    "POWERTOOLS_TRACE_DISABLED": "1",  # no X-Ray daemon on a laptop
+    "POWERTOOLS_METRICS_DISABLED": "true",  # EMF blobs after every request would drown the log
+}
+
+
+class DevStackError(RuntimeError):
+    """The dev stack cannot start as configured (the message says what to change)."""
+
+
+# -- configuration ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CodatTarget:
+    """Which Codat the product talks to: the built-in simulator, or a real one (CODAT_BASE_URL + CODAT_API_KEY)."""
+
+    base_url: str | None  # None: the simulator's, once it is served
+    api_key: str
+    webhook_secret: str
+
+    @property
+    def simulated(self) -> bool:
+        return self.base_url is None
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> CodatTarget:
+        base_url = environ.get("CODAT_BASE_URL", "").strip()
+        api_key = environ.get("CODAT_API_KEY", "").strip()
+        secret = environ.get("CODAT_WEBHOOK_SECRET", "").strip() or DEV_WEBHOOK_SECRET
+        if bool(base_url) != bool(api_key):
+            # Half a configuration would silently fall back to the simulator: refuse it instead.
+            raise DevStackError("set both CODAT_BASE_URL and CODAT_API_KEY to use a real Codat, or neither")
+        if base_url:
+            return cls(base_url.rstrip("/"), api_key, secret)
+        return cls(None, SIMULATOR_API_KEY, secret)
+
+
+def function_timeout(function: Function, template: Mapping[str, Any] | None = None) -> float:
+    """The function's Timeout in template.yaml: its own property, else Globals, else Lambda's default."""
+    template = template or load_template()
+    default = template.get("Globals", {}).get("Function", {}).get("Timeout", LAMBDA_DEFAULT_TIMEOUT)
+    properties = template["Resources"][function.logical_id]["Properties"]
+    return float(properties.get("Timeout", default))
+
+
+def function_memory(function: Function, template: Mapping[str, Any] | None = None) -> int:
+    template = template or load_template()
+    default = template.get("Globals", {}).get("Function", {}).get("MemorySize", 128)
+    return int(template["Resources"][function.logical_id]["Properties"].get("MemorySize", default))
+
+
+def powertools_environment(template: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The template Globals' POWERTOOLS_* settings, plus the local defaults. Powertools reads them from the process
+    environment when the product's modules are imported: in Lambda once per function, here once for all of them."""
+    template = template or load_template()
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    refs = parameter_defaults(dict(template))
+    found = {name: str(resolve(value, refs)) for name, value in variables.items() if name.startswith("POWERTOOLS_")}
+    return {**found, **_POWERTOOLS_DEFAULTS}
+
+
+def function_services(function: Function, refs: Mapping[str, Any]) -> Services:
+    """The function's ports as Lambda would build them: its template environment, resolved against the
+    embedded resources (so the Codat key and webhook secret come from Secrets Manager, as in AWS)."""
+    return Services(Settings.from_environment(function_environment(function, dict(refs))))
+
+
+# -- API Gateway, locally: one Lambda "container" per function ---------------------------------------------
+
+
+@dataclass
+class LambdaFunction:
+    """One function's execution environment: its handler, its services (built once) and its settings.
+
+    Invocations are serialised like a single Lambda environment's: the handlers keep per-request state
+    (the Powertools resolver's context, `Services.time_left`) in module globals that a second thread would
+    overwrite mid-request — in the worst case with another customer's identity."""
+
+    function: Function
+    handler: Handler
+    services: Services
+    timeout: float
+    memory_mb: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            # The deadline starts when the environment takes the request, as Lambda's does.
+            context = LambdaContext(self.function.logical_id, timeout_seconds=self.timeout, memory_mb=self.memory_mb)
+            started = time.monotonic()
+            result = self.handler(event, context, services=self.services)
+            elapsed = time.monotonic() - started
+        if elapsed > self.timeout:
+            log.warning("%s took %.1f s: Lambda would have timed it out at %.0f s", self.name, elapsed, self.timeout)
+        return result
+
+    @property
+    def name(self) -> str:
+        return self.function.logical_id
+
+
+def problem_response(status: int, code: str, detail: str, headers: Mapping[str, str] | None = None) -> Response:
+    """A problem+json answer shaped like the product's own (same body, request id header)."""
+    from consent.api.resolver import REQUEST_ID_HEADER  # noqa: PLC0415 - after main() set Powertools' environment
+
+    request_id = str(uuid.uuid4())
+    body = Problem(status, code, detail).body(request_id)
+    all_headers = {REQUEST_ID_HEADER: request_id, "Apigw-Requestid": request_id, **(headers or {})}
+    return Response(body, status=status, headers=all_headers, content_type=PROBLEM_JSON)
+
+
+def bearer_customer(authorization: str | None) -> str | None:
+    """The stand-in JWT authorizer (PRODUCT §2): `Authorization: Bearer <customerId>` → the customer id."""
+    scheme, _, token = (authorization or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
+        return None
+    return token
+
+
+def request_headers(request: Request) -> dict[str, str]:
+    """Headers as API Gateway passes them in payload 2.0: one value per name, duplicates comma-joined."""
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    return headers
+
+
+def lambda_to_http(result: Any, request_id: str) -> Response:
+    """A payload 2.0 Lambda result as API Gateway turns it into an HTTP response."""
+    if not isinstance(result, Mapping) or "statusCode" not in result:
+        # API Gateway's inference for format 2.0: any other JSON value is a 200 application/json body.
+        return Response(json.dumps(result), status=200, content_type="application/json")
+    body = result.get("body") or ""
+    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
+    response = Response(raw, status=int(result["statusCode"]))
+    response.headers.remove("Content-Type")  # only what the function said, as API Gateway does
+    for name, value in (result.get("headers") or {}).items():
+        response.headers[name] = str(value)
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        response.headers.remove(name)
+        for value in values:
+            response.headers.add(name, str(value))
+    for cookie in result.get("cookies") or []:
+        response.headers.add("Set-Cookie", cookie)
+    response.headers.setdefault("Apigw-Requestid", request_id)
+    return response
+
+
+class ApiGateway:
+    """The HTTP API of template.yaml: its routes to their functions, with the local authorizer in front of
+    exactly the routes that have one there."""
+
+    def __init__(self, functions_by_id: Mapping[str, LambdaFunction], api_routes: Iterable[Route]) -> None:
+        self._functions = dict(functions_by_id)
+        self._routes = list(api_routes)
+
+    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route in self._routes:
+            params = route.match(method, path)
+            if params is not None:
+                return route, params
+        return None
+
+    def handle(self, request: Request) -> Response:
+        found = self.find(request.method, request.path)
+        if found is None:
+            return problem_response(404, "not_found", "No such route.")
+        route, params = found
+        function = self._functions[route.function]
+        claims = None
+        if route.authorized:
+            customer = bearer_customer(request.headers.get("Authorization"))
+            if customer is None:
+                # API Gateway's authorizer answers before any function runs.
+                return problem_response(
+                    401,
+                    "unauthenticated",
+                    "Send `Authorization: Bearer <customerId>` (the local stand-in for the bank's JWT).",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            claims = {**jwt_claims(customer), function.services.settings.identity_claim: customer}
+        request_id = str(uuid.uuid4())
+        body = request.get_data()
+        event = http_event(
+            route,
+            _raw_path(request),
+            path_parameters=params,
+            query=request.environ.get("QUERY_STRING", ""),
+            headers=request_headers(request),
+            body=body if body else None,
+            claims=claims,
+            request_id=request_id,
+        )
+        started = time.monotonic()
+        try:
+            result = function.invoke(event)
+        except Exception:  # an unhandled function error: API Gateway answers 500, Lambda logs the trace
+            log.exception("api     %s %s: %s raised", request.method, request.path, function.name)
+            return problem_response(500, "internal_error", "The function failed (see the dev server's log).")
+        response = lambda_to_http(result, request_id)
+        millis = (time.monotonic() - started) * 1000
+        log.info(
+            "api     %s %s → %d  %s %.0f ms", request.method, request.path, response.status_code, function.name, millis
+        )
+        return response
+
+
+def _raw_path(request: Request) -> str:
+    # rawPath is the path as sent (still percent-encoded); werkzeug's `path` is decoded.
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    return str(raw).split("?", 1)[0] or "/"
+
+
+# -- the consent events log --------------------------------------------------------------------------------
+
+
+class EventsLog:
+    """A bank system's view of the topic, in the log: an SQS queue subscribed to it, polled in a thread,
+    one line per published CloudEvent; `events()` gives them all, for whoever wants to look (tests)."""
+
+    def __init__(self, topic_arn: str) -> None:
+        self._queue = EventsQueue.subscribe(topic_arn)
+        self._published: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="consent-events-log", daemon=True)
+
+    def start(self) -> EventsLog:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self._published)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                for received in self._queue.receive():
+                    self._record(received.event)
+            except Exception:  # keep logging through a hiccup of the embedded AWS
+                log.exception("events: could not read the subscriber queue; retrying")
+            self._stopping.wait(EVENTS_POLL_SECONDS)
+
+    def _record(self, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._published.append(event)
+        data = event.get("data") or {}
+        extra = "".join(
+            f"  {name}={data[name]}" for name in ("journey", "connectionId", "platformKey", "status") if data.get(name)
+        )
+        log.info("event   %-34s id=%s subject=%s%s", event.get("type"), event.get("id"), event.get("subject"), extra)
+
+
+# -- the stack ---------------------------------------------------------------------------------------------
+
+
+def keep_streams_through_cancelled_transactions() -> None:
+    """moto fidelity fix (STOPGAP here: it belongs beside `consent_dev.aws.make_dynamodb_atomic`, which tests use).
+
+    A cancelled TransactWriteItems in moto (a) leaves stream records of the writes it rolled back, and (b) rolls
+    back by swapping in a deep copy of the table, whose stream is a new object: every open shard iterator — the
+    outbox relay's — keeps reading the old one and never sees another write. DynamoDB records nothing for a
+    cancelled transaction and has one stream, so after a single conflict the relay would publish phantom events
+    and then nothing at all. This keeps the one stream and drops the cancelled transaction's records."""
+    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - dev dependency
+
+    from consent_dev.aws import _dynamodb_lock  # noqa: PLC0415 - the lock moto's item operations already take
+
+    current = DynamoDBBackend.transact_write_items
+    if getattr(current, "_consent_keeps_streams", False):
+        return
+
+    def transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _dynamodb_lock:
+            streams = {
+                name: (table.stream_shard, len(table.stream_shard.items))
+                for name, table in self.tables.items()
+                if table.stream_shard is not None
+            }
+            try:
+                return current(self, *args, **kwargs)
+            except Exception:
+                for name, (shard, length) in streams.items():
+                    del shard.items[length:]
+                    restored = self.tables.get(name)
+                    if restored is not None and restored.stream_shard is not shard:
+                        restored.stream_shard, shard.table = shard, restored
+                raise
+
+    transact_write_items._consent_keeps_streams = True  # type: ignore[attr-defined]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+
+
+def _forget_aws_clients() -> None:
+    # Powertools keeps one Secrets Manager client per process, bound to the endpoint of its first use: after
+    # the endpoint changes (this stack's moto, or the one before it) it must be built again, cache included.
+    from aws_lambda_powertools.utilities.parameters import clear_caches  # noqa: PLC0415
+
+    clear_caches()  # type: ignore[no-untyped-call]
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """The API logs its own line per request (with the function and its duration)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+def _bind(port: int, app: Callable[..., Iterable[bytes]]) -> BaseWSGIServer:
+    # Bound here rather than by werkzeug, which answers a taken port with sys.exit(1).
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((HOST, port))
+        listener.listen(128)
+    except OSError as error:
+        listener.close()
+        raise DevStackError(f"cannot listen on {HOST}:{port} ({error.strerror}): choose another PORT") from error
+    try:
+        return make_server(HOST, port, app, threaded=True, request_handler=_QuietHandler, fd=listener.fileno())
+    finally:
+        listener.close()  # werkzeug listens on its own duplicate of the socket
+
+
+class DevStack:
+    """Everything `make dev` runs, on 127.0.0.1: `DevStack(port=0, codat_port=0).start()` → `api_url`,
+    `docs_url`, `openapi_url`, `health_url`, `webhook_url`, `codat_url`; `.stop()` shuts it all down.
+
+    `port=0` picks a free port; `codat_port=None` means `port + 1` for a fixed port, else a free one.
+    `environ` (default: os.environ) supplies CODAT_BASE_URL / CODAT_API_KEY / CODAT_WEBHOOK_SECRET."""
+
+    def __init__(self, port: int = 0, codat_port: int | None = None, *, environ: Mapping[str, str] | None = None):
+        self.codat = CodatTarget.from_environment(os.environ if environ is None else environ)
+        self._codat_port = codat_port if codat_port is not None else (port + 1 if port else 0)
+        self._server = _bind(port, self._wsgi)
+        self._server_thread = threading.Thread(target=self._server.serve_forever, name="dev-api", daemon=True)
+        self.state = "starting"
+        self.parts: dict[str, dict[str, Any]] = {}
+        self.moto: MotoServer | None = None
+        self.deployed: Deployed | None = None
+        self.simulator: CodatSimulator | None = None
+        self._sim_server: SimServer | None = None
+        self.gateway: ApiGateway | None = None
+        self.relay: StreamPump | None = None
+        self.events_log: EventsLog | None = None
+        self._saved_environ: dict[str, str | None] = {}
+        self._openapi: dict[str, Any] | None = None
+
+    # -- addresses -----------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def health_url(self) -> str:
+        return f"{self.api_url}/health"
+
+    @property
+    def openapi_url(self) -> str:
+        return f"{self.api_url}/openapi.json"
+
+    @property
+    def docs_url(self) -> str:
+        return f"{self.api_url}/docs"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.api_url}{WEBHOOK_PATH}"
+
+    @property
+    def codat_url(self) -> str:
+        """Codat's base URL as the product uses it: the simulator's, or the real one."""
+        if self.codat.base_url is not None:
+            return self.codat.base_url
+        if self._sim_server is None:
+            raise DevStackError("the Codat simulator is not running yet")
+        return self._sim_server.url
+
+    @property
+    def topic_arn(self) -> str:
+        if self.deployed is None:
+            raise DevStackError("not started")
+        return self.deployed.topics["ConsentEventsTopic"]
+
+    @property
+    def ready(self) -> bool:
+        return self.state == "ok"
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def start(self) -> DevStack:
+        """Serve /health (503) at once, then bring up each part; /health answers 200 when all are up."""
+        self._server_thread.start()
+        try:
+            self._start_aws()
+            self._start_codat()
+            self._start_api()
+            self._start_relay()
+            self._start_events()
+        except BaseException:
+            self.stop()
+            raise
+        self.state = "ok"
+        return self
+
+    def stop(self) -> None:
+        """Shut every part down, newest first; safe to call twice and after a failed start."""
+        self.state = "stopping"
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("webhook deliveries", self._stop_deliveries),
+            ("api", self._stop_api),
+            ("outbox relay", lambda: self.relay.stop() if self.relay else None),
+            ("events log", lambda: self.events_log.stop() if self.events_log else None),
+            ("codat simulator", lambda: self._sim_server.shutdown() if self._sim_server else None),
+            ("aws", lambda: self.moto.stop() if self.moto else None),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception:  # one stuck part must not keep the others (and their ports) alive
+                log.exception("dev: stopping the %s failed", name)
+        self.relay = self.events_log = self._sim_server = self.moto = None
+        self._restore_environment()
+        self.state = "stopped"
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _start_aws(self) -> None:
+        keep_streams_through_cancelled_transactions()
+        self.moto = MotoServer(HOST).start()
+        self._set_environment(self.moto.environment())
+        secrets = {"CodatApiKeySecret": self.codat.api_key, "CodatWebhookSecret": self.codat.webhook_secret}
+        # Unique names: moto's state is per process, and a test process may run more than one stack.
+        suffix = f"dev-{uuid.uuid4().hex[:6]}"
+        self.deployed = deploy(self.moto.endpoint, suffix=suffix, secret_values=secrets)
+        self._mark("aws", state="up", endpoint=self.moto.endpoint, region=REGION)
+
+    def _start_codat(self) -> None:
+        if not self.codat.simulated:
+            self._mark("codat", state="up", mode="external", url=self.codat_url)
+            self._mark("webhooks", state="external", url=self.webhook_url)
+            return
+        self.simulator = CodatSimulator(api_key=self.codat.api_key)
+        try:
+            self._sim_server = serve(self.simulator, HOST, self._codat_port)
+        except (OSError, SystemExit) as error:  # werkzeug exits on a taken port (after saying so on stderr)
+            taken = f"{HOST}:{self._codat_port}"
+            raise DevStackError(f"cannot serve the Codat simulator on {taken}: choose another PORT") from error
+        # Codat's delivery schedule (retries after 5 s, 5 min, …), to the local webhook route; starts the worker.
+        self.simulator.configure_webhooks(self.webhook_url, self.codat.webhook_secret)
+        self._mark("codat", state="up", mode="simulator", url=self.codat_url)
+        self._mark("webhooks", state="delivering", url=self.webhook_url)
+
+    def _start_api(self) -> None:
+        refs = self._refs()
+        template = load_template()
+        api_functions = {
+            function.logical_id: LambdaFunction(
+                function,
+                load_handler(function.code_uri, function.handler),  # import errors show now, not on a request
+                function_services(function, refs),
+                function_timeout(function, template),
+                function_memory(function, template),
+            )
+            for function in functions(template)
+            if function.routes
+        }
+        api_routes = routes(template)
+        self.gateway = ApiGateway(api_functions, api_routes)
+        self._mark("api", state="up", url=self.api_url, routes=len(api_routes), functions=sorted(api_functions))
+
+    def _start_relay(self) -> None:
+        if self.deployed is None or self.moto is None:
+            raise DevStackError("the outbox relay needs the embedded AWS")
+        relay = next(function for function in functions() if function.logical_id == RELAY_FUNCTION)
+        relay_services = function_services(relay, self._refs())
+        self.relay = StreamPump(
+            self.deployed.tables["ConsentTable"],
+            relay,
+            lambda: relay_services,
+            deployed=self.deployed,
+            endpoint_url=self.moto.endpoint,
+        ).start()
+        self._mark("outboxRelay", state="running", function=RELAY_FUNCTION)
+
+    def _start_events(self) -> None:
+        self.events_log = EventsLog(self.topic_arn).start()
+        self._mark("eventsLog", state="running", topicArn=self.topic_arn)
+
+    def _mark(self, part: str, **state: Any) -> None:
+        # A new dict each time: /health reads `parts` from other threads without a lock.
+        self.parts = {**self.parts, part: state}
+
+    def _refs(self) -> dict[str, Any]:
+        """What the template's Refs resolve to here: parameter defaults, the embedded resources, this Codat."""
+        assert self.deployed is not None
+        return {
+            **parameter_defaults(),
+            "AWS::Region": REGION,
+            "AWS::AccountId": "123456789012",
+            "CodatBaseUrl": self.codat_url,
+            **self.deployed.refs(),
+        }
+
+    def _stop_deliveries(self) -> None:
+        if self.simulator is not None:
+            self.simulator.stop_deliveries()
+
+    def _stop_api(self) -> None:
+        if self._server_thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
+
+    def _set_environment(self, values: Mapping[str, str]) -> None:
+        # boto3 (the product's clients, Powertools' secrets) reads the endpoint and credentials from the
+        # process environment; what was there before is put back by stop(), so a test process is left as found.
+        for name, value in values.items():
+            self._saved_environ.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        _forget_aws_clients()
+
+    def _restore_environment(self) -> None:
+        for name, value in self._saved_environ.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environ.clear()
+        _forget_aws_clients()
+
+    # -- HTTP ----------------------------------------------------------------------------------------------
+
+    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._route(request)
+        return response(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        path = request.path
+        if request.method == "GET" and path == "/health":
+            return self._health()
+        if request.method == "GET" and path == "/openapi.json":
+            return self._openapi_response()
+        if request.method == "GET" and (path == "/docs" or path.startswith("/docs/")):
+            return docs_response(request, path.removeprefix("/docs").lstrip("/"))
+        if request.method == "GET" and (path == "/demo" or path.startswith("/demo/")):
+            return demo_response(request, path.removeprefix("/demo").lstrip("/"))
+        if request.method == "GET" and (path == "/demo" or path.startswith("/demo/")):  # the demo bank app (static)
+            asset = path.removeprefix("/demo").lstrip("/") or "index.html"
+            return send_from_directory(Path(__file__).parent / "demo", asset, request.environ)
+        if not self.ready or self.gateway is None:
+            return problem_response(503, "starting", "The dev server is still starting.", {"Retry-After": "1"})
+        return self.gateway.handle(request)
+
+    def _health(self) -> Response:
+        body = {"status": self.state, "parts": self.parts}
+        return Response(json.dumps(body), status=200 if self.ready else 503, content_type="application/json")
+
+    def _openapi_response(self) -> Response:
+        if self._openapi is None:
+            from consent_dev.openapi import build_openapi  # noqa: PLC0415 - imports every function's routes
+
+            self._openapi = build_openapi()
+        return Response(json.dumps(self._openapi), content_type="application/json")
+
+
+# -- /docs: Swagger UI, offline ----------------------------------------------------------------------------
+
+_DOCS_PAGE = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>Consent journey API (make dev)</title>
+  <link rel="stylesheet" href="/docs/swagger-ui.css">
+  <link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/docs/swagger-ui-bundle.js"></script>
+  <script src="/docs/swagger-ui-standalone-preset.js"></script>
+  <script src="/docs/initializer.js"></script>
+</body>
+</html>
+"""
+
+# Served as a file rather than inline, so the page works under a strict Content-Security-Policy too.
+_DOCS_INITIALIZER = """window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: "/openapi.json",
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    persistAuthorization: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: "StandaloneLayout",
+  });
+};
+"""
+
+
+def swagger_ui_directory() -> Path:
+    """Swagger UI's static files, from the `swagger-ui-bundle` package (no CDN: `make dev` works offline)."""
+    import swagger_ui_bundle  # type: ignore[import-untyped]  # noqa: PLC0415 - dev dependency, for /docs only
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def docs_response(request: Request, asset: str) -> Response:
+    if asset in ("", "index.html"):
+        return Response(_DOCS_PAGE, content_type="text/html; charset=utf-8")
+    if asset == "initializer.js":
+        return Response(_DOCS_INITIALIZER, content_type="text/javascript; charset=utf-8")
+    # send_from_directory refuses paths that leave the directory (404).
+    return send_from_directory(swagger_ui_directory(), asset, request.environ)
+
+
+# -- /demo: the demo bank app (static files; it calls the API above from the same origin) --------------------
+
+DEMO_DIRECTORY = Path(__file__).resolve().parent / "demo"
+
+
+def demo_response(request: Request, asset: str) -> Response:
+    return send_from_directory(DEMO_DIRECTORY, asset or "index.html", request.environ)
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+
+def banner(stack: DevStack, started_in: float) -> str:
+    codat = f"Codat simulator  {stack.codat_url}" if stack.codat.simulated else f"Codat (real)     {stack.codat_url}"
+    api = stack.api_url
+    return f"""
+  Consent journey backend — make dev (ready in {started_in:.1f} s)
+
+  API              {api}
+  API docs         {stack.docs_url}   (OpenAPI: {stack.openapi_url})
+  {codat}
+  Health           {stack.health_url}
+  Webhooks in      {stack.webhook_url}   (signed with CODAT_WEBHOOK_SECRET)
+  Embedded AWS     {stack.moto.endpoint if stack.moto else "-"}   (moto; fake credentials)
+
+  Try this first (the local authorizer takes `Authorization: Bearer <customerId>`):
+    curl -s -X POST {api}/companies -H 'Authorization: Bearer alice' \\
+         -H 'Content-Type: application/json' -d '{{"name": "Acme Bakery Ltd", "journey": "onboarding"}}'
+    curl -s -X POST {api}/companies/<companyId>/connections -H 'Authorization: Bearer alice' \\
+         -H 'Content-Type: application/json' -d '{{"platformKey": "qhnd"}}'
+    open the connection's linkUrl, press Authorize, then:
+    curl -s {api}/companies/<companyId> -H 'Authorization: Bearer alice'
+
+  Consent events appear below as they are published. Ctrl-C stops everything.
+"""
+
+
+def configure_logging() -> None:
+    """The dev server's own lines on stdout, beside the functions' JSON logs (Powertools writes those itself)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s  %(message)s", datefmt="%H:%M:%S"))
+    ours = logging.getLogger("consent_dev")  # the dev server, the stream pump, the simulator
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server would log every AWS call
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m consent_dev.devserver", description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)), help="API port")
+    parser.add_argument("--codat-port", type=int, default=None, help="simulator port (default: --port + 1)")
+    args = parser.parse_args(argv)
+    # Before the handlers are imported (by start()): Powertools reads these once, at import.
+    for name, value in powertools_environment().items():
+        os.environ.setdefault(name, value)
+    configure_logging()
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        if stopping.is_set():
+            os._exit(128 + signum)  # a second Ctrl-C: whoever presses it does not want to wait
+        log.info("dev     %s: shutting down (again to force)", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    started = time.monotonic()
+    try:
+        stack = DevStack(args.port, args.codat_port)
+        stack.start()
+    except (DevStackError, OSError) as error:
+        print(f"make dev: {error}", file=sys.stderr)
+        return 2
+    print(banner(stack, time.monotonic() - started), flush=True)
+    try:
+        # In slices: the kernel may deliver the signal to any thread, and Python runs its handler only when the
+        # main thread wakes up; an unbounded wait could sleep through Ctrl-C.
+        while not stopping.wait(0.25):
+            pass
+    finally:
+        stack.stop()
+    log.info("dev     stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -266,14 +266,14 @@ class World:
         assert response.status in (200, 201), response.text
         return str(response.body["connectionId"])
 
-    def linked_connection(self, company_id: str, platform_key: str = "qhnd") -> str:
+    def linked_connection(self, company_id: str, platform_key: str = "qhnd", *, first_read: bool = True) -> str:
         """A connection the customer authorized in Codat, with its first read done (as Codat's webhooks tell)."""
         connection_id = self.connection(company_id, platform_key)
         self.simulator.set_connection_status(company_id, connection_id, "Linked")
-        for body in (
-            self.connection_webhook("connection.connected", company_id, connection_id, "Linked", platform_key),
-            read_event(company_id=company_id, connection_ids=[connection_id], initial=True),
-        ):
+        bodies = [self.connection_webhook("connection.connected", company_id, connection_id, "Linked", platform_key)]
+        if first_read:
+            bodies.append(read_event(company_id=company_id, connection_ids=[connection_id], initial=True))
+        for body in bodies:
             response = self.webhook(body).send(self.api)
             assert response.status == 204, response.text
         return connection_id
@@ -388,7 +388,7 @@ def _access_token(world: World) -> RequestFactory:
 def _revoke(world: World) -> RequestFactory:
     def request() -> Request:
         company_id = world.company()
-        connection_id = world.linked_connection(company_id)
+        connection_id = world.linked_connection(company_id, first_read=False)
         return Request("DELETE", f"/companies/{company_id}/connections/{connection_id}", world.customer)
 
     return request

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from werkzeug.exceptions import NotFound
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Request, Response
@@ -323,43 +324,6 @@ class EventsLog:
 # -- the stack ---------------------------------------------------------------------------------------------
 
 
-def keep_streams_through_cancelled_transactions() -> None:
-    """moto fidelity fix (STOPGAP here: it belongs beside `consent_dev.aws.make_dynamodb_atomic`, which tests use).
-
-    A cancelled TransactWriteItems in moto (a) leaves stream records of the writes it rolled back, and (b) rolls
-    back by swapping in a deep copy of the table, whose stream is a new object: every open shard iterator — the
-    outbox relay's — keeps reading the old one and never sees another write. DynamoDB records nothing for a
-    cancelled transaction and has one stream, so after a single conflict the relay would publish phantom events
-    and then nothing at all. This keeps the one stream and drops the cancelled transaction's records."""
-    from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415 - dev dependency
-
-    from consent_dev.aws import _dynamodb_lock  # noqa: PLC0415 - the lock moto's item operations already take
-
-    current = DynamoDBBackend.transact_write_items
-    if getattr(current, "_consent_keeps_streams", False):
-        return
-
-    def transact_write_items(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with _dynamodb_lock:
-            streams = {
-                name: (table.stream_shard, len(table.stream_shard.items))
-                for name, table in self.tables.items()
-                if table.stream_shard is not None
-            }
-            try:
-                return current(self, *args, **kwargs)
-            except Exception:
-                for name, (shard, length) in streams.items():
-                    del shard.items[length:]
-                    restored = self.tables.get(name)
-                    if restored is not None and restored.stream_shard is not shard:
-                        restored.stream_shard, shard.table = shard, restored
-                raise
-
-    transact_write_items._consent_keeps_streams = True  # type: ignore[attr-defined]
-    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-
-
 def _forget_aws_clients() -> None:
     # Powertools keeps one Secrets Manager client per process, bound to the endpoint of its first use: after
     # the endpoint changes (this stack's moto, or the one before it) it must be built again, cache included.
@@ -504,7 +468,6 @@ class DevStack:
         self.stop()
 
     def _start_aws(self) -> None:
-        keep_streams_through_cancelled_transactions()
         self.moto = MotoServer(HOST).start()
         self._set_environment(self.moto.environment())
         secrets = {"CodatApiKeySecret": self.codat.api_key, "CodatWebhookSecret": self.codat.webhook_secret}
@@ -676,10 +639,11 @@ _DOCS_INITIALIZER = """window.onload = function () {
 
 
 def swagger_ui_directory() -> Path:
-    """Swagger UI's static files, from the `swagger-ui-bundle` package (no CDN: `make dev` works offline)."""
-    import swagger_ui_bundle  # type: ignore[import-untyped]  # noqa: PLC0415 - dev dependency, for /docs only
+    """Swagger UI 5's static files (it reads OpenAPI 3.1), from the `swagger-ui-py` package: no CDN, so
+    `make dev` works offline."""
+    import swagger_ui  # type: ignore[import-untyped]  # noqa: PLC0415 - dev dependency, for /docs only
 
-    return Path(swagger_ui_bundle.swagger_ui_path)
+    return Path(swagger_ui.__file__).parent / "static"
 
 
 def docs_response(request: Request, asset: str) -> Response:
@@ -687,8 +651,14 @@ def docs_response(request: Request, asset: str) -> Response:
         return Response(_DOCS_PAGE, content_type="text/html; charset=utf-8")
     if asset == "initializer.js":
         return Response(_DOCS_INITIALIZER, content_type="text/javascript; charset=utf-8")
-    # send_from_directory refuses paths that leave the directory (404).
-    return send_from_directory(swagger_ui_directory(), asset, request.environ)
+    return static_file(request, swagger_ui_directory(), asset)
+
+
+def static_file(request: Request, directory: Path, name: str) -> Response:
+    try:
+        return send_from_directory(directory, name, request.environ)
+    except NotFound:  # also what send_from_directory says of a path that would leave the directory
+        return problem_response(404, "not_found", "No such file.")
 
 
 # -- /demo: the demo bank app (static files; it calls the API above from the same origin) --------------------
@@ -697,7 +667,7 @@ DEMO_DIRECTORY = Path(__file__).resolve().parent / "demo"
 
 
 def demo_response(request: Request, asset: str) -> Response:
-    return send_from_directory(DEMO_DIRECTORY, asset or "index.html", request.environ)
+    return static_file(request, DEMO_DIRECTORY, asset or "index.html")
 
 
 # -- the command -------------------------------------------------------------------------------------------

@@ -114,10 +114,13 @@ class Milestone:
     at: datetime
     cause: str  # the event id, or "start"
     actor: str
+    ordinal: int = 1  # the journey reaching this status for the n-th time
 
     @property
     def entry_id(self) -> str:
-        return f"journey:{self.journey}:{self.status.value}:{self.cause}"
+        # Named by its place in the journey's history, not by its cause: an event arriving late that moves
+        # the cause (clock skew between Codat and us) keeps the same id, so nothing is announced twice.
+        return f"journey:{self.journey}:{self.status.value}:{self.ordinal}"
 
 
 MILESTONES = frozenset({JourneyStatus.LINKED, JourneyStatus.COMPLETE, JourneyStatus.ACTION_REQUIRED})
@@ -165,12 +168,18 @@ def replay(
 
     progress = evaluate(journey, snapshot(), started_at=started_at, previous=None, now=started_at)
     result = Replay(progress)
+    reached: dict[JourneyStatus, int] = {}
+
+    def reach(status: JourneyStatus, at: datetime, cause: str, actor: str) -> None:
+        reached[status] = reached.get(status, 0) + 1
+        result.milestones.append(Milestone(journey.name, status, at, cause, actor, reached[status]))
+
     if progress.status in MILESTONES:
-        result.milestones.append(Milestone(journey.name, progress.status, started_at, "start", started_by))
+        reach(progress.status, started_at, "start", started_by)
     for event, connection_id in later:
         states[connection_id].apply(event)
         step = evaluate(journey, snapshot(), started_at=started_at, previous=result.progress, now=event.at)
         if step.status != result.progress.status and step.status in MILESTONES:
-            result.milestones.append(Milestone(journey.name, step.status, event.at, event.id, event.actor))
+            reach(step.status, event.at, event.id, event.actor)
         result.progress = step
     return result

@@ -5,6 +5,7 @@ command itself (ready within the README's promise, stopped cleanly by a signal).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import signal
@@ -97,7 +98,10 @@ def authorize_on_link_page(link_url: str) -> None:
         assert answer.status_code in (200, 302, 303), answer.text
 
 
-def test_a_customer_connects_revokes_reconnects_is_deauthorized_and_erases(stack: DevStack, http: httpx.Client) -> None:
+def test_a_customer_connects_revokes_reconnects_is_deauthorized_and_erases(
+    stack: DevStack, http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="consent_dev.devserver")
     events = PublishedEvents(EventsQueue.subscribe(stack.topic_arn))
 
     # Given a customer who signs up for business onboarding (banking required)
@@ -165,6 +169,15 @@ def test_a_customer_connects_revokes_reconnects_is_deauthorized_and_erases(stack
     assert len({event["id"] for event in events.all}) == len(events.all)
     assert stack.simulator is not None
     assert stack.simulator.contract_violations == []
+
+    # And make dev's log showed every one of them: its type, id and subject
+    def logged(event: dict[str, Any]) -> bool:
+        return any(
+            event["type"] in line and f"id={event['id']} " in line and f"subject={company_id}" in line
+            for line in caplog.messages
+        )
+
+    assert wait_for(lambda: all(logged(event) for event in events.all), timeout=5.0)
 
 
 def test_health_reports_every_part_up(http: httpx.Client) -> None:
@@ -236,7 +249,9 @@ def test_docs_serve_swagger_ui_offline_on_the_api_document(http: httpx.Client) -
         assert http.get(asset).status_code == 200, asset
     initializer = http.get("/docs/initializer.js")
     assert '"/openapi.json"' in initializer.text
-    assert http.get("/docs/../pyproject.toml").status_code == 404
+    # Nothing outside Swagger UI's files, however the path is spelt.
+    for escape in ("/docs/%2e%2e/%2e%2e/pyproject.toml", "/docs/..%2f..%2fpyproject.toml", "/docs/nothing.js"):
+        assert http.get(escape).status_code == 404, escape
 
 
 def test_a_real_codat_is_used_when_its_url_and_key_are_set() -> None:

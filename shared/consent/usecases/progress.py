@@ -69,5 +69,6 @@ def settle(
     retracted = [
         LedgerKey(at, MILESTONE_SEQ, entry_id) for entry_id, at in company.milestones.items() if entry_id not in wanted
     ]
-    updated.milestones = {entry_id: m.at for entry_id, m in wanted.items()}
+    # A milestone already in the ledger keeps its entry (and time): it was announced once and stays so.
+    updated.milestones = {entry_id: company.milestones.get(entry_id, m.at) for entry_id, m in wanted.items()}
     return Settled(updated, added, retracted)

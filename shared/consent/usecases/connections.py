@@ -13,7 +13,7 @@ from consent.domain import Actor, Connection, ConnectionStatus, SourceType
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
 from consent.timeline import EventKind, StatusEvent
-from consent.usecases.ledger import entry
+from consent.usecases.ledger import connection_entry
 from consent.usecases.progress import settle
 
 _CONNECTION_NAMESPACE = uuid.UUID("1b0f3f55-41c2-4c8e-8a43-0f4b0b6f7a10")
@@ -132,14 +132,12 @@ def _reuse(
     services.store.commit(
         Change(
             ledger=[
-                entry(
+                connection_entry(
                     view.company,
                     "connection.link_requested",
                     actor=Actor.customer(view.company.customer_id),
                     at=now,
-                    connection_id=connection.connection_id,
-                    platform_key=connection.platform_key,
-                    source_type=connection.source_type,
+                    connection=connection,
                     consent_version=request.consent_version,
                     status=connection.status,
                 )
@@ -177,15 +175,13 @@ def _record_new(
     counted = company.model_copy(update={"connection_requests": company.connection_requests + 1})
     settled = settle(services.catalog, counted, [*view.connections, record], now=now)
     ledger = [
-        entry(
+        connection_entry(
             settled.company,
             "connection.created",
             actor=actor,
             at=now,
             entry_id=entry_id,
-            connection_id=record.connection_id,
-            platform_key=record.platform_key,
-            source_type=record.source_type,
+            connection=record,
             consent_version=request.consent_version,
             status=record.status,
         ),

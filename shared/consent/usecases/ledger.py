@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from consent.store import CompanyRecord, LedgerRecord
+from consent.store import CompanyRecord, ConnectionRecord, LedgerRecord
 
 
 def entry(
@@ -34,4 +34,30 @@ def entry(
             "journeys": list(journeys) if journeys is not None else [p.journey for p in company.journeys],
             **fields,
         }
+    )
+
+
+def connection_entry(
+    company: CompanyRecord,
+    type_: str,
+    *,
+    connection: ConnectionRecord,
+    actor: str,
+    at: datetime,
+    entry_id: str | None = None,
+    journeys: Sequence[str] | None = None,
+    **fields: object,
+) -> LedgerRecord:
+    """An entry about one of `company`'s connections: its id, platform and source type filled in."""
+    return entry(
+        company,
+        type_,
+        actor=actor,
+        at=at,
+        entry_id=entry_id,
+        journeys=journeys,
+        connection_id=connection.connection_id,
+        platform_key=connection.platform_key,
+        source_type=connection.source_type,
+        **fields,
     )

@@ -11,7 +11,7 @@ from consent.domain import Actor, Connection, ConnectionStatus
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
 from consent.timeline import EventKind, StatusEvent
-from consent.usecases.ledger import entry
+from consent.usecases.ledger import connection_entry, entry
 from consent.usecases.progress import settle
 
 _ATTEMPTS = 3
@@ -84,15 +84,13 @@ def _record(
     connections = [changed if c.connection_id == connection.connection_id else c for c in view.connections]
     settled = settle(services.catalog, view.company, connections, now=now)
     ledger = [
-        entry(
+        connection_entry(
             settled.company,
             ledger_type,
             actor=actor,
             at=now,
             entry_id=entry_id,
-            connection_id=connection.connection_id,
-            platform_key=connection.platform_key,
-            source_type=connection.source_type,
+            connection=connection,
             status=changed.status,
         ),
         *settled.milestones,

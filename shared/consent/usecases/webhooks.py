@@ -19,7 +19,7 @@ from consent.observability import logger
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerRecord, ParkedWebhook
 from consent.timeline import EventKind, StatusEvent
-from consent.usecases.ledger import entry
+from consent.usecases.ledger import connection_entry
 from consent.usecases.progress import settle
 from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents
 from consent.webhooks.codat_events import ConnectionPayload, ReadPayload, WebhookConnection, WebhookEnvelope
@@ -192,15 +192,13 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
     connections = [by_id.get(c.connection_id, c) for c in view.connections]
     settled = settle(services.catalog, view.company, connections, now=services.clock())
     ledger: list[LedgerRecord] = [
-        entry(
+        connection_entry(
             settled.company,
             "sync.completed",
             actor=Actor.CODAT,
             at=envelope.generated_date,
             entry_id=f"webhook:{webhook_id}:{record.connection_id}",
-            connection_id=record.connection_id,
-            platform_key=record.platform_key,
-            source_type=record.source_type,
+            connection=record,
             data_types=by_connection[record.connection_id][:_MAX_DATA_TYPES_IN_ENTRY],
             detail="initial read" if initial else None,
         )
@@ -228,15 +226,13 @@ def _apply_company_deleted(services: Services, webhook_id: str, envelope: Webhoo
     ]
     settled = settle(services.catalog, view.company, deleted, now=services.clock())
     ledger = [
-        entry(
+        connection_entry(
             settled.company,
             "connection.deleted",
             actor=Actor.CODAT,
             at=envelope.generated_date,
             entry_id=f"webhook:{webhook_id}:{c.connection_id}",
-            connection_id=c.connection_id,
-            platform_key=c.platform_key,
-            source_type=c.source_type,
+            connection=c,
             detail="the company was deleted in Codat",
         )
         for c in deleted

@@ -3,6 +3,7 @@ exactly once; after a 2xx, the change and its events are durable and reach subsc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -121,3 +122,32 @@ def test_the_process_dying_between_write_and_publish_loses_nothing(
 
     types = [m.type for m in events_queue.receive()]
     assert {"consent.company.created", "consent.connection.linked", "consent.journey.linked"} <= set(types)
+
+
+def test_twenty_parallel_deliveries_of_one_webhook_make_one_state_change(
+    api: LocalApi, new_company: Callable[..., Any], table_items: Any
+) -> None:
+    # Given Codat (through Svix) delivers the same message twenty times at once
+    company_id = new_company(journey="onboarding")["companyId"]
+    raw, headers = connected(company_id)
+    answers: list[int] = []
+    lock = threading.Lock()
+
+    def deliver() -> None:
+        status = api.post("/webhooks/codat", body=raw, headers=headers).status
+        with lock:
+            answers.append(status)
+
+    threads = [threading.Thread(target=deliver) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then every delivery is acknowledged and the change happened exactly once
+    assert answers == [204] * 20
+    assert len(linked_entries(api, company_id)) == 1
+    [connection] = api.get(f"/companies/{company_id}/connections", customer=ALICE).body["items"]
+    assert connection["status"] == "Linked"
+    remembered = [i for i in table_items() if i["kind"]["S"] == "webhook"]
+    assert len(remembered) == 1

@@ -86,6 +86,14 @@ BUDGET: dict[str, Budget] = {
     "DELETE /companies/{companyId}/connections/{connectionId} (not Linked)": Budget(
         _READ_COMPANY, {}, "idempotent no-op"
     ),
+    "DELETE /companies/{companyId}/connections/{connectionId} (PendingAuth)": Budget(
+        _READ_COMPANY,
+        {
+            "PATCH /companies/{companyId}/connections/{connectionId}": 1,
+            "GET /companies/{companyId}/connections/{connectionId}": 1,
+        },
+        "Codat refuses; still PendingAuth there",
+    ),
     "DELETE /companies/{companyId}": Budget(
         {"dynamodb.Query": 2, "dynamodb.BatchWriteItem": 1, "dynamodb.TransactWriteItems": 1},
         {"DELETE /companies/{companyId}": 1},
@@ -394,6 +402,15 @@ def _revoke(world: World) -> RequestFactory:
     return request
 
 
+def _revoke_pending(world: World) -> RequestFactory:
+    def request() -> Request:
+        company_id = world.company()
+        connection_id = world.connection(company_id)
+        return Request("DELETE", f"/companies/{company_id}/connections/{connection_id}", world.customer)
+
+    return request
+
+
 def _revoke_again(world: World) -> RequestFactory:
     request = _revoke(world)()
     assert request.send(world.api).status == 200
@@ -493,6 +510,7 @@ CASES: tuple[Case, ...] = (
     Case("GET /companies/{companyId}/access-token", 200, _access_token),
     Case("DELETE /companies/{companyId}/connections/{connectionId}", 200, _revoke),
     Case("DELETE /companies/{companyId}/connections/{connectionId} (not Linked)", 200, _revoke_again),
+    Case("DELETE /companies/{companyId}/connections/{connectionId} (PendingAuth)", 200, _revoke_pending),
     Case("DELETE /companies/{companyId}", 204, _erase),
     Case("webhook connection.created", 204, _connection_webhook("connection.created", "PendingAuth")),
     Case("webhook connection.created (made outside our API)", 204, _adopted_connection_webhook),

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import tomllib
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -90,6 +91,82 @@ class ConnectionState:
     initial_read_done: bool  # the first read since its latest authorization has completed
 
 
+@dataclass
+class Tally:
+    """What decides a journey's status, counted over its connections: kept up to date one connection change
+    at a time while a journey is replayed, so a replay is linear in its events, not quadratic."""
+
+    relevant: int = 0
+    linked: Counter[SourceType] = field(default_factory=Counter)
+    read: Counter[SourceType] = field(default_factory=Counter)
+
+    def count(self, journey: JourneyDefinition, connection: ConnectionState, sign: int = 1) -> None:
+        if not journey.allows(connection.source_type):
+            return
+        self.relevant += sign
+        if _is_linked(connection):
+            self.linked[connection.source_type] += sign
+            if connection.initial_read_done:
+                self.read[connection.source_type] += sign
+
+    @classmethod
+    def of(cls, journey: JourneyDefinition, connections: Iterable[ConnectionState]) -> Tally:
+        tally = cls()
+        for connection in connections:
+            tally.count(journey, connection)
+        return tally
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A journey's status and when it was (last) completed."""
+
+    status: JourneyStatus
+    completed_at: datetime | None = None
+
+
+def standing(journey: JourneyDefinition, tally: Tally, *, previous: Standing | None, now: datetime) -> Standing:
+    """The rule (PRODUCT.md §4): pending → linking → linked → complete; once complete, losing a required
+    connection gives action_required until it is linked and read again."""
+    all_linked = all(tally.linked[source_type] > 0 for source_type in journey.required)
+    all_read = all(tally.read[source_type] > 0 for source_type in journey.required)
+    completed_at = previous.completed_at if previous else None
+    if all_linked and all_read:
+        if previous is None or previous.status != JourneyStatus.COMPLETE:
+            completed_at = now
+        return Standing(JourneyStatus.COMPLETE, completed_at)
+    if completed_at is not None:
+        return Standing(JourneyStatus.ACTION_REQUIRED, completed_at)
+    if all_linked:
+        return Standing(JourneyStatus.LINKED)
+    return Standing(JourneyStatus.LINKING if tally.relevant else JourneyStatus.PENDING)
+
+
+def progress_of(
+    journey: JourneyDefinition, connections: Iterable[ConnectionState], *, started_at: datetime, standing: Standing
+) -> JourneyProgress:
+    """The journey's progress as the API shows it: its standing and, per source type, what satisfies it."""
+    linked: dict[SourceType, list[str]] = {source_type: [] for source_type in journey.source_types}
+    for connection in connections:
+        if connection.source_type in linked and _is_linked(connection):
+            linked[connection.source_type].append(connection.connection_id)
+    return JourneyProgress(
+        journey=journey.name,
+        status=standing.status,
+        started_at=started_at,
+        completed_at=standing.completed_at,
+        requirements=[
+            Requirement(
+                source_type=source_type,
+                required=source_type in journey.required,
+                satisfied=bool(ids),
+                connection_ids=sorted(ids),
+            )
+            for source_type, ids in linked.items()
+        ],
+    )
+
+
 def evaluate(
     journey: JourneyDefinition,
     connections: Iterable[ConnectionState],
@@ -98,46 +175,11 @@ def evaluate(
     previous: JourneyProgress | None,
     now: datetime,
 ) -> JourneyProgress:
-    """The journey's progress given the company's connections (PRODUCT.md §4).
-
-    pending → linking → linked → complete; once complete, losing a required connection gives
-    action_required until it is linked and read again."""
-    relevant = [c for c in connections if journey.allows(c.source_type)]
-    requirements: list[Requirement] = []
-    all_linked = True
-    all_read = True
-    for source_type in journey.source_types:
-        required = source_type in journey.required
-        linked = sorted(c.connection_id for c in relevant if c.source_type == source_type and _is_linked(c))
-        read = [c for c in relevant if c.source_type == source_type and _is_linked(c) and c.initial_read_done]
-        requirements.append(
-            Requirement(source_type=source_type, required=required, satisfied=bool(linked), connection_ids=linked)
-        )
-        if required:
-            all_linked = all_linked and bool(linked)
-            all_read = all_read and bool(read)
-
-    was_completed = previous is not None and previous.completed_at is not None
-    completed_at = previous.completed_at if previous else None
-    if all_linked and all_read:
-        status = JourneyStatus.COMPLETE
-        if previous is None or previous.status != JourneyStatus.COMPLETE:
-            completed_at = now
-    elif was_completed:
-        status = JourneyStatus.ACTION_REQUIRED
-    elif all_linked:
-        status = JourneyStatus.LINKED
-    elif relevant:
-        status = JourneyStatus.LINKING
-    else:
-        status = JourneyStatus.PENDING
-    return JourneyProgress(
-        journey=journey.name,
-        status=status,
-        started_at=started_at,
-        completed_at=completed_at,
-        requirements=requirements,
-    )
+    """The journey's progress given the company's connections (PRODUCT.md §4)."""
+    connections = list(connections)
+    before = Standing(previous.status, previous.completed_at) if previous else None
+    now_standing = standing(journey, Tally.of(journey, connections), previous=before, now=now)
+    return progress_of(journey, connections, started_at=started_at, standing=now_standing)
 
 
 def _is_linked(connection: ConnectionState) -> bool:

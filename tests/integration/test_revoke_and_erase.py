@@ -76,9 +76,7 @@ def test_revoking_twice_unlinks_once_and_writes_once(
     assert ledger_types(api, company_id).count("consent.revoked") == 1
 
 
-@pytest.mark.parametrize(
-    "status", [ConnectionStatus.DEAUTHORIZED, ConnectionStatus.UNLINKED, ConnectionStatus.PENDING_AUTH]
-)
+@pytest.mark.parametrize("status", [ConnectionStatus.DEAUTHORIZED, ConnectionStatus.UNLINKED])
 def test_revoking_a_connection_that_is_not_linked_is_a_no_op(
     api: LocalApi,
     simulator: CodatSimulator,
@@ -90,8 +88,7 @@ def test_revoking_a_connection_that_is_not_linked_is_a_no_op(
     connection_id = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}).body[
         "connectionId"
     ]
-    if status != ConnectionStatus.PENDING_AUTH:
-        authorize(company_id, connection_id, status)
+    authorize(company_id, connection_id, status)
     before = ledger_types(api, company_id)
 
     response = revoke(api, company_id, connection_id)
@@ -100,6 +97,47 @@ def test_revoking_a_connection_that_is_not_linked_is_a_no_op(
     assert response.body["status"] == status.value
     assert simulator.calls("PATCH", "/companies/{companyId}/connections/{connectionId}") == []
     assert ledger_types(api, company_id) == before
+
+
+def test_revoking_a_connection_still_pending_in_codat_changes_nothing(
+    api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any]
+) -> None:
+    # Given a connection the customer has not authorized, here or in Codat
+    company_id = new_company()["companyId"]
+    connection_id = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}).body[
+        "connectionId"
+    ]
+    before = ledger_types(api, company_id)
+
+    # When she revokes it
+    response = revoke(api, company_id, connection_id)
+
+    # Then Codat is asked (it refuses to unlink what is not Linked), and nothing changes or is recorded
+    assert response.status == 200, response.text
+    assert response.body["status"] == "PendingAuth"
+    assert len(simulator.calls("PATCH", "/companies/{companyId}/connections/{connectionId}")) == 1
+    assert simulator.connection(company_id, connection_id).status == "PendingAuth"
+    assert ledger_types(api, company_id) == before
+
+
+def test_revoking_a_pending_connection_codat_already_has_linked_unlinks_it(
+    api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any]
+) -> None:
+    # Given the customer has just authorized the connection in Codat, and its webhook is still on its way
+    company_id = new_company(journey="onboarding")["companyId"]
+    connection_id = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}).body[
+        "connectionId"
+    ]
+    simulator.set_connection_status(company_id, connection_id, "Linked")
+
+    # When she revokes it (the app still shows it pending)
+    response = revoke(api, company_id, connection_id)
+
+    # Then it is unlinked in Codat and here, once
+    assert response.status == 200, response.text
+    assert response.body["status"] == "Unlinked"
+    assert simulator.connection(company_id, connection_id).status == "Unlinked"
+    assert ledger_types(api, company_id).count("consent.revoked") == 1
 
 
 def test_revoking_what_codat_already_reports_deauthorized_records_codats_status_once(

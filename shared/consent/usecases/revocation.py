@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from datetime import timedelta
 
 from consent.api.problems import not_found
 from consent.codat.errors import CodatNotFound, CodatRejected
@@ -15,6 +16,8 @@ from consent.usecases.ledger import connection_entry, entry
 from consent.usecases.progress import settle
 
 _ATTEMPTS = 3
+_REVOCABLE = frozenset({ConnectionStatus.LINKED, ConnectionStatus.PENDING_AUTH})
+_AFTER = timedelta(milliseconds=1)
 _KIND_OF = {
     ConnectionStatus.UNLINKED: EventKind.UNLINKED,
     ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED,
@@ -29,10 +32,13 @@ _OBSERVED = {
 
 
 def revoke_connection(services: Services, customer_id: str, company_id: str, connection_id: str) -> Connection:
-    """Unlink the connection in Codat and record it. Idempotent: a connection that is not Linked — here or,
-    as Codat reports, there — is answered as it is, and nothing is written or sent twice."""
+    """Unlink the connection in Codat and record it. Idempotent: a connection that is Unlinked or
+    Deauthorized — here or, as Codat reports, there — is answered as it is, and nothing is written or sent twice.
+
+    A PendingAuth one is asked of Codat too: the customer may have just authorized it, its webhook still on
+    its way, and revoking must then unlink it rather than leave it Linked."""
     view, connection = _find(services, customer_id, company_id, connection_id)
-    if connection.status != ConnectionStatus.LINKED:
+    if connection.status not in _REVOCABLE:
         return connection.to_resource()
     try:
         codat_status = ConnectionStatus.from_codat(services.codat.unlink_connection(company_id, connection_id).status)
@@ -42,11 +48,13 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
         codat_status = ConnectionStatus.from_codat(services.codat.get_connection(company_id, connection_id).status)
         if codat_status is None or codat_status == ConnectionStatus.LINKED:
             raise
+        if codat_status == connection.status:
+            return connection.to_resource()  # still PendingAuth in Codat too: nothing to revoke
         ledger_type, actor = _OBSERVED.get(codat_status, "connection.status_observed"), Actor.CODAT
     new_status = codat_status or ConnectionStatus.UNLINKED
 
     for _ in range(_ATTEMPTS):
-        if connection.status != ConnectionStatus.LINKED:
+        if connection.status not in _REVOCABLE:
             return connection.to_resource()  # a webhook recorded it meanwhile
         try:
             return _record(
@@ -80,7 +88,11 @@ def _record(
 ) -> Connection:
     now = services.clock()
     entry_id = str(uuid.uuid4())
-    changed = connection.with_event(StatusEvent(at=now, id=entry_id, kind=_KIND_OF[status], actor=actor))
+    # Codat unlinked it after every event we had seen of it, whatever its clock said: the revoke sorts after
+    # them (a connected webhook with a generatedDate a little ahead of our clock must not undo it).
+    latest = max((e.at for e in connection.history), default=now)
+    at = max(now, latest + _AFTER)
+    changed = connection.with_event(StatusEvent(at=at, id=entry_id, kind=_KIND_OF[status], actor=actor))
     connections = [changed if c.connection_id == connection.connection_id else c for c in view.connections]
     settled = settle(services.catalog, view.company, connections, now=now)
     ledger = [

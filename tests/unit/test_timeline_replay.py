@@ -1,0 +1,165 @@
+"""The journey replay is incremental (one connection's change updates a tally); it must say exactly what
+evaluating the whole journey afresh after every event says — the rule as PRODUCT.md §4 states it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consent.domain import ConnectionStatus, JourneyStatus, SourceType
+from consent.journeys import ConnectionState, JourneyDefinition, evaluate
+from consent.timeline import (
+    MILESTONES,
+    ConnectionTimeline,
+    DerivedConnection,
+    EventKind,
+    Milestone,
+    Replay,
+    StatusEvent,
+    replay,
+)
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+LOAN = JourneyDefinition(
+    name="loan_application", required=(SourceType.ACCOUNTING, SourceType.BANKING), optional=(SourceType.COMMERCE,)
+)
+ONBOARDING = JourneyDefinition(name="onboarding", required=(SourceType.BANKING,), optional=(SourceType.ACCOUNTING,))
+
+
+def replay_from_scratch(
+    journey: JourneyDefinition,
+    *,
+    started_at: datetime,
+    started_by: str,
+    connections: list[ConnectionTimeline],
+    counts_at_once_until: datetime | None,
+) -> Replay:
+    """The specification: after every event, evaluate the journey over every connection again."""
+    states = {c.connection_id: DerivedConnection() for c in connections}
+    source = {c.connection_id: c.source_type for c in connections}
+    events = sorted(((e, c.connection_id) for c in connections for e in c.history), key=lambda pair: pair[0].order)
+
+    def snapshot() -> list[ConnectionState]:
+        return [
+            ConnectionState(cid, source[cid], s.status, s.initial_read_done)
+            for cid, s in states.items()
+            if s.status is not None and not s.deleted
+        ]
+
+    later = []
+    for event, cid in events:
+        if counts_at_once_until is not None and event.at <= counts_at_once_until and not later:
+            states[cid].apply(event)
+        else:
+            later.append((event, cid))
+    progress = evaluate(journey, snapshot(), started_at=started_at, previous=None, now=started_at)
+    result = Replay(progress)
+    reached: dict[JourneyStatus, int] = {}
+
+    def reach(status: JourneyStatus, at: datetime, cause: str, actor: str) -> None:
+        reached[status] = reached.get(status, 0) + 1
+        result.milestones.append(Milestone(journey.name, status, at, cause, actor, reached[status]))
+
+    if progress.status in MILESTONES:
+        reach(progress.status, started_at, "start", started_by)
+    for event, cid in later:
+        states[cid].apply(event)
+        step = evaluate(journey, snapshot(), started_at=started_at, previous=result.progress, now=event.at)
+        if step.status != result.progress.status and step.status in MILESTONES:
+            reach(step.status, event.at, event.id, event.actor)
+        result.progress = step
+    return result
+
+
+KINDS = list(EventKind)
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> list[ConnectionTimeline]:
+    count = draw(st.integers(min_value=0, max_value=6))
+    result = []
+    serial = 0
+    for n in range(count):
+        history = []
+        for _ in range(draw(st.integers(min_value=0, max_value=6))):
+            serial += 1
+            kind = draw(st.sampled_from(KINDS))
+            history.append(
+                StatusEvent(
+                    at=T0 + timedelta(seconds=draw(st.integers(min_value=-5, max_value=40))),
+                    id=f"evt-{serial:03d}",
+                    kind=kind,
+                    actor="codat",
+                    status=draw(st.sampled_from(list(ConnectionStatus))) if kind == EventKind.FAILED else None,
+                )
+            )
+        result.append(ConnectionTimeline(f"conn-{n}", draw(st.sampled_from(list(SourceType))), history))
+    return result
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(
+    journey=st.sampled_from([LOAN, ONBOARDING]),
+    connections=timelines(),
+    counts_at_once_until=st.one_of(st.none(), st.integers(min_value=-5, max_value=40)),
+)
+def test_the_incremental_replay_says_what_evaluating_afresh_after_every_event_says(
+    journey: JourneyDefinition, connections: list[ConnectionTimeline], counts_at_once_until: int | None
+) -> None:
+    until = None if counts_at_once_until is None else T0 + timedelta(seconds=counts_at_once_until)
+    arguments = {
+        "started_at": T0,
+        "started_by": "customer:alice",
+        "connections": connections,
+        "counts_at_once_until": until,
+    }
+
+    expected = replay_from_scratch(journey, **arguments)  # type: ignore[arg-type]
+    actual = replay(journey, **arguments)  # type: ignore[arg-type]
+
+    assert actual.progress == expected.progress
+    assert actual.milestones == expected.milestones
+
+
+def test_a_journey_over_a_thousand_connections_is_replayed_in_event_time() -> None:
+    # Given a loan journey whose 1,000 accounting connections link one after another, and one bank at the end
+    accounting = [
+        ConnectionTimeline(
+            f"acc-{n:04d}",
+            SourceType.ACCOUNTING,
+            [
+                StatusEvent(at=T0 + timedelta(seconds=n), id=f"l-{n:04d}", kind=EventKind.LINKED, actor="codat"),
+                StatusEvent(
+                    at=T0 + timedelta(seconds=n, milliseconds=500),
+                    id=f"r-{n:04d}",
+                    kind=EventKind.INITIAL_READ,
+                    actor="codat",
+                ),
+            ],
+        )
+        for n in range(1000)
+    ]
+    bank = ConnectionTimeline(
+        "bank",
+        SourceType.BANKING,
+        [
+            StatusEvent(at=T0 + timedelta(hours=1), id="bank-l", kind=EventKind.LINKED, actor="codat"),
+            StatusEvent(at=T0 + timedelta(hours=1, seconds=2), id="bank-r", kind=EventKind.INITIAL_READ, actor="codat"),
+        ],
+    )
+
+    # When it is replayed
+    result = replay(LOAN, started_at=T0, started_by="customer:alice", connections=[*accounting, bank])
+
+    # Then it is linked when the bank links and complete at the bank's first read, each announced once
+    assert [(m.status, m.cause) for m in result.milestones] == [
+        (JourneyStatus.LINKED, "bank-l"),
+        (JourneyStatus.COMPLETE, "bank-r"),
+    ]
+    assert result.progress.status == JourneyStatus.COMPLETE
+    assert result.progress.completed_at == T0 + timedelta(hours=1, seconds=2)
+    accounting_requirement = result.progress.requirements[0]
+    assert accounting_requirement.source_type == SourceType.ACCOUNTING
+    assert accounting_requirement.connection_ids == sorted(c.connection_id for c in accounting)

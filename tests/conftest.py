@@ -127,11 +127,12 @@ class DynamoDBFaults:
 
     def __init__(self, client: Any) -> None:
         self._client = client
-        self.remaining: dict[str, list[str]] = {}
+        self.remaining: dict[str, list[str | None]] = {}
         client.meta.events.register("before-send.dynamodb.*", self._before_send)
 
-    def fail(self, operation: str, code: str, *, times: int = 1) -> None:
-        self.remaining.setdefault(operation, []).extend([code] * times)
+    def fail(self, operation: str, code: str, *, times: int = 1, after: int = 0) -> None:
+        """The next `times` calls of `operation` fail with `code`, once `after` more have gone through."""
+        self.remaining.setdefault(operation, []).extend([None] * after + [code] * times)
 
     def _before_send(self, request: Any, **_: Any) -> Any:
         operation = request.headers.get("X-Amz-Target", b"")
@@ -140,6 +141,8 @@ class DynamoDBFaults:
         if not queue:
             return None
         code = queue.pop(0)
+        if code is None:
+            return None
         body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
         status = 500 if code in ("InternalServerError", "ServiceUnavailable") else 400  # as DynamoDB answers
         return AWSResponse(request.url, status, {"Content-Type": "application/x-amz-json-1.0"}, _RawBody(body))

@@ -57,8 +57,9 @@ def test_keys_are_scoped_to_the_caller(api: LocalApi, simulator: CodatSimulator)
     assert api.get(f"/companies/{alice.body['companyId']}", customer="bob").status == 404
 
 
-def test_an_over_long_key_is_422(api: LocalApi) -> None:
-    response = post(api, "k" * 256)
+@pytest.mark.parametrize("key", ["k" * 256, "two words", "tab\tkey", "caf\u00e9"])
+def test_an_over_long_or_unprintable_key_is_422(api: LocalApi, key: str) -> None:
+    response = post(api, key)
     assert response.status == 422
     assert (
         response.body["errors"][0]["field"] == "Idempotency-Key".lower()

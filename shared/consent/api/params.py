@@ -18,4 +18,8 @@ CompanyId = Annotated[str, Path(alias="companyId", max_length=ID_MAX_LENGTH, pat
 ConnectionId = Annotated[str, Path(alias="connectionId", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)]
+# Printable ASCII without spaces: what clients send (UUIDs, ULIDs, hashes); nothing to confuse a log or a header.
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
+IdempotencyKey = Annotated[
+    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN)
+]

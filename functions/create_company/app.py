@@ -23,7 +23,10 @@ app = create_resolver()
     summary="Create the customer's company (in Codat too) and start a journey",
     tags=["Companies"],
     responses=responses(
-        201, Company, "Created (or the first answer again, for a repeated Idempotency-Key)", errors=(409, 413, 502, 504)
+        201,
+        Company,
+        "Created (or the first answer again, for a repeated Idempotency-Key)",
+        errors=(409, 413, 415, 502, 504),
     ),
 )
 def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey = None) -> Response[str]:
@@ -36,7 +39,7 @@ def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey =
     "/companies/<companyId>/journeys",
     summary="Start another journey for the company",
     tags=["Companies"],
-    responses=responses(200, Company, "The company with the journey started", errors=(404, 409, 413)),
+    responses=responses(200, Company, "The company with the journey started", errors=(404, 409, 413, 415)),
 )
 def start_journey(company_id: CompanyId, body: StartJourneyRequest) -> Response[str]:
     request = scope(app)

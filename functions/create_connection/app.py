@@ -37,7 +37,13 @@ def list_integrations(
     "/companies/<companyId>/connections",
     summary="Codat's link for an integration: a new connection (201) or the reused one (200)",
     tags=["Connections"],
-    responses=responses(201, Connection, "Created, with `linkUrl`; 200 when reused", errors=(404, 409, 413, 502, 504)),
+    responses=responses(
+        201,
+        Connection,
+        "Created, with `linkUrl`",
+        also={200: "The company's not-Linked connection to the platform, reused, with a fresh `linkUrl`"},
+        errors=(404, 409, 413, 415, 502, 504),
+    ),
 )
 def create_connection(company_id: CompanyId, body: CreateConnectionRequest) -> Response[str]:
     request = scope(app)

@@ -36,6 +36,7 @@ from consent_dev.subscriber import EventsQueue
 from consent_dev.template import (
     Function,
     Route,
+    allowed_methods,
     function_environment,
     functions,
     load_template,
@@ -221,9 +222,21 @@ class ApiGateway:
                 return route, params
         return None
 
+    def journey_names(self) -> list[str]:
+        """The journeys the API functions offer (their settings' JOURNEYS_FILE, the packaged one by default)."""
+        return sorted({name for function in self._functions.values() for name in function.services.catalog.names})
+
     def handle(self, request: Request) -> Response:
         found = self.find(request.method, request.path)
         if found is None:
+            allowed = allowed_methods(self._routes, request.path)
+            if allowed:  # a route's path with another method: say which it has (RFC 9110 §15.5.6)
+                return problem_response(
+                    405,
+                    "method_not_allowed",
+                    f"This route does not take {request.method}.",
+                    {"Allow": ", ".join(allowed)},
+                )
             return problem_response(404, "not_found", "No such route.")
         route, params = found
         function = self._functions[route.function]
@@ -601,7 +614,8 @@ class DevStack:
         if self._openapi is None:
             from consent_dev.openapi import build_openapi  # noqa: PLC0415 - imports every function's routes
 
-            self._openapi = build_openapi()
+            # The journeys the functions were configured with (JOURNEYS_FILE), once they are loaded.
+            self._openapi = build_openapi(self.gateway.journey_names() if self.gateway else None)
         return Response(json.dumps(self._openapi), content_type="application/json")
 
 

@@ -4,11 +4,13 @@ routes (from their pydantic models), merged over the routes template.yaml declar
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from consent.api.problems import PROBLEM_JSON
+from consent.journeys import load_catalog
 from consent_dev.lambda_runtime import load_module
 from consent_dev.template import functions
 
@@ -25,7 +27,18 @@ _SECURITY_SCHEME = {
         "scheme": "bearer",
         "bearerFormat": "JWT",
         "description": "The bank's identity provider's token; the customer is its `sub` claim.",
-    }
+    },
+    # The webhook's own scheme: no JWT there, Codat signs every delivery (Standard Webhooks).
+    "codatWebhookSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "webhook-signature",
+        "description": (
+            "Codat's Standard Webhooks signature: space-separated `v1,<base64 HMAC-SHA256>` entries over "
+            "`<webhook-id>.<webhook-timestamp>.<raw body>` with the endpoint's secret (Svix's `svix-*` header "
+            "names too). Missing, wrong or stale (±5 minutes) → 401 `invalid_signature`."
+        ),
+    },
 }
 _WEBHOOK_HEADERS = [
     {
@@ -43,7 +56,9 @@ _WEBHOOK_HEADERS = [
 ]
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(journeys: Iterable[str] | None = None) -> dict[str, Any]:
+    """The document; `journeys` are the journey names the deployment declares (default: the packaged
+    journeys.toml's, which is what template.yaml deploys)."""
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION, "description": DESCRIPTION},
@@ -64,7 +79,18 @@ def build_openapi() -> dict[str, Any]:
         document["components"]["schemas"].update(generated.get("components", {}).get("schemas", {}))
     document["paths"]["/webhooks/codat"] = {"post": _webhook_operation(document)}
     _drop_powertools_validation_schemas(document)
+    _offer_journeys(document, sorted(journeys) if journeys is not None else load_catalog().names)
     return document
+
+
+def _offer_journeys(document: dict[str, Any], names: list[str]) -> None:
+    """A journey the deployment does not declare is a 422: the document says which it declares (the request
+    models take any well-formed name, because the journeys are configuration, not code)."""
+    schemas = document["components"]["schemas"]
+    for model in ("CreateCompanyRequest", "StartJourneyRequest"):
+        journey = schemas[model]["properties"]["journey"]
+        journey["enum"] = names
+        journey["description"] = "The journey to start: one of those this deployment declares (`journeys.toml`)."
 
 
 def _webhook_operation(document: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +99,7 @@ def _webhook_operation(document: dict[str, Any]) -> dict[str, Any]:
         "tags": ["Webhooks"],
         "summary": "Codat's webhooks (Standard Webhooks signature; no JWT)",
         "operationId": "codat_webhook",
-        "security": [],
+        "security": [{"codatWebhookSignature": []}],
         "parameters": _WEBHOOK_HEADERS,
         "requestBody": {
             "required": True,
@@ -109,7 +135,8 @@ def _webhook_operation(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drop_powertools_validation_schemas(document: dict[str, Any]) -> None:
-    """Our 422 is a problem+json document; Powertools' own validation error shapes are never sent."""
+    """Our 422 is a problem+json document; Powertools' own validation error shapes are never sent, nor is a
+    204's body."""
     for operations in document["paths"].values():
         for operation in operations.values():
             responses = operation.get("responses", {})
@@ -122,3 +149,8 @@ def _drop_powertools_validation_schemas(document: dict[str, Any]) -> None:
                     }
     for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
         document["components"]["schemas"].pop(name, None)
+    # Powertools gives a route's 204 the body its return annotation names (`Response[None]`: a JSON null), but a
+    # 204 has no content at all (RFC 9110 §15.3.5).
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            operation.get("responses", {}).get("204", {}).pop("content", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -108,6 +109,11 @@ def functions(template: dict[str, Any] | None = None) -> list[Function]:
 
 def routes(template: dict[str, Any] | None = None) -> list[Route]:
     return [route for function in functions(template) for route in function.routes]
+
+
+def allowed_methods(api_routes: Iterable[Route], path: str) -> list[str]:
+    """The methods the routes serve on `path` (none: no route has that path)."""
+    return sorted({route.method for route in api_routes if route.match(route.method, path) is not None})
 
 
 def resources_of_type(resource_type: str, template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:

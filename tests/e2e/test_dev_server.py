@@ -229,6 +229,24 @@ def test_an_unknown_route_is_a_404_problem(http: httpx.Client) -> None:
     assert answer.json()["code"] == "not_found"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/companies", "GET, POST"),
+        ("TRACE", "/integrations", "GET"),
+        ("GET", "/webhooks/codat", "POST"),
+        ("PATCH", "/companies/abc", "DELETE, GET"),
+    ],
+)
+def test_a_route_s_path_with_another_method_is_a_405_naming_its_methods(
+    http: httpx.Client, method: str, path: str, allowed: str
+) -> None:
+    answer = http.request(method, path, headers=ALICE)
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == allowed
+    assert answer.json()["code"] == "method_not_allowed"
+
+
 def test_openapi_is_valid_3_1_and_documents_exactly_the_template_routes(http: httpx.Client) -> None:
     document = http.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")
@@ -237,6 +255,11 @@ def test_openapi_is_valid_3_1_and_documents_exactly_the_template_routes(http: ht
         (method.upper(), path) for path, item in document["paths"].items() for method in item if method in HTTP_METHODS
     }
     assert documented == {(route.method, route.path) for route in routes()}
+    # The webhook has no JWT: its own scheme is Codat's signature, and an unsigned body is a 401
+    webhook = document["paths"]["/webhooks/codat"]["post"]
+    assert webhook["security"] == [{"codatWebhookSignature": []}]
+    assert document["components"]["securitySchemes"]["codatWebhookSignature"]["name"] == "webhook-signature"
+    assert "401" in webhook["responses"]
 
 
 def test_docs_serve_swagger_ui_offline_on_the_api_document(http: httpx.Client) -> None:

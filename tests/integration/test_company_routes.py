@@ -138,6 +138,31 @@ def test_a_body_that_is_not_json_is_422(api: LocalApi) -> None:
     assert problem["errors"][0]["field"] == "body"
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/merge-patch+json"],
+)
+def test_a_body_of_another_media_type_is_415_before_anything_is_created(
+    api: LocalApi, simulator: Any, table_items: Any, content_type: str
+) -> None:
+    # Even a body that would read as a valid company (Powertools would parse a form, or fail on the others)
+    body = '{"name": "Acme Bakery Ltd", "journey": "onboarding"}'
+    response = api.post("/companies", customer=ALICE, body=body, headers={"content-type": content_type})
+    assert_problem(response, 415, "unsupported_media_type")
+    assert simulator.requests == []
+    assert table_items() == []
+
+
+def test_a_body_that_is_not_utf_8_is_422_not_a_server_error(api: LocalApi, simulator: Any) -> None:
+    # Bytes that are not UTF-8 reach the function base64-encoded, as API Gateway sends them
+    response = api.post(
+        "/companies", customer=ALICE, body=b"\xf2z1\xf2\x01", headers={"content-type": "application/json"}
+    )
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"] == [{"field": "body", "message": "The body is not valid JSON."}]
+    assert simulator.requests == []
+
+
 def test_an_unknown_journey_is_422_naming_the_offered_ones(api: LocalApi, simulator: Any) -> None:
     problem = assert_problem(create(api, journey="mortgage"), 422, "validation_failed")
     assert problem["errors"] == [

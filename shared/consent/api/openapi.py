@@ -13,6 +13,7 @@ _ERROR_TEXT = {
     404: "No such resource (also another customer's)",
     409: "Conflict: retry, or see `code`",
     413: "Body over 64 KiB",
+    415: "The body is not `application/json`",
     422: "Validation failed (`errors` names the fields)",
     502: "Codat refused or answered badly",
     503: "Codat or our database is unavailable: retry after `Retry-After`",
@@ -26,11 +27,21 @@ def _problem() -> type:
     return problem_schema()
 
 
-def responses(status: int, model: type | None, description: str, *, errors: tuple[int, ...] = ()) -> dict[int, Any]:
-    """The `responses=` of a route: the success answer and the problems it can answer with."""
-    documented: dict[int, Any] = {status: {"description": description}}
-    if model is not None:
-        documented[status]["content"] = {"application/json": {"model": model}}
+def responses(
+    status: int,
+    model: type | None,
+    description: str,
+    *,
+    errors: tuple[int, ...] = (),
+    also: dict[int, str] | None = None,
+) -> dict[int, Any]:
+    """The `responses=` of a route: the success answer (and `also` the other successes, with the same body)
+    and the problems it can answer with."""
+    documented: dict[int, Any] = {}
+    for success, text in {status: description, **(also or {})}.items():
+        documented[success] = {"description": text}
+        if model is not None:
+            documented[success]["content"] = {"application/json": {"model": model}}
     for code in sorted(set(_ALWAYS + errors)):
         documented[code] = {"description": _ERROR_TEXT[code], "content": {PROBLEM_JSON: {"model": _problem()}}}
     return documented

@@ -17,7 +17,7 @@ ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{ID_MAX_LENGTH - 1}}}$"
 CompanyId = Annotated[str, Path(alias="companyId", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 ConnectionId = Annotated[str, Path(alias="connectionId", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)]
-Cursor = Annotated[str | None, Query(max_length=CURSOR_MAX_LENGTH)]
+Cursor = Annotated[str | None, Query(min_length=1, max_length=CURSOR_MAX_LENGTH)]
 # Printable ASCII without spaces: what clients send (UUIDs, ULIDs, hashes); nothing to confuse a log or a header.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 IdempotencyKey = Annotated[

@@ -13,7 +13,10 @@ from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.identity import customer_id_from_event
@@ -35,6 +38,7 @@ from consent.store import ConflictError, CursorError, StoreUnavailable
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_ID_HEADER = "X-Request-Id"
 JSON = "application/json"
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ def create_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:
         return answer(validation_failed([_field_error(e) for e in error.errors()]))
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _media_type(_: RequestUnsupportedContentType) -> Response[str]:
+        return answer(unsupported_media_type())
 
     @app.exception_handler(NotFoundError)
     def _no_route(_: NotFoundError) -> Response[str]:
@@ -146,6 +154,10 @@ def _field_error(error: Any) -> FieldError:
     return FieldError(where or "body", str(error.get("msg", "invalid")))
 
 
+def unsupported_media_type() -> Problem:
+    return Problem(415, "unsupported_media_type", f"Send the body as {JSON}.")
+
+
 def _body_size(event: dict[str, Any]) -> int:
     body = event.get("body") or ""
     if event.get("isBase64Encoded"):
@@ -154,6 +166,25 @@ def _body_size(event: dict[str, Any]) -> int:
         except (binascii.Error, ValueError):
             return len(body)
     return len(body.encode())
+
+
+def _check_json_body(event: dict[str, Any]) -> None:
+    """A body sent to a route that reads one must be JSON text: any other media type is a 415 (Powertools
+    would parse a form or multipart body, or fail on an unknown type), and bytes that are not UTF-8 are not
+    JSON (RFC 8259) — Powertools would fail decoding them."""
+    method = str(((event.get("requestContext") or {}).get("http") or {}).get("method") or "").upper()
+    body = event.get("body")
+    if method not in _BODY_METHODS or not body:
+        return
+    headers = {str(name).lower(): str(value) for name, value in (event.get("headers") or {}).items()}
+    media_type = headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type not in ("", JSON):  # no Content-Type: read as JSON, as Powertools does
+        raise unsupported_media_type()
+    if event.get("isBase64Encoded"):
+        try:
+            base64.b64decode(body, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):  # UnicodeDecodeError is a ValueError
+            raise validation_failed([FieldError("body", "The body is not valid JSON.")]) from None
 
 
 def serve(
@@ -171,6 +202,7 @@ def serve(
         customer_id = customer_id_from_event(event, services.settings.identity_claim) if authenticated else ""
         if _body_size(event) > MAX_BODY_BYTES:
             raise Problem(413, "payload_too_large", f"The body exceeds {MAX_BODY_BYTES // 1024} KiB.")
+        _check_json_body(event)
     except Problem as problem:
         return _with_request_id(_problem_result(problem, request_id), request_id)
     app.append_context(scope=RequestScope(services, customer_id, request_id), request_id=request_id)

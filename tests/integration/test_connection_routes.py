@@ -196,21 +196,6 @@ def test_two_concurrent_requests_for_one_platform_make_one_codat_connection(
     assert len(api.get(f"/companies/{company_id}/connections", customer=ALICE).body["items"]) == 1
 
 
-def test_codat_failing_to_create_the_connection_records_nothing(
-    api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any]
-) -> None:
-    company_id = new_company()["companyId"]
-    simulator.inject(Fault(kind="status", status=503, method="POST", path="/connections$", times=None))
-
-    response = connect(api, company_id)
-
-    assert response.status == 503
-    assert response.body["code"] == "codat_unavailable"
-    assert api.get(f"/companies/{company_id}/connections", customer=ALICE).body["items"] == []
-    simulator.clear_faults()
-    assert connect(api, company_id).status == 201
-
-
 def test_the_access_token_is_codats_and_never_cached(
     api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any], table_items: Any
 ) -> None:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.awsrequest import AWSResponse
 
 from consent.domain import Actor
 from consent.events import CloudEvent
@@ -87,35 +86,6 @@ class CrashingPublisher(EventPublisher):
         if any(self._crashes(e) for e in events):
             raise RuntimeError("publisher bug")
         return self._sns.publish(events)
-
-
-class SnsFaults:
-    """Makes a real boto3 SNS client receive SNS error answers, so the publisher's own handling runs."""
-
-    def __init__(self, client: Any) -> None:
-        self.remaining: list[str] = []
-        client.meta.events.register("before-send.sns.PublishBatch", self._before_send)
-
-    def fail(self, code: str, *, times: int = 1) -> None:
-        self.remaining.extend([code] * times)
-
-    def _before_send(self, request: Any, **_: Any) -> Any:
-        if not self.remaining:
-            return None
-        code = self.remaining.pop(0)
-        body = (
-            '<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type>'
-            f"<Code>{code}</Code><Message>{code}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
-        ).encode()
-        return AWSResponse(request.url, 400, {"Content-Type": "text/xml"}, _Body(body))
-
-
-class _Body:
-    def __init__(self, data: bytes) -> None:
-        self._data = data
-
-    def stream(self, **_: Any) -> Iterator[bytes]:
-        yield self._data
 
 
 @pytest.fixture
@@ -228,28 +198,6 @@ def test_the_templates_example_consumer_receives_only_the_types_it_subscribed_to
 
 
 # -- failures -------------------------------------------------------------------------------------------
-
-
-def test_an_sns_error_is_retried_and_each_event_delivered_once_with_its_id(
-    api: LocalApi, outbox_factory: Callable[..., StreamPump], events_queue: Any, settings: Settings, table_items: Any
-) -> None:
-    # Given SNS refuses the relay's first PublishBatch
-    client = aws_client("sns")
-    faults = SnsFaults(client)
-    faults.fail("KMSDisabled")
-    assert settings.topic_arn
-    outbox = outbox_factory(publisher=SnsEventPublisher(client, settings.topic_arn))
-    first, second = create_company(api), create_company(api)
-
-    # When the relay runs
-    summary = outbox.drain()
-
-    # Then the records came back as failures, Lambda retried them, and each event arrived once
-    assert (summary.invocations, summary.failed_invocations, summary.discarded) == (2, 1, 0)
-    received = events_queue.receive()
-    assert sorted(r.event["id"] for r in received) == sorted(
-        entry_id(table_items, company, "company.created") for company in (first, second)
-    )
 
 
 def test_a_partial_failure_is_retried_from_the_first_failed_record_only(

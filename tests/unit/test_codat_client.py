@@ -153,6 +153,15 @@ def test_a_malformed_body_is_retried_for_reads_then_reported(codat: CodatClient,
     assert len(simulator.calls()) == 4
 
 
+def test_an_unreadable_success_to_a_post_is_marked_maybe_applied(codat: CodatClient, simulator: CodatSimulator) -> None:
+    # A 2xx means Codat did it, whatever became of the body: a caller must look for it before doing it again.
+    simulator.inject(Fault(kind="malformed", perform=True, method="POST", times=None))
+    with pytest.raises(CodatBadResponse) as raised:
+        create(codat)
+    assert raised.value.maybe_applied
+    assert len(simulator.companies) == 1
+
+
 def test_integrations_follow_every_page(codat: CodatClient, simulator: CodatSimulator) -> None:
     for n in range(600):
         simulator.add_integration(key=_key(n), name=f"Bank {n}", source_type="Banking")

@@ -163,12 +163,17 @@ class CodatClient:
         """Revoke and remove the connection in Codat (not reversible: the customer would link a new one)."""
         self._call("DELETE", f"/companies/{company_id}/connections/{connection_id}", None)
 
-    def unlink_connection(self, company_id: str, connection_id: str) -> CodatConnection:
+    def unlink_connection(
+        self, company_id: str, connection_id: str, *, idempotency_key: str | None = None
+    ) -> CodatConnection:
+        """Codat replays its first answer to a retry with the same key (for 90 minutes), also after the
+        connection is Unlinked, so a retry whose first answer was lost learns that it unlinked it."""
         return self._call(
             "PATCH",
             f"/companies/{company_id}/connections/{connection_id}",
             CodatConnection,
             json={"status": "Unlinked"},
+            idempotency_key=idempotency_key,
         )
 
     # -- integrations ------------------------------------------------------------------------
@@ -265,6 +270,8 @@ class CodatClient:
                     try:
                         return self._parse(response, model)
                     except CodatBadResponse as bad:
+                        # A success we cannot read is still a success: Codat did it.
+                        bad.maybe_applied = method != "GET"
                         failure, retryable = bad, repeatable
                 elif response.status_code in _RETRYABLE_STATUSES:
                     failure, retry_after = self._retryable_failure(method, path, response)

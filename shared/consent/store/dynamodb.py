@@ -53,6 +53,7 @@ GSI1 = "GSI1"
 _IDEMPOTENCY_LEASE_SECONDS = 60  # longer than any API function's timeout (29 s)
 _QUERY_PAGE_ITEMS = 250
 _BATCH_WRITE_LIMIT = 25
+_ERASE_ATTEMPTS = 3
 _RECONCILE_KEY: Item = {"PK": {"S": "RECONCILE#cursor"}, "SK": {"S": "RECONCILE"}}
 _CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionConflictException"})
 
@@ -220,7 +221,7 @@ class DynamoDBConsentStore(ConsentStore):
         items: list[TransactWriteItemTypeDef] = []
         if change.company is not None:
             saved = change.company.model_copy(update={"version": change.company.version + 1})
-            items.append(self._put_if_version(self._company_item(saved), change.company.version))
+            items.append(self._update_company_if_version(saved, change.company.version))
         for connection in change.added:
             items.append(
                 {
@@ -268,6 +269,24 @@ class DynamoDBConsentStore(ConsentStore):
             ProjectionExpression="PK",
         ).get("Item")
         return item is not None
+
+    def _update_company_if_version(self, company: CompanyRecord, read_version: int) -> TransactWriteItemTypeDef:
+        # An update, not a put: the item keeps what only its creation wrote (the link to the Idempotency-Key
+        # record, which erasing the company deletes too).
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"PK": _s(company_pk(company.company_id)), "SK": _s("COMPANY")},
+                "UpdateExpression": "SET #data = :data, version = :version",
+                "ConditionExpression": "version = :read",
+                "ExpressionAttributeNames": {"#data": "data"},
+                "ExpressionAttributeValues": {
+                    ":data": _s(company.model_dump_json()),
+                    ":version": _n(company.version),
+                    ":read": _n(read_version),
+                },
+            }
+        }
 
     def _put_if_version(self, item: Item, read_version: int) -> TransactWriteItemTypeDef:
         return {
@@ -329,39 +348,72 @@ class DynamoDBConsentStore(ConsentStore):
 
     def erase_company(self, company_id: str, tombstone: LedgerRecord) -> None:
         pk = company_pk(company_id)
+        for _ in range(_ERASE_ATTEMPTS):
+            items = self._query_all(
+                KeyConditionExpression="PK = :pk",
+                ExpressionAttributeValues={":pk": _s(pk)},
+                ConsistentRead=True,
+                ProjectionExpression="PK, SK, idempotencyPK, version",
+            )
+            company_item = next((i for i in items if i["SK"]["S"] == "COMPANY"), None)
+            if company_item is None:
+                return  # erased meanwhile
+            # First, one transaction: the company goes (with the remembered answer to its create request, which
+            # holds its name) and the tombstone comes, so every reader sees the whole company or none of it. What
+            # is left of it (connections, ledger, parked webhooks) goes after; `finish_erasure` resumes that.
+            final: list[TransactWriteItemTypeDef] = [
+                {
+                    "Delete": {
+                        "TableName": self._table,
+                        "Key": {"PK": _s(pk), "SK": _s("COMPANY")},
+                        # Unchanged since the partition was read: nothing written meanwhile is left behind.
+                        "ConditionExpression": "version = :read",
+                        "ExpressionAttributeValues": {":read": company_item["version"]},
+                    }
+                },
+                self._put_ledger(tombstone),
+            ]
+            idempotency_pk = company_item.get("idempotencyPK", {}).get("S")
+            if idempotency_pk:
+                final.append(
+                    {"Delete": {"TableName": self._table, "Key": {"PK": _s(idempotency_pk), "SK": _s("IDEMPOTENCY")}}}
+                )
+            try:
+                self._transact(final)
+            except ConflictError:
+                continue  # the company changed (a webhook) or was erased meanwhile: read it again
+            self._delete_items([i for i in items if i["SK"]["S"] != "COMPANY"])
+            return
+        raise ConflictError("the company kept changing while it was erased")
+
+    def finish_erasure(self, customer_id: str, company_id: str) -> bool:
         items = self._query_all(
             KeyConditionExpression="PK = :pk",
-            ExpressionAttributeValues={":pk": _s(pk)},
+            ExpressionAttributeValues={":pk": _s(company_pk(company_id))},
             ConsistentRead=True,
-            ProjectionExpression="PK, SK, idempotencyPK",
+            ProjectionExpression="PK, SK, #type",
+            ExpressionAttributeNames={"#type": "type"},
         )
-        company_item = next((i for i in items if i["SK"]["S"] == "COMPANY"), None)
-        if company_item is None:
-            return  # already erased
-        rest = [i for i in items if i["SK"]["S"] != "COMPANY"]
-        for start in range(0, len(rest), _BATCH_WRITE_LIMIT):
-            self._delete_batch([{"PK": i["PK"], "SK": i["SK"]} for i in rest[start : start + _BATCH_WRITE_LIMIT]])
-        final: list[TransactWriteItemTypeDef] = [
-            {
-                "Delete": {
-                    "TableName": self._table,
-                    "Key": {"PK": _s(pk), "SK": _s("COMPANY")},
-                    "ConditionExpression": "attribute_exists(PK)",
-                }
-            },
-            self._put_ledger(tombstone),
-        ]
-        idempotency_pk = company_item.get("idempotencyPK", {}).get("S")
-        if idempotency_pk:
-            # The remembered response to the create request holds the company's name: it goes too.
-            final.append(
-                {"Delete": {"TableName": self._table, "Key": {"PK": _s(idempotency_pk), "SK": _s("IDEMPOTENCY")}}}
-            )
-        try:
-            self._transact(final)
-        except ConflictError:
-            if self.company_owner(company_id) is not None:
-                raise  # something else went wrong: let the caller retry
+        if any(i["SK"]["S"] == "COMPANY" for i in items):
+            return False  # not erased
+        tombstones = [i for i in items if i.get("type", {}).get("S") == "company.erased"]
+        rest = [i for i in items if i not in tombstones]
+        if not tombstones or not rest:
+            return False  # never this company, or nothing left of it
+        tombstone = self._call(
+            self._db.get_item,
+            TableName=self._table,
+            Key={"PK": tombstones[0]["PK"], "SK": tombstones[0]["SK"]},
+            ConsistentRead=True,
+        ).get("Item")
+        if tombstone is None or LedgerRecord.model_validate_json(tombstone["data"]["S"]).customer_id != customer_id:
+            return False  # another customer's company: as unknown as a missing one
+        self._delete_items(rest)
+        return True
+
+    def _delete_items(self, items: list[Item]) -> None:
+        for start in range(0, len(items), _BATCH_WRITE_LIMIT):
+            self._delete_batch([{"PK": i["PK"], "SK": i["SK"]} for i in items[start : start + _BATCH_WRITE_LIMIT]])
 
     def _delete_batch(self, keys: list[Item]) -> None:
         request: dict[str, Any] = {self._table: [{"DeleteRequest": {"Key": key}} for key in keys]}

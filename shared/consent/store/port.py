@@ -158,7 +158,13 @@ class ConsentStore(ABC):
     def erase_company(self, company_id: str, tombstone: LedgerRecord) -> None:
         """Delete every item about the company, leaving only `tombstone` (which holds no personal data).
 
-        Safe to repeat after a failure half-way: the company item goes last, with the tombstone."""
+        The company item goes first, with the tombstone, in one transaction (a reader sees the company whole or
+        not at all); the rest after. An erasure interrupted after the first step is finished by `finish_erasure`."""
+
+    def finish_erasure(self, customer_id: str, company_id: str) -> bool:
+        """Delete what an interrupted erasure of the customer's company left (all but its tombstone); whether
+        there was any. A store that erases in one step has nothing to finish."""
+        return False
 
     # -- reconciliation: resumable passes over every company ----------------------------------
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -101,18 +103,23 @@ def create_company(
                 tags={CUSTOMER_TAG: _customer_ref(customer_id), REQUEST_TAG: request_ref},
                 idempotency_key=request_ref,
             )
-        answer = _record_company(
-            services,
-            customer_id=customer_id,
-            request=request,
-            journey=journey,
-            codat_company=codat_company,
-            idempotency_key=idempotency_key,
-            token=token,
+        return _written(
+            lambda: _record_company(
+                services,
+                customer_id=customer_id,
+                request=request,
+                journey=journey,
+                codat_company=codat_company,
+                idempotency_key=idempotency_key,
+                token=token,
+            )
         )
     except ConflictError:
         if idempotency_key is None:
             raise
+        if token is not None:
+            # If the key is still ours, give it back (Codat made the company), so that a retry can claim it.
+            services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=True)
         # Our claim lapsed and another request with the key took over (and perhaps finished): answer as it did.
         return _answer_for_taken_key(
             services.store.idempotency_key_state(customer_id, idempotency_key, _fingerprint(request))
@@ -122,7 +129,16 @@ def create_company(
             maybe = reached_codat and (not isinstance(error, CodatError) or error.maybe_applied)
             services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=maybe)
         raise
-    return answer
+
+
+def _written(write: Callable[[], Answer]) -> Answer:
+    """`write`, again after a conflict: another transaction on one of its items (a transaction conflict) passes.
+    A key that another request took over, or the company it recorded already, does not: the last conflict is
+    the caller's to answer."""
+    for _ in range(_UPDATE_ATTEMPTS - 1):
+        with contextlib.suppress(ConflictError):
+            return write()
+    return write()
 
 
 def _answer_for_taken_key(claim: IdempotencyClaim) -> Answer:

@@ -11,11 +11,12 @@ from consent.codat.errors import CodatNotFound, CodatRejected
 from consent.domain import Actor, Connection, ConnectionStatus
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
-from consent.timeline import EventKind, StatusEvent
+from consent.timeline import EventKind, StatusEvent, derive
 from consent.usecases.ledger import connection_entry, entry
 from consent.usecases.progress import settle
 
 _ATTEMPTS = 3
+_UNLINK_NAMESPACE = uuid.UUID("3c9a1f0e-7b2d-4e8a-9f61-5d4c2b1a0e97")
 _REVOCABLE = frozenset({ConnectionStatus.LINKED, ConnectionStatus.PENDING_AUTH})
 _AFTER = timedelta(milliseconds=1)
 _KIND_OF = {
@@ -41,7 +42,8 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
     if connection.status not in _REVOCABLE:
         return connection.to_resource()
     try:
-        codat_status = ConnectionStatus.from_codat(services.codat.unlink_connection(company_id, connection_id).status)
+        unlinked = services.codat.unlink_connection(company_id, connection_id, idempotency_key=_unlink_key(connection))
+        codat_status = ConnectionStatus.from_codat(unlinked.status)
         ledger_type, actor = "consent.revoked", Actor.customer(customer_id)
     except (CodatRejected, CodatNotFound):
         # Codat unlinks only Linked connections: find out what it has instead (a missed webhook).
@@ -63,6 +65,15 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
         except ConflictError:
             view, connection = _find(services, customer_id, company_id, connection_id)
     raise ConflictError("connection kept changing")
+
+
+def _unlink_key(connection: ConnectionRecord) -> str:
+    """Codat's Idempotency-Key for unlinking the connection as we know it. A retry after a lost answer (or a
+    failed write of ours) sends the same key, and Codat replays that it unlinked it: the ledger says the
+    customer revoked it, not that Codat was found Unlinked. Anything new about the connection, another key."""
+    latest = derive(connection.history).latest
+    seen = latest.id if latest is not None else connection.created_at.isoformat()
+    return str(uuid.uuid5(_UNLINK_NAMESPACE, f"{connection.company_id}:{connection.connection_id}:{seen}"))
 
 
 def _find(
@@ -118,6 +129,8 @@ def erase_company(services: Services, customer_id: str, company_id: str) -> None
     A failure half-way is safe to retry: Codat's 404 counts as done, and our deletes resume."""
     view = services.store.get_company(customer_id, company_id)
     if view is None:
+        if services.store.finish_erasure(customer_id, company_id):
+            return  # erased already (the company is gone for every reader); what an interruption left is gone now
         raise not_found("company")
     with contextlib.suppress(CodatNotFound):  # deleted by an earlier attempt, or in Codat's portal
         services.codat.delete_company(company_id)

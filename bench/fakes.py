@@ -292,7 +292,9 @@ class FakeCodat:
         self.calls += 1
         return [c for (owner, _), c in self._connections.items() if owner == company_id]
 
-    def unlink_connection(self, company_id: str, connection_id: str) -> CodatConnection:
+    def unlink_connection(
+        self, company_id: str, connection_id: str, *, idempotency_key: str | None = None
+    ) -> CodatConnection:
         self.calls += 1
         return self.set_connection_status(company_id, connection_id, "Unlinked")
 

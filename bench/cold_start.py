@@ -1,13 +1,19 @@
 """Cold start of each function in template.yaml: a fresh interpreter imports the function's module and serves
 its first event (against the embedded moto server and the Codat simulator over HTTP, with the environment the
 template gives the function and its secrets in moto's Secrets Manager), beside the floor measured in the same
-run: a fresh interpreter that only imports boto3 and creates the AWS clients the function created."""
+run: a fresh interpreter that only imports boto3 and creates the AWS clients the function created.
+
+Each function is measured twice: from this checkout (the venv's site-packages, `shared/` installed editable),
+and as shipped: the layer `shared/Makefile` builds, for this machine's architecture, beside only the runtime's
+own packages (boto3 and its dependencies), in an interpreter without site-packages (`python -I -S`), as in
+Lambda. Each beside its own floor."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import site
+import platform
 import statistics
 import subprocess
 import sys
@@ -25,7 +31,7 @@ from consent_dev.template import Function, function_environment, functions
 from common import Stack, Table, ratio
 
 CHILD = Path(__file__).with_name("cold_child.py")
-SHARED = Path(__file__).resolve().parents[1] / "shared"
+ROOT = Path(__file__).resolve().parents[1]
 
 # The first event of each function: the request its callers make most, in the state it needs.
 REPRESENTATIVE = {
@@ -35,10 +41,9 @@ REPRESENTATIVE = {
     "RevokeFunction": "DELETE /companies/{companyId}/connections/{connectionId}",
     "WebhookHandlerFunction": "webhook connection.connected",
 }
-# Functions whose cold start is also measured as the layer ships: no .pyc for the layer's packages.
-AS_SHIPPED = ("WebhookHandlerFunction",)
-# Lambda's own: the runtime provides boto3 (with compiled bytecode); the layer brings everything else.
-RUNTIME_PACKAGES = ("boto3", "s3transfer")
+# Lambda's own: the python3.13 runtime provides boto3 and its dependencies; the layer brings everything else.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+LAYER_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
 def _lambda_environment(function: Function, stack: Stack) -> dict[str, str]:
@@ -120,13 +125,19 @@ def _scheduled_event() -> dict[str, Any]:
     }
 
 
-def _spawn(job: dict[str, Any], env: dict[str, str], workdir: Path) -> dict[str, Any]:
+def _spawn(job: dict[str, Any], env: dict[str, str], workdir: Path, *, isolated: bool = False) -> dict[str, Any]:
     path = workdir / f"{uuid.uuid4().hex}.json"
     started = job["spawned"] = time.monotonic()  # the clock starts here (writing the job takes microseconds)
     path.write_text(json.dumps(job), encoding="utf-8")
-    # -P: the bench's own folder stays off the path, as it is in Lambda.
+    # -P: the bench's own folder stays off the path, as it is in Lambda; -I -S: no site-packages at all.
+    flags = ["-I", "-S"] if isolated else ["-P"]
     done = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-P", str(CHILD), str(path)], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, *flags, str(CHILD), str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     line = next((line for line in reversed(done.stdout.splitlines()) if line.startswith("BENCH ")), None)
     if done.returncode != 0 or line is None:
@@ -136,33 +147,67 @@ def _spawn(job: dict[str, Any], env: dict[str, str], workdir: Path) -> dict[str,
     return measured
 
 
-def _layer_prefixes() -> list[str]:
-    """Where the layer's packages are imported from here: site-packages (but the runtime's boto3) and shared/."""
-    prefixes = [str(SHARED) + "/"]
-    for packages in site.getsitepackages():
-        root = Path(packages)
-        prefixes.extend(
-            f"{entry}/" if entry.is_dir() else str(entry)
-            for entry in root.iterdir()
-            if entry.name.split(".")[0] not in RUNTIME_PACKAGES and not entry.name.endswith(".dist-info")
-        )
-    return prefixes
+def _shipped_layer(workdir: Path) -> tuple[Path | None, str]:
+    """The layer as `sam build` makes it (shared/Makefile), from this checkout and for this machine's architecture,
+    built into `workdir` (pip downloads the wheels); None, and why, when it cannot be built."""
+    architecture = LAYER_ARCHITECTURES.get(platform.machine().lower())
+    if architecture is None:
+        return None, f"no Lambda architecture for this machine ({platform.machine()})"
+    env = {**os.environ, "ARTIFACTS_DIR": str(workdir / "layer"), "LAYER_ARCHITECTURE": architecture}
+    built = subprocess.run(  # noqa: S603 - our own Makefile
+        ["make", "-s", "-f", str(ROOT / "shared" / "Makefile"), "build-ConsentLayer", f"PYTHON={sys.executable}"],  # noqa: S607
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    if built.returncode != 0:
+        return None, f"shared/Makefile failed: {built.stderr.strip().splitlines()[-1:]}"
+    return workdir / "layer" / "python", f"shared/Makefile for {architecture}"
+
+
+def _runtime_packages(workdir: Path) -> Path:
+    """A folder with only what Lambda's runtime adds to the standard library: links to this venv's boto3 & co."""
+    runtime = workdir / "runtime"
+    runtime.mkdir(exist_ok=True)
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None, f"{name} is not installed"
+        location = Path(spec.submodule_search_locations[0] if spec.submodule_search_locations else str(spec.origin))
+        (runtime / location.name).symlink_to(location)
+    return runtime
 
 
 def run(stack: Stack, *, runs: int, shipped_runs: int) -> tuple[Table, dict[str, Any]]:
     table = Table(
         f"Cold start (ms, median of {runs}; spawn → first response; floor = fresh interpreter importing boto3 and "
         "creating the same clients)",
-        ["function", "floor", "cold start", "ratio", "import", "1st request", "as shipped", "modules", "MB"],
+        [
+            "function",
+            "floor",
+            "cold start",
+            "ratio",
+            "CPU ratio",
+            "import",
+            "1st request",
+            "as shipped",
+            "its floor",
+            "ratio",
+            "modules",
+            "MB",
+        ],
     )
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="consent-bench-") as tmp:
         workdir = Path(tmp)
+        layer, layer_source = _shipped_layer(workdir)
+        runtime = _runtime_packages(workdir)
         for function in functions():
             stack.fresh_table()
             events = _events(function, stack)
             if events is None:
-                table.add(function.logical_id, "-", "-", "-", "-", "-", "-", "-", "-")
+                table.add(function.logical_id, *["-"] * (len(table.columns) - 1))
                 table.notes.append(f"{function.logical_id}: no representative event in bench/cold_start.py yet")
                 continue
             env = _lambda_environment(function, stack)
@@ -180,11 +225,11 @@ def run(stack: Stack, *, runs: int, shipped_runs: int) -> tuple[Table, dict[str,
             for _ in range(runs):
                 cold.append(_spawn({**job, "event": events()}, env, workdir))
                 floor.append(_spawn(dict(floor_job), env, workdir))
-            shipped = []
-            if function.logical_id in AS_SHIPPED:
-                for _ in range(shipped_runs):
-                    shipped_job = {**job, "event": events(), "no_bytecode_under": _layer_prefixes()}
-                    shipped.append(_spawn(shipped_job, env, workdir))
+            shipped, shipped_floor = [], []
+            for _ in range(shipped_runs if layer is not None else 0):
+                shipped_job = {**job, "event": events(), "path": [str(layer), str(runtime)]}
+                shipped.append(_spawn(shipped_job, env, workdir, isolated=True))
+                shipped_floor.append(_spawn({**floor_job, "path": [str(runtime)]}, env, workdir, isolated=True))
             result = {
                 "clients": first["clients"],
                 "status": [c["status"] for c in cold],
@@ -199,8 +244,14 @@ def run(stack: Stack, *, runs: int, shipped_runs: int) -> tuple[Table, dict[str,
                 "runs": {"cold_ms": [c["total_ms"] for c in cold], "floor_ms": [f["total_ms"] for f in floor]},
             }
             result["ratio"] = ratio(result["cold_ms"], result["floor_ms"])
+            result["cold_cpu_ms"] = statistics.median(c["cpu_ms"] for c in cold)
+            result["floor_cpu_ms"] = statistics.median(f["cpu_ms"] for f in floor)
+            result["cpu_ratio"] = ratio(result["cold_cpu_ms"], result["floor_cpu_ms"])
             if shipped:
                 result["as_shipped_ms"] = statistics.median(s["total_ms"] for s in shipped)
+                result["as_shipped_floor_ms"] = statistics.median(f["total_ms"] for f in shipped_floor)
+                result["as_shipped_ratio"] = ratio(result["as_shipped_ms"], result["as_shipped_floor_ms"])
+                result["as_shipped_status"] = [s["status"] for s in shipped]
                 result["as_shipped_runs"] = len(shipped)
             results[function.logical_id] = result
             table.add(
@@ -208,9 +259,12 @@ def run(stack: Stack, *, runs: int, shipped_runs: int) -> tuple[Table, dict[str,
                 result["floor_ms"],
                 result["cold_ms"],
                 result["ratio"],
+                result["cpu_ratio"],
                 result["import_ms"],
                 result["first_request_ms"],
                 result.get("as_shipped_ms", "-"),
+                result.get("as_shipped_floor_ms", "-"),
+                result.get("as_shipped_ratio", "-"),
                 result["modules"],
                 result["max_rss_mb"],
             )
@@ -221,8 +275,13 @@ def run(stack: Stack, *, runs: int, shipped_runs: int) -> tuple[Table, dict[str,
         "patches botocore/httpx for tracing, which this does not measure"
     )
     table.notes.append(
-        f"as shipped: the layer has no .pyc (sam build writes none; /opt is read-only), so every cold start "
-        f"compiles the layer's modules; median of {shipped_runs}"
+        f"as shipped: {layer_source}: its wheels and .pyc, beside only the runtime's boto3 and dependencies, in "
+        f"`python -I -S` (no site-packages), and its floor alike; median of {shipped_runs}"
+        if layer is not None
+        else f"as shipped: not measured ({layer_source})"
     )
-    table.notes.append("import and 1st request split the cold start; modules and MB (peak RSS) of the function")
+    table.notes.append(
+        "CPU ratio: the same, in CPU time (interpreter start-up included), which a busy machine disturbs less; "
+        "import and 1st request split the cold start; modules and MB (peak RSS) of the function"
+    )
     return table, results

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from email.parser import Parser
+from importlib.util import cache_from_source
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +52,10 @@ def _requirement_name(requirement: str) -> str:
     return _normalize(re.split(r"[\s<>=!~\[(;]", requirement.strip(), maxsplit=1)[0])
 
 
-def _wanted(python: Path) -> dict[str, set[str]]:
-    """The layer's own requirements (sam build copies requirements.txt in), with the extras asked for."""
+def _wanted() -> dict[str, set[str]]:
+    """The layer's own requirements (shared/requirements.txt), with the extras asked for."""
     wanted: dict[str, set[str]] = {}
-    requirements = python / "requirements.txt"
+    requirements = ROOT / "shared" / "requirements.txt"
     lines = requirements.read_text(encoding="utf-8").splitlines() if requirements.is_file() else []
     for line in (raw.split("#")[0].strip() for raw in lines):
         if line:
@@ -64,9 +65,9 @@ def _wanted(python: Path) -> dict[str, set[str]]:
 
 
 def measure(python: Path) -> list[dict[str, Any]]:
-    """Bytes per distribution (its RECORD's files, metadata included); what is left is the project's own.
+    """Bytes per distribution (its RECORD's files and their .pyc, metadata included); the rest is the project's.
     `required_by` follows Requires-Dist, counting an extra's requirements only where that extra was asked for."""
-    wanted = _wanted(python)
+    wanted = _wanted()
     distributions: list[dict[str, Any]] = []
     claimed: set[Path] = set()
     requires: dict[str, set[str]] = {}
@@ -74,9 +75,11 @@ def measure(python: Path) -> list[dict[str, Any]]:
         metadata = Parser().parsestr((info / "METADATA").read_text(encoding="utf-8"))
         name = _normalize(metadata["Name"])
         files = [python / line.split(",")[0] for line in (info / "RECORD").read_text(encoding="utf-8").splitlines()]
+        # with the bytecode the layer's build compiled for them (not in RECORD: pip compiles nothing there)
+        files += [Path(cache_from_source(str(f))) for f in files if f.suffix == ".py"]
         files = [f for f in files if f.is_file()]
         claimed.update(files)
-        tops = sorted({f.relative_to(python).parts[0] for f in files} - {info.name} - {"bin"})
+        tops = sorted({f.relative_to(python).parts[0] for f in files} - {info.name, "bin", "__pycache__"})
         tops = [t.removesuffix(".py") for t in tops if not t.endswith((".dist-info", ".data", ".pth"))]
         distributions.append({"name": name, "bytes": sum(f.stat().st_size for f in files), "packages": tops})
         for requirement in metadata.get_all("Requires-Dist") or []:
@@ -126,7 +129,15 @@ def run(sam: str | None) -> tuple[Table, dict[str, Any]]:
     duplicated = sum(d["bytes"] for d in distributions if d["in_lambda_runtime"])
     table.notes.append(f"total {total / 2**20:.1f} MB; {duplicated / 2**20:.1f} MB of it duplicates Lambda's runtime")
     pyc = sum(1 for _ in python.rglob("*.pyc"))
-    table.notes.append(f"{pyc} .pyc files in the layer: every cold start compiles the layer's modules it imports")
+    modules = sum(1 for _ in python.rglob("*.py"))
+    table.notes.append(
+        f"{pyc} .pyc files for {modules} modules"
+        + (
+            ""
+            if pyc >= modules
+            else ": a cold start compiles each module without one that it imports (/opt is read-only)"
+        )
+    )
     results = {
         "source": source,
         "total_bytes": total,

@@ -57,8 +57,11 @@ def goals(results: dict[str, Any]) -> Table:
     if "cold" in results:
         for name, r in results["cold"].items():
             target = 1.2 if name == "WebhookHandlerFunction" else 1.3
+            shipped = f" (as shipped {r['as_shipped_ratio']}x)" if "as_shipped_ratio" in r else ""
             table.add(
-                f"cold start {name.removesuffix('Function')} ≤ {target}x floor", f"{r['ratio']}x", r["ratio"] <= target
+                f"cold start {name.removesuffix('Function')} ≤ {target}x floor",
+                f"{r['ratio']}x{shipped}",
+                r["ratio"] <= target,
             )
     if "warm" in results:
         over = {name: r["ratio"] for name, r in results["warm"].items() if r["ratio"] > 1.2}

@@ -2,9 +2,17 @@
 
 The service name comes from POWERTOOLS_SERVICE_NAME (set in the template's Globals)."""
 
-import logging
+from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+import logging
+from typing import TYPE_CHECKING
+
+from aws_lambda_powertools import Logger, Metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools import Tracer
+
+    tracer: Tracer
 
 # Libraries whose DEBUG lines carry payloads and credentials: botocore logs request bodies (company names) and
 # signed headers with the session token, Powertools' resolver logs route arguments, the HTTP clients headers.
@@ -15,4 +23,14 @@ for _library in ("botocore", "boto3", "urllib3", "httpx", "httpcore", "aws_lambd
 
 logger = Logger()
 metrics = Metrics(namespace="ConsentJourney")
-tracer = Tracer()
+
+
+def __getattr__(name: str) -> Tracer:
+    # `tracer` is made when first imported: a Tracer imports the X-Ray SDK (with wrapt and asyncio) even when
+    # tracing is off, 30-50 ms of a cold start that a function which traces nothing (the webhook) need not pay.
+    if name != "tracer":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from aws_lambda_powertools import Tracer  # noqa: PLC0415 - see above
+
+    globals()["tracer"] = tracer = Tracer()
+    return tracer

@@ -62,6 +62,17 @@ LAMBDA_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64
 FUNCTIONS = {function.logical_id: function for function in functions()}
 [LAYER] = resources_of_type("AWS::Serverless::LayerVersion")
 SAMPLE_FILES = sorted(EVENTS_DIR.glob("*.json"))
+# What Lambda's python3.13 runtime ships besides the standard library (boto3 and what boto3 needs): package or
+# module → its distribution's name in `*.dist-info`.
+RUNTIME_DISTRIBUTIONS = {
+    "boto3": "boto3",
+    "botocore": "botocore",
+    "s3transfer": "s3transfer",
+    "jmespath": "jmespath",
+    "dateutil": "python_dateutil",
+    "six.py": "six",
+    "urllib3": "urllib3",
+}
 
 # What Lambda's bootstrap does, reduced: put the function's code and the layer first on the path, import the
 # handler, call it with the event and a context. Results go to a file: the function's logs and metrics use stdout.
@@ -99,6 +110,7 @@ class Build:
     """`sam build`'s output: one folder per function, the layer's `python/`."""
 
     root: Path
+    architecture: str
 
     def code(self, function: Function) -> Path:
         return self.root / function.logical_id
@@ -189,7 +201,8 @@ def build(tmp_path_factory: pytest.TempPathFactory, sam_cli: Path, lambda_python
     built = subprocess.run(
         command,
         cwd=workdir,
-        env={**os.environ, "PATH": path, "SAM_CLI_TELEMETRY": "0"},
+        # The layer's Makefile downloads wheels for LAYER_ARCHITECTURE (the template's arm64 unless told).
+        env={**os.environ, "PATH": path, "SAM_CLI_TELEMETRY": "0", "LAYER_ARCHITECTURE": architecture},
         capture_output=True,
         text=True,
         check=False,
@@ -197,7 +210,7 @@ def build(tmp_path_factory: pytest.TempPathFactory, sam_cli: Path, lambda_python
     )
     # The layer's dependencies come from PyPI (or the mirror pip is configured with, e.g. PIP_INDEX_URL).
     assert built.returncode == 0, f"sam build failed:\n{built.stdout[-4000:]}\n{built.stderr[-4000:]}"
-    return Build(workdir / "build")
+    return Build(workdir / "build", architecture)
 
 
 def template_for(architecture: str) -> str:
@@ -293,14 +306,77 @@ def invoke(
 # -- the tests -----------------------------------------------------------------------------------------------------
 
 
-def test_every_function_is_built_with_its_handler_and_the_layer_holds_the_package_without_boto3(build: Build) -> None:
+def test_every_function_is_built_with_its_handler_and_the_layer_holds_the_package(build: Build) -> None:
     for function in FUNCTIONS.values():
         module = function.handler.rpartition(".")[0]
         assert (build.code(function) / f"{module}.py").is_file(), function.logical_id
         assert not (build.code(function) / "consent").exists(), "the package comes from the layer only"
     assert (build.layer / "consent" / "__init__.py").is_file()
     assert (build.layer / "consent" / "journeys.toml").is_file(), "the journeys ship with the package"
-    assert not (build.layer / "boto3").exists(), "the Lambda runtime provides boto3"
+    assert (build.layer / "consent" / "py.typed").is_file()
+
+
+def test_the_layer_leaves_boto3_and_its_dependencies_to_the_runtime(build: Build) -> None:
+    # A copy in the layer would shadow the runtime's own (version skew) and make up most of the layer.
+    shipped = {entry.name for entry in build.layer.iterdir()}
+    for package, distribution in RUNTIME_DISTRIBUTIONS.items():
+        assert package not in shipped, f"{package}: the Lambda runtime provides it"
+        assert not [name for name in shipped if name.startswith(f"{distribution}-")], f"{distribution}'s metadata"
+    assert "bin" not in shipped, "console scripts are of no use in a layer"
+
+
+def test_the_layer_holds_wheels_for_the_architecture_it_was_built_for(build: Build) -> None:
+    [extension] = (build.layer / "pydantic_core").glob("_pydantic_core.cpython-313-*-linux-gnu.so")
+    machine = {"x86_64": "x86_64", "arm64": "aarch64"}[build.architecture]
+    assert extension.name == f"_pydantic_core.cpython-313-{machine}-linux-gnu.so"
+
+
+def test_every_module_of_the_layer_ships_unchecked_bytecode_for_the_runtimes_python(
+    build: Build, lambda_python: Path
+) -> None:
+    # /opt is read-only in Lambda: a module without a usable .pyc is compiled again on every cold start.
+    magic = subprocess.run(
+        [str(lambda_python), "-I", "-S", "-c", "import importlib.util, sys; print(importlib.util.MAGIC_NUMBER.hex())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    tag = f"cpython-{RUNTIME.removeprefix('python').replace('.', '')}"
+    sources = sorted(build.layer.rglob("*.py"))
+    assert sources
+    for source in sources:
+        cached = source.parent / "__pycache__" / f"{source.stem}.{tag}.pyc"
+        assert cached.is_file(), f"no {tag} bytecode for {source.relative_to(build.layer)}"
+        header = cached.read_bytes()[:16]
+        assert header[:4].hex() == magic, f"{cached.relative_to(build.layer)} is for another Python"
+        # Hash-based and unchecked (PEP 552): valid whatever the timestamps the layer's zip gives the sources.
+        assert int.from_bytes(header[4:8], "little") == 0b01, f"{cached.relative_to(build.layer)}: not unchecked-hash"
+    assert not [p for p in build.layer.rglob("*.pyc") if p.parent.name != "__pycache__"], "no sourceless modules"
+
+
+def test_python313_imports_the_package_from_its_bytecode_without_reading_a_source(
+    build: Build, lambda_python: Path, runtime_site_packages: Path, tmp_path: Path
+) -> None:
+    # Given the package's sources replaced by code that fails the import if it runs, beside the bytecode
+    package = tmp_path / "consent"
+    shutil.copytree(build.layer / "consent", package)
+    modules = []
+    for source in sorted(package.rglob("*.py")):
+        source.write_text('raise ImportError(f"{__file__} was compiled: its .pyc was not used")\n', encoding="utf-8")
+        parts = source.relative_to(tmp_path).with_suffix("").parts
+        modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    # When python3.13 imports every module of the package
+    probe = "import importlib, sys; sys.path[:0] = sys.argv[1:4]; [importlib.import_module(m) for m in sys.argv[4:]]"
+    paths = [str(tmp_path), str(build.layer), str(runtime_site_packages)]
+    ran = subprocess.run(
+        [str(lambda_python), "-I", "-S", "-c", probe, *paths, *modules],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.defpath, "AWS_DEFAULT_REGION": "eu-west-2"},
+    )
+    # Then each comes from its .pyc: no source was read
+    assert ran.returncode == 0, ran.stderr[-3000:]
 
 
 def test_from_the_build_output_this_checkout_is_not_importable(

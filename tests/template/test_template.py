@@ -83,9 +83,15 @@ def test_every_setting_name_is_a_real_environment_variable_of_the_package() -> N
     assert set(ENVIRONMENT) == set(Settings.model_fields)
 
 
-def test_the_layer_is_built_from_shared_for_python_313() -> None:
+def test_the_layer_is_built_from_shared_for_python_313_by_its_makefile() -> None:
     layer = load_template()["Resources"]["ConsentLayer"]
     assert layer["Properties"]["ContentUri"] == "shared/"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    # sam build runs `make build-ConsentLayer` from the ContentUri's Makefile; its default architecture is the
+    # one the template declares (sam does not pass BuildArchitecture on to make).
+    makefile = (REPO_ROOT / "shared" / "Makefile").read_text(encoding="utf-8")
+    assert "\nbuild-ConsentLayer:" in makefile
+    assert f"LAYER_ARCHITECTURE ?= {layer['Metadata']['BuildArchitecture']}\n" in makefile
     requirements = (REPO_ROOT / "shared" / "requirements.txt").read_text().split()
     assert not any(r.startswith("boto3") for r in requirements), "boto3 comes with the Lambda runtime"

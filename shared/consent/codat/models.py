@@ -20,8 +20,9 @@ CodatDateTime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class _CodatModel(BaseModel):
-    # Codat adds fields over time; a reader that rejected them would break in production.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    # Codat adds fields over time; a reader that rejected them would break in production. Built on first use
+    # (defer_build): most functions read few of these, or none.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class CodatConnectionError(_CodatModel):
@@ -87,7 +88,7 @@ T = TypeVar("T")
 class Page(BaseModel, Generic[T]):
     """One page of a Codat list (`results` plus paging info)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, defer_build=True)
 
     results: list[T] = Field(default_factory=list)
     page_number: int = Field(default=1, alias="pageNumber")

@@ -5,13 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from consent.domain import Company, Connection, ConnectionStatus, JourneyProgress, LedgerEntry, Resource
 from consent.timeline import ConnectionTimeline, StatusEvent, derive
 
+# Nearly every request reads or writes these: unlike the other resources (built on first use, see
+# consent.domain.Resource) they are built at import, during Lambda's init, which runs with more CPU than a request.
+_BUILT_AT_IMPORT = ConfigDict(defer_build=False)
+
 
 class CompanyRecord(Resource):
+    model_config = _BUILT_AT_IMPORT
+
     company_id: str
     customer_id: str
     name: str
@@ -32,6 +38,8 @@ class CompanyRecord(Resource):
 
 class ConnectionRecord(Connection):
     """A connection as stored. `link_url` is never stored: Codat's link URLs are one-time and expire."""
+
+    model_config = _BUILT_AT_IMPORT
 
     company_id: str
     customer_id: str
@@ -75,6 +83,8 @@ class ConnectionRecord(Connection):
 
 class LedgerRecord(LedgerEntry):
     """A ledger entry as stored, with what is needed to publish it as a consent event."""
+
+    model_config = _BUILT_AT_IMPORT
 
     company_id: str
     customer_id: str | None = None

@@ -19,11 +19,15 @@ def _bounded_timestamp(value: Any) -> Any:
 
 
 class _Tolerant(BaseModel):
-    # Codat adds fields over time: ignore what we do not read, validate what we do.
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    # Codat adds fields over time: ignore what we do not read, validate what we do. Built on first use
+    # (defer_build): an event type builds only the payload model it reads.
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True, defer_build=True)
 
 
 class WebhookEnvelope(_Tolerant):
+    # Read from every webhook: built at import (Lambda's init has more CPU than a request).
+    model_config = ConfigDict(defer_build=False)
+
     id: str = Field(min_length=1, max_length=256)
     event_type: str = Field(alias="eventType", min_length=1, max_length=200)
     generated_date: Annotated[CodatDateTime, BeforeValidator(_bounded_timestamp)] = Field(alias="generatedDate")

@@ -18,7 +18,7 @@ from consent_dev.local_api import LocalApi
 pytestmark = pytest.mark.integration
 
 ALICE = "customer-alice"
-CONNECTIONS = 90  # 180 items with their ledger entries: three transactions of at most 40 connections
+CONNECTIONS = 90  # 180 items with their ledger entries: two transactions, the company in the second
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 
 
@@ -63,8 +63,9 @@ def test_a_company_with_ninety_connections_deleted_in_codat_is_applied_in_parts_
 
     # Then Codat is told to retry, and what was written is the first part only: the company is untouched
     assert failed.status == 503, failed.text
-    assert len(deleted_entries(api, company_id)) == 40
-    assert len(listed(api, company_id)) == CONNECTIONS - 40
+    written = len(deleted_entries(api, company_id))
+    assert 0 < written < CONNECTIONS
+    assert len(listed(api, company_id)) == CONNECTIONS - written
     assert journey(api, company_id) == "complete"
     assert not [i for i in table_items() if i["kind"]["S"] == "webhook" and "company_deleted" in i["PK"]["S"]]
 

@@ -16,6 +16,7 @@ from consent.codat.client import CodatClient
 from consent.domain import utc_now
 from consent.services import Services
 from consent.settings import Settings
+from consent.store import Change
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.codat_simulator import CodatSimulator, Fault
 from consent_dev.codat_webhooks import connection_event, signed
@@ -504,3 +505,42 @@ def test_two_overlapping_runs_record_a_drift_once(
         "consent.connection.deauthorized",
         "consent.journey.action_required",
     ]
+
+
+def test_a_company_with_more_connections_than_one_transaction_holds_is_healed_in_one_run(
+    api: LocalApi,
+    simulator: CodatSimulator,
+    services: Services,
+    authorize: Callable[..., None],
+    run: Callable[..., dict[str, Any]],
+    table_items: Callable[[], list[dict[str, Any]]],
+) -> None:
+    # Given a company with 60 Linked connections (120 items to write with their ledger entries), deleted in
+    # Codat while its webhook went missing
+    company_id = new_company(api)
+    first = new_connection(api, company_id)
+    authorize(company_id, first)
+    view = services.store.get_company_by_id(company_id)
+    assert view is not None
+    [template] = view.connections
+    more = [template.model_copy(update={"connection_id": f"conn-{n:02d}", "version": 1}) for n in range(59)]
+    services.store.commit(Change(added=more[:40]))
+    services.store.commit(Change(added=more[40:]))
+    simulator.state.delete_company(company_id)
+
+    # When reconciliation runs
+    report = run()
+
+    # Then the run completes, and every connection is deleted with its ledger entry, the journey needing action
+    assert report["stopped"] == "pass_complete"
+    assert connections(api, company_id) == {}
+    found = [e["type"] for e in ledger(api, company_id) if e["actor"] == "reconcile"]
+    assert found.count("connection.deleted") == 60
+    assert found.count("journey.action_required") == 1
+    assert journey(api, company_id) == "action_required"
+
+    # and a second run changes nothing
+    table = table_items()
+    again = run()
+    assert again["ledger_entries"] == 0
+    assert table_items() == table

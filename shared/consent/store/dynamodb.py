@@ -88,6 +88,8 @@ def _n(value: int) -> AttributeValueTypeDef:
 
 
 class DynamoDBConsentStore(ConsentStore):
+    max_items_per_commit = 100  # TransactWriteItems
+
     def __init__(
         self,
         client: DynamoDBClient,

@@ -76,6 +76,61 @@ class Change:
     # A processed webhook's id, remembered so that a redelivery changes nothing (the write fails if known).
     webhook_id: str | None = None
 
+    @property
+    def items(self) -> int:
+        """How many items the change writes or deletes."""
+        return (
+            (self.company is not None)
+            + len(self.added)
+            + len(self.updated)
+            + len(self.ledger)
+            + len(self.retracted)
+            + (self.webhook_id is not None)
+        )
+
+    def parts(self, max_items: int) -> list[Change]:
+        """The change as transactions of at most `max_items` items, for a store that cannot take it whole: the
+        connections first, each with its own ledger entries, and the company, the rest of the ledger, the
+        retractions and the webhook id in the last part (so a redelivery is refused only once all is written).
+
+        Not all or nothing any more: only for a use case that, retried, skips what an interrupted attempt wrote
+        (reconciliation compares with Codat again; `company.deleted` skips connections already marked)."""
+        if self.items <= max_items:
+            return [self]
+        connections = [*self.added, *self.updated]
+        added = {c.connection_id for c in self.added}
+        own: dict[str, list[LedgerRecord]] = {c.connection_id: [] for c in connections}
+        rest: list[LedgerRecord] = []
+        for entry in self.ledger:
+            own.get(entry.connection_id or "", rest).append(entry)
+        tail = Change(company=self.company, ledger=rest, retracted=self.retracted, webhook_id=self.webhook_id)
+        if tail.items > max_items:
+            raise ValueError(f"the company's own part of the change exceeds {max_items} items")
+        # Filled from the end: the last part has the room the tail leaves, the others `max_items` each.
+        chunks: list[list[ConnectionRecord]] = [[]]
+        room, used = max_items - tail.items, 0
+        for connection in reversed(connections):
+            weight = 1 + len(own[connection.connection_id])
+            if weight > max_items:
+                raise ValueError(f"a connection's part of the change exceeds {max_items} items")
+            if used + weight > room:
+                chunks.insert(0, [])
+                room, used = max_items, 0
+            chunks[0].insert(0, connection)
+            used += weight
+
+        def part(members: list[ConnectionRecord], then: Change | None = None) -> Change:
+            return Change(
+                company=then.company if then else None,
+                added=[c for c in members if c.connection_id in added],
+                updated=[c for c in members if c.connection_id not in added],
+                ledger=[*(e for c in members for e in own[c.connection_id]), *(then.ledger if then else ())],
+                retracted=then.retracted if then else (),
+                webhook_id=then.webhook_id if then else None,
+            )
+
+        return [*(part(members) for members in chunks[:-1]), part(chunks[-1], tail)]
+
 
 @dataclass(frozen=True)
 class ParkedWebhook:
@@ -122,9 +177,19 @@ class ConsentStore(ABC):
     def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
         """The caller's companies, newest first."""
 
+    # The most items one `commit` can take (DynamoDB: 100 a transaction); None: no limit.
+    max_items_per_commit: int | None = None
+
     @abstractmethod
     def commit(self, change: Change) -> None:
         """Apply `change` atomically, or raise ConflictError if anything it read has changed since."""
+
+    def commit_in_parts(self, change: Change) -> None:
+        """Apply `change` in as many commits as it needs (see `Change.parts`: only for a use case that skips,
+        when retried, what an interrupted attempt wrote)."""
+        limit = self.max_items_per_commit
+        for part in change.parts(limit) if limit is not None else [change]:
+            self.commit(part)
 
     @abstractmethod
     def webhook_seen(self, webhook_id: str) -> bool:

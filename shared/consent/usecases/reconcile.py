@@ -209,7 +209,9 @@ def reconcile_company(services: Services, codat: CodatClient, company_id: str) -
             return check
         change = events.change(services.catalog, now=services.clock())
         try:
-            services.store.commit(change)
+            # In parts if it must (a company with very many connections): a run interrupted half-way leaves
+            # those healed, and the next run compares with Codat again and heals the rest.
+            services.store.commit_in_parts(change)
         except ConflictError:
             # A webhook or a customer changed the company meanwhile: heal what is there now, from the same look.
             refreshed = services.store.get_company_by_id(company_id)

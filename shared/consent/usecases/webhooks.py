@@ -27,9 +27,6 @@ from consent.webhooks.codat_events import ConnectionPayload, ReadPayload, Webhoo
 _P = TypeVar("_P")
 _ATTEMPTS = 4
 _MAX_DATA_TYPES_IN_ENTRY = 50
-# Connections (each with its ledger entry) per transaction when one change touches many: DynamoDB allows 100
-# items, and the last part also carries the company, its milestone entries and the webhook id.
-_CONNECTIONS_PER_TRANSACTION = 40
 
 _CONNECTION_EVENTS = {
     "connection.created": EventKind.CREATED,
@@ -222,9 +219,8 @@ def _apply_company_deleted(services: Services, webhook_id: str, envelope: Webhoo
     """Deleted in Codat (its portal, another system): its connections are gone. Our record stays until
     the customer erases it; their journeys show that action is required.
 
-    Each connection takes two items of a transaction (itself and its ledger entry) and DynamoDB takes 100: a
-    company with many connections is written in parts, the company (journeys, milestones) and the webhook id
-    last. A connection already marked by an earlier, interrupted attempt is skipped, so a retry finishes it."""
+    A company with many connections may not fit one transaction: it is written in parts, the company and the
+    webhook id last, and a connection already marked by an interrupted attempt is skipped, so a retry finishes."""
     company_id = str(envelope.payload.get("id") or "")[:64]
     view = _company(services, company_id)
     event = StatusEvent(at=envelope.generated_date, id=webhook_id, kind=EventKind.DELETED, actor=Actor.CODAT)
@@ -232,29 +228,23 @@ def _apply_company_deleted(services: Services, webhook_id: str, envelope: Webhoo
     settled = settle(services.catalog, view.company, deleted, now=services.clock())
     fresh = [after for before, after in zip(view.connections, deleted, strict=True) if after is not before]
 
-    def entries(part: list[ConnectionRecord]) -> list[LedgerRecord]:
-        return [
-            connection_entry(
-                settled.company,
-                "connection.deleted",
-                actor=Actor.CODAT,
-                at=envelope.generated_date,
-                entry_id=f"webhook:{webhook_id}:{c.connection_id}",
-                connection=c,
-                detail="the company was deleted in Codat",
-            )
-            for c in part
-        ]
-
-    parts = [fresh[i : i + _CONNECTIONS_PER_TRANSACTION] for i in range(0, len(fresh), _CONNECTIONS_PER_TRANSACTION)]
-    last = parts.pop() if parts else []
-    for part in parts:
-        services.store.commit(Change(updated=part, ledger=entries(part)))
-    services.store.commit(
+    ledger = [
+        connection_entry(
+            settled.company,
+            "connection.deleted",
+            actor=Actor.CODAT,
+            at=envelope.generated_date,
+            entry_id=f"webhook:{webhook_id}:{c.connection_id}",
+            connection=c,
+            detail="the company was deleted in Codat",
+        )
+        for c in fresh
+    ]
+    services.store.commit_in_parts(
         Change(
             company=settled.company,
-            updated=last,
-            ledger=[*entries(last), *settled.milestones],
+            updated=fresh,
+            ledger=[*ledger, *settled.milestones],
             retracted=settled.retracted,
             webhook_id=webhook_id,
         )

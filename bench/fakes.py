@@ -102,9 +102,16 @@ class FakeStore(ConsentStore):
             known.state, known.status, known.body = "COMPLETED", idempotency.status, idempotency.body
         self._companies[company.company_id] = _Company(company, ledger=list(ledger))
 
-    def get_company(self, customer_id: str, company_id: str) -> CompanyView | None:
+    def get_company(
+        self, customer_id: str, company_id: str, *, connections_limit: int | None = None
+    ) -> CompanyView | None:
         view = self.get_company_by_id(company_id)
-        return view if view is not None and view.company.customer_id == customer_id else None
+        if view is None or view.company.customer_id != customer_id:
+            return None
+        if connections_limit is not None and len(view.connections) > connections_limit:
+            ordered = sorted(view.connections, key=lambda c: c.connection_id)
+            return CompanyView(view.company, ordered[:connections_limit], ordered[connections_limit - 1].connection_id)
+        return view
 
     def get_company_by_id(self, company_id: str) -> CompanyView | None:
         stored = self._companies.get(company_id)

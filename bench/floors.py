@@ -77,12 +77,14 @@ class FloorHandlers:
     def _customer(event: Event) -> str:
         return str(event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"])
 
-    def _company(self, company_id: str) -> tuple[Item | None, list[Item]]:
+    def _company(self, company_id: str, limit: int | None = None) -> tuple[Item | None, list[Item]]:
+        request: dict[str, Any] = {"Limit": limit} if limit is not None else {}
         items = self.db.query(
             TableName=self.table,
             KeyConditionExpression="PK = :pk AND begins_with(SK, :co)",
             ExpressionAttributeValues={":pk": _s(f"COMPANY#{company_id}"), ":co": _s("CO")},
             ConsistentRead=True,
+            **request,
         )["Items"]
         company = next((i for i in items if i["SK"]["S"] == "COMPANY"), None)
         return company, [i for i in items if i["SK"]["S"] != "COMPANY"]
@@ -255,7 +257,7 @@ class FloorHandlers:
         return _answer(200, {"items": companies[:20]})
 
     def get_company(self, event: Event) -> Result:
-        company, connections = self._company(event["pathParameters"]["companyId"])
+        company, connections = self._company(event["pathParameters"]["companyId"], limit=101)
         if company is None or company["customerId"]["S"] != self._customer(event):
             return _answer(404)
         return _answer(

@@ -181,8 +181,9 @@ def company_size(stack: Stack, *, repeats: int) -> tuple[Table, dict[str, Any]]:
         table.add(size, "webhook read.completed", 1, webhook["calls"], webhook["ms"], own["webhook"]["ms"], "-", "-")
     table.notes.append("connections page at 100, events at 50 (the routes' default limits); every page is 2 calls")
     table.notes.append(
-        "GET /companies/{companyId} embeds every connection and the webhook path reads them all (a journey is "
-        "replayed from every connection): both grow with N, one Query per 1 MB"
+        "GET /companies/{companyId} embeds at most 100 connections (one Query at any N); the webhook path reads "
+        "them all (a journey is replayed from every connection's events, in one pass): it grows with N, one Query "
+        "per 1 MB"
     )
     table.notes.append(
         "real I/O per page grows with N on moto only: its Query scans the partition, DynamoDB's does not"

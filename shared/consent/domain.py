@@ -92,6 +92,9 @@ class Company(Resource):
     updated_at: datetime
     journeys: list[JourneyProgress] = Field(default_factory=list)
     connections: list[Connection] = Field(default_factory=list)
+    # Set when the company has more connections than a company read embeds: the rest are at
+    # GET /companies/{companyId}/connections?cursor=<this>.
+    connections_next_cursor: str | None = None
 
 
 class Actor:

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from consent.store import Change
 from consent_dev.local_api import LocalApi
 
 pytestmark = pytest.mark.integration
@@ -243,3 +244,46 @@ def test_another_customers_cursor_is_refused(api: LocalApi) -> None:
 
     problem = assert_problem(response, 422, "validation_failed")
     assert problem["errors"][0]["field"] == "cursor"
+
+
+def test_a_company_read_embeds_one_page_of_connections_and_says_where_the_rest_are(
+    api: LocalApi, services: Any, new_company: Any, authorize: Any
+) -> None:
+    # Given Alice's company with 150 connections
+    company_id = new_company()["companyId"]
+    first = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"})
+    authorize(company_id, first.body["connectionId"])
+    view = services.store.get_company_by_id(company_id)
+    [template] = view.connections
+    more = [template.model_copy(update={"connection_id": f"conn-{n:03d}", "version": 1}) for n in range(149)]
+    for start in range(0, len(more), 50):
+        services.store.commit(Change(added=more[start : start + 50]))
+    everyone = {first.body["connectionId"], *(c.connection_id for c in more)}
+
+    # When she reads the company
+    company = api.get(f"/companies/{company_id}", customer=ALICE)
+
+    # Then it embeds a page of them, and its connections route has the rest from the cursor it gives
+    assert company.status == 200, company.text
+    embedded = {c["connectionId"] for c in company.body["connections"]}
+    assert len(embedded) == 100
+    rest = api.get(
+        f"/companies/{company_id}/connections",
+        customer=ALICE,
+        query={"cursor": company.body["connectionsNextCursor"]},
+    )
+    assert rest.status == 200, rest.text
+    remaining = {c["connectionId"] for c in rest.body["items"]}
+    assert "nextCursor" not in rest.body
+    assert embedded | remaining == everyone
+    assert not embedded & remaining
+
+
+def test_a_company_with_few_connections_has_no_connections_cursor(api: LocalApi, new_company: Any) -> None:
+    company_id = new_company()["companyId"]
+    api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"})
+
+    company = api.get(f"/companies/{company_id}", customer=ALICE).body
+
+    assert len(company["connections"]) == 1
+    assert "connectionsNextCursor" not in company

@@ -427,12 +427,37 @@ class DynamoDBConsentStore(ConsentStore):
             time.sleep(0.05 * 2**attempt)  # DynamoDB asks us to back off before resending the rest
         raise StoreUnavailable("DynamoDB kept items unprocessed")
 
-    def get_company(self, customer_id: str, company_id: str) -> CompanyView | None:
-        view = self.get_company_by_id(company_id)
+    def get_company(
+        self, customer_id: str, company_id: str, *, connections_limit: int | None = None
+    ) -> CompanyView | None:
+        view = (
+            self.get_company_by_id(company_id)
+            if connections_limit is None
+            else self._company_head(company_id, connections_limit)
+        )
         # Another customer's company is indistinguishable from a missing one.
         if view is None or view.company.customer_id != customer_id:
             return None
         return view
+
+    def _company_head(self, company_id: str, connections_limit: int) -> CompanyView | None:
+        """The company and its first connections in one Query (COMPANY sorts before CONNECTION#)."""
+        response = self._call(
+            self._db.query,
+            TableName=self._table,
+            KeyConditionExpression="PK = :pk AND begins_with(SK, :co)",
+            ExpressionAttributeValues={":pk": _s(company_pk(company_id)), ":co": _s("CO")},
+            ConsistentRead=True,
+            Limit=connections_limit + 1,
+        )
+        items = response.get("Items", [])
+        if not items or items[0]["SK"]["S"] != "COMPANY":
+            return None
+        company = CompanyRecord.model_validate_json(items[0]["data"]["S"])
+        connections = [ConnectionRecord.model_validate_json(i["data"]["S"]) for i in items[1:]]
+        last = response.get("LastEvaluatedKey")
+        more = last is not None and last["SK"]["S"].startswith("CONNECTION#")
+        return CompanyView(company, connections, self._encode_cursor(last, ("PK", "SK")) if more else None)
 
     def get_company_by_id(self, company_id: str) -> CompanyView | None:
         items = self._query_all(

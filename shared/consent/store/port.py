@@ -170,8 +170,13 @@ class ConsentStore(ABC):
         """Write a new company, its first ledger entries and the idempotent response, all or nothing."""
 
     @abstractmethod
-    def get_company(self, customer_id: str, company_id: str) -> CompanyView | None:
-        """The caller's company with its connections, or None (also when it is another customer's)."""
+    def get_company(
+        self, customer_id: str, company_id: str, *, connections_limit: int | None = None
+    ) -> CompanyView | None:
+        """The caller's company with its connections, or None (also when it is another customer's).
+
+        With `connections_limit`, at most that many connections in one read, and the view's `connections_cursor`
+        says where the rest start (for `list_connections`)."""
 
     @abstractmethod
     def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:

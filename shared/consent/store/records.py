@@ -119,6 +119,8 @@ class CompanyView:
 
     company: CompanyRecord
     connections: list[ConnectionRecord] = field(default_factory=list)
+    # Only some of the connections were read: where the rest start (a connections page cursor).
+    connections_cursor: str | None = None
 
     def to_resource(self) -> Company:
         record = self.company
@@ -133,4 +135,5 @@ class CompanyView:
             connections=[
                 c.to_resource() for c in sorted(self.connections, key=lambda c: c.created_at) if not c.deleted
             ],
+            connections_next_cursor=self.connections_cursor,
         )

@@ -37,6 +37,8 @@ CUSTOMER_TAG = "consentCustomerRef"
 REQUEST_TAG = "consentRequestRef"
 _REQUEST_NAMESPACE = uuid.UUID("6f1c7c1e-2d4b-4a43-9b0e-5d0c6a7f4e21")
 _UPDATE_ATTEMPTS = 3
+# Connections a company read embeds: a page of its connections route, so the answer is bounded at any size.
+EMBEDDED_CONNECTIONS = 100
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,9 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
 
 
 def get_company(services: Services, customer_id: str, company_id: str) -> Company:
-    view = services.store.get_company(customer_id, company_id)
+    """The company as its customer sees it: one read, whatever its number of connections (the first
+    EMBEDDED_CONNECTIONS of them; `connectionsNextCursor` pages on at its connections route)."""
+    view = services.store.get_company(customer_id, company_id, connections_limit=EMBEDDED_CONNECTIONS)
     if view is None:
         raise not_found("company")
     return view.to_resource()

@@ -544,3 +544,37 @@ def test_a_company_with_more_connections_than_one_transaction_holds_is_healed_in
     again = run()
     assert again["ledger_entries"] == 0
     assert table_items() == table
+
+
+def test_a_company_whose_change_the_table_refuses_is_skipped_and_the_run_goes_on(
+    api: LocalApi,
+    simulator: CodatSimulator,
+    authorize: Callable[..., None],
+    run: Callable[..., dict[str, Any]],
+    dynamodb_faults: Any,
+) -> None:
+    # Given three companies whose connections Codat unlinked silently
+    companies = {}
+    for _ in range(3):
+        company_id = new_company(api)
+        connection_id = new_connection(api, company_id)
+        authorize(company_id, connection_id)
+        simulator.set_connection_status(company_id, connection_id, "Unlinked")
+        companies[company_id] = connection_id
+    # and DynamoDB refusing the first company's change as invalid (say, an item over its size limit)
+    dynamodb_faults.fail("TransactWriteItems", "ValidationException")
+
+    # When reconciliation runs
+    report = run()
+
+    # Then that company is skipped, and every other one is healed in the same run
+    assert report["stopped"] == "pass_complete"
+    assert report["companies_skipped"] == 1
+    [refused] = report["skipped_ids"]
+    for company_id, connection_id in companies.items():
+        expected = "Linked" if company_id == refused else "Unlinked"
+        assert connections(api, company_id)[connection_id]["status"] == expected
+
+    # and the next run heals it once the table takes it
+    assert run()["companies_healed"] == 1
+    assert connections(api, refused)[companies[refused]]["status"] == "Unlinked"

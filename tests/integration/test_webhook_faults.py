@@ -70,6 +70,26 @@ def test_dynamodb_failing_answers_5xx_and_the_retry_applies_exactly_once(
     assert connection["status"] == "Linked"
 
 
+def test_a_change_the_table_refuses_as_invalid_is_a_500_with_nothing_stored_and_a_redelivery_applies_it(
+    api: LocalApi, new_company: Callable[..., Any], dynamodb_faults: Any, table_items: Any
+) -> None:
+    # Given DynamoDB refusing the webhook's change as invalid (a limit of ours, not an outage)
+    company_id = new_company(journey="onboarding")["companyId"]
+    raw, headers = connected(company_id)
+    before = table_items()
+    dynamodb_faults.fail("TransactWriteItems", "ValidationException")
+
+    failed = api.post("/webhooks/codat", body=raw, headers=headers)
+
+    # Then the delivery fails (Codat keeps it as failed, reconciliation heals), and nothing is stored
+    assert failed.status == 500, failed.text
+    assert failed.body["code"] == "internal_error"
+    assert table_items() == before
+    # and Codat's redelivery, once the table takes it, applies it once
+    assert api.post("/webhooks/codat", body=raw, headers=headers).status == 204
+    assert len(linked_entries(api, company_id)) == 1
+
+
 def test_the_process_dying_between_write_and_publish_loses_nothing(
     api: LocalApi, new_company: Callable[..., Any], outbox: StreamPump, events_queue: EventsQueue
 ) -> None:

@@ -8,6 +8,7 @@ from consent.store.port import (
     IdempotencyClaim,
     IdempotencyOutcome,
     ParkedWebhook,
+    StoreRejected,
     StoreUnavailable,
 )
 from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
@@ -25,5 +26,6 @@ __all__ = [
     "LedgerKey",
     "LedgerRecord",
     "ParkedWebhook",
+    "StoreRejected",
     "StoreUnavailable",
 ]

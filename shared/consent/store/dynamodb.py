@@ -39,6 +39,7 @@ from consent.store.port import (
     IdempotencyResult,
     Page,
     ParkedWebhook,
+    StoreRejected,
     StoreUnavailable,
 )
 from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
@@ -636,6 +637,8 @@ class DynamoDBConsentStore(ConsentStore):
             code = error.response.get("Error", {}).get("Code", "")
             if code in _CONFLICT_CODES:
                 raise ConflictError(code) from error
+            if code == "ValidationException":
+                raise StoreRejected(code) from error
             if code == "TransactionCanceledException":
                 reasons = {r.get("Code") for r in error.response.get("CancellationReasons", []) if r.get("Code")}
                 if reasons & {"ConditionalCheckFailed", "TransactionConflict"}:

@@ -15,6 +15,11 @@ class StoreUnavailable(Exception):
     """The table could not be read or written (throttled beyond retries, or unreachable)."""
 
 
+class StoreRejected(Exception):
+    """The table refused the request as invalid (an item or a transaction over DynamoDB's limits, …): the same
+    request will never succeed, so it is not retried as an outage is."""
+
+
 class ConflictError(Exception):
     """A conditional write lost a race: what it read has changed. Safe to re-read and retry."""
 

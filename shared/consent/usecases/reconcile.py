@@ -29,7 +29,7 @@ from consent.codat.models import CodatConnection
 from consent.domain import Actor, ConnectionStatus, SourceType
 from consent.observability import logger, metrics
 from consent.services import Services
-from consent.store import CompanyView, ConflictError, ConnectionRecord
+from consent.store import CompanyView, ConflictError, ConnectionRecord, StoreRejected
 from consent.timeline import EventKind, StatusEvent, derive
 from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents
 
@@ -81,7 +81,7 @@ class ReconcileReport:
 
     companies_checked: int = 0
     companies_healed: int = 0
-    companies_skipped: int = 0  # Codat refused or garbled the answer, or the company kept changing
+    companies_skipped: int = 0  # Codat refused or garbled the answer, the company kept changing or the table refused
     ledger_entries: int = 0
     adopted: int = 0
     expired: int = 0
@@ -164,8 +164,9 @@ def _check(services: Services, codat: CodatClient, company_id: str, report: Reco
     except (CodatUnavailable, CodatTimeout) as error:
         logger.warning("reconciliation stopped: Codat unavailable", extra={"error": type(error).__name__})
         return Stop.CODAT_UNAVAILABLE
-    except (CodatRejected, CodatBadResponse, ConflictError) as error:
-        # About this company only (or it kept changing under us): the next pass tries again.
+    except (CodatRejected, CodatBadResponse, ConflictError, StoreRejected) as error:
+        # About this company only (or it kept changing under us, or the table refuses its change): the next pass
+        # tries again, and the companies after it are not held up.
         logger.warning("company not reconciled", extra={"company_id": company_id, "error": type(error).__name__})
         report.companies_skipped += 1
         report.skipped_ids.append(company_id)

@@ -17,7 +17,7 @@ from consent.api.problems import PROBLEM_JSON, Problem
 from consent.observability import logger, metrics
 from consent.services import Services
 from consent.settings import SettingsError
-from consent.store import ConflictError, StoreUnavailable
+from consent.store import ConflictError, StoreRejected, StoreUnavailable
 from consent.usecases.webhooks import apply_webhook
 from consent.webhooks.codat_events import WebhookEnvelope
 from consent.webhooks.signature import SignatureError, verify
@@ -37,6 +37,13 @@ def handle(event: dict[str, Any], services: Services, *, now: Any = time.time) -
         logger.warning("webhook not applied, Codat will retry", extra={"error": type(error).__name__})
         retry = Problem(503, "store_unavailable", "The webhook could not be recorded. Retry.")
         return _answer(503, request_id, retry.body(request_id), {"Retry-After": "5"})
+    except StoreRejected:
+        # A bug or a limit of ours (the table refuses the change as invalid): no retry of Codat's will help, but
+        # a 5xx keeps the delivery failed on Codat's side (visible there), and reconciliation heals the state.
+        logger.exception("webhook not applied: the table refused the change")
+        metrics.add_metric(name="WebhooksFailed", unit="Count", value=1)
+        failed = Problem(500, "internal_error", "The webhook could not be recorded.")
+        return _answer(500, request_id, failed.body(request_id), {})
 
 
 def _receive(event: dict[str, Any], services: Services, request_id: str, now: Any) -> dict[str, Any]:

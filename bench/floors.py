@@ -8,6 +8,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -150,19 +151,32 @@ class FloorHandlers:
         key = event["headers"]["idempotency-key"]
         digest = hashlib.sha256(f"{customer}\x00{key}".encode()).hexdigest()
         key_item = {"PK": _s(f"IDEMPOTENCY#{digest}"), "SK": _s("IDEMPOTENCY")}
-        token = uuid.uuid4().hex
+        token, now_s = uuid.uuid4().hex, int(time.time())
         try:
+            # The claim the product makes (a lease, a TTL, a released or abandoned claim taken over): the same
+            # request, so that the comparison is of the code around it (moto's time grows with the expression).
             self.db.update_item(
                 TableName=self.table,
                 Key=key_item,
-                UpdateExpression="SET kind = :kind, #state = :state, fingerprint = :fp, claimToken = :token",
-                ConditionExpression="attribute_not_exists(PK)",
+                UpdateExpression=(
+                    "SET kind = :kind, #state = :in_progress, fingerprint = :fp, claimToken = :token,"
+                    " leaseUntil = :lease, expiresAt = :expires, reachedCodat = if_not_exists(reachedCodat, :false)"
+                ),
+                ConditionExpression=(
+                    "attribute_not_exists(PK) OR expiresAt < :now OR (fingerprint = :fp AND"
+                    " (#state = :released OR (#state = :in_progress AND leaseUntil < :now)))"
+                ),
                 ExpressionAttributeNames={"#state": "state"},
                 ExpressionAttributeValues={
                     ":kind": _s("idempotency"),
-                    ":state": _s("IN_PROGRESS"),
+                    ":in_progress": _s("IN_PROGRESS"),
+                    ":released": _s("RELEASED"),
                     ":fp": _s(event["body"]),
                     ":token": _s(token),
+                    ":lease": _n(now_s + 60),
+                    ":expires": _n(now_s + 86400),
+                    ":now": _n(now_s),
+                    ":false": {"BOOL": False},
                 },
                 ReturnValues="ALL_NEW",
             )

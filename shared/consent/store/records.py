@@ -48,6 +48,8 @@ class ConnectionRecord(Connection):
     deleted: bool = False
     # Everything that happened to the connection, in event time; the fields above are derived from it.
     history: list[StatusEvent] = Field(default_factory=list)
+    # The ids of the last read webhooks applied to it: a retry of one written in parts skips it here.
+    recent_reads: list[str] = Field(default_factory=list)
     version: int = 1
 
     def with_event(self, event: StatusEvent) -> ConnectionRecord:

@@ -27,6 +27,7 @@ from consent.webhooks.codat_events import ConnectionPayload, ReadPayload, Webhoo
 _P = TypeVar("_P")
 _ATTEMPTS = 4
 _MAX_DATA_TYPES_IN_ENTRY = 50
+_RECENT_READS = 8  # read webhook ids kept on a connection (see ConnectionRecord.recent_reads)
 
 _CONNECTION_EVENTS = {
     "connection.created": EventKind.CREATED,
@@ -175,9 +176,10 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
     for read in payload.data_types:
         by_connection.setdefault(read.connection_id, []).append({"dataType": read.data_type, "status": read.status})
     known = {c.connection_id: c for c in view.connections}
-    touched = [known[cid] for cid in by_connection if cid in known]
-    if not touched:
+    if not any(cid in known for cid in by_connection):
         raise Unapplicable("the read is about no connection we know", company_id=company_id)
+    # A read about many connections may be written in parts: one an interrupted attempt wrote is skipped.
+    touched = [known[cid] for cid in by_connection if cid in known and webhook_id not in known[cid].recent_reads]
     changed: list[ConnectionRecord] = []
     for record in touched:
         updated = record
@@ -185,6 +187,8 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
             updated = updated.with_event(
                 StatusEvent(at=envelope.generated_date, id=webhook_id, kind=EventKind.INITIAL_READ, actor=Actor.CODAT)
             )
+        reads = [*record.recent_reads[-(_RECENT_READS - 1) :], webhook_id]
+        updated = updated.model_copy(update={"recent_reads": reads})
         if updated.last_sync_at is None or envelope.generated_date > updated.last_sync_at:
             updated = updated.model_copy(update={"last_sync_at": envelope.generated_date})
         changed.append(updated)
@@ -204,7 +208,7 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
         )
         for record in changed
     ]
-    services.store.commit(
+    services.store.commit_in_parts(
         Change(
             company=settled.company,
             updated=changed,

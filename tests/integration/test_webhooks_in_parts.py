@@ -1,5 +1,5 @@
-"""`company.deleted` for a company with more connections than one DynamoDB transaction can hold (100 items):
-written in parts, the company last, and a retry after a failure half-way finishes it with nothing twice."""
+"""Webhooks about more connections than one DynamoDB transaction can hold (100 items) — `company.deleted`, a read
+of them all: written in parts, the company last, and a retry after a failure half-way finishes with nothing twice."""
 
 from __future__ import annotations
 
@@ -123,3 +123,56 @@ def ledger_types(api: LocalApi, company_id: str) -> list[str]:
 
 def deleted_entries(api: LocalApi, company_id: str) -> list[dict[str, Any]]:
     return [e for e in ledger(api, company_id) if e["type"] == "connection.deleted"]
+
+
+def test_a_first_read_of_ninety_connections_is_applied_in_parts_and_resumed(
+    api: LocalApi,
+    services: Services,
+    new_company: Callable[..., Any],
+    dynamodb_faults: Any,
+) -> None:
+    # Given an onboarding company with 90 bank connections linked, none read yet (journey linked)
+    company_id = new_company(journey="onboarding")["companyId"]
+    connection_ids = [str(uuid.uuid4()) for _ in range(CONNECTIONS)]
+    first = connection_event(
+        "connection.connected", company_id=company_id, connection_id=connection_ids[0], status="Linked", generated=T0
+    )
+    assert post(api, first).status == 204
+    view = services.store.get_company_by_id(company_id)
+    [template] = view.connections
+    for start in range(1, CONNECTIONS, 40):
+        more = [
+            template.model_copy(update={"connection_id": connection_id, "version": 1})
+            for connection_id in connection_ids[start : start + 40]
+        ]
+        services.store.commit(Change(added=more))
+    assert journey(api, company_id) == "linked"
+    read = read_event(
+        company_id=company_id, connection_ids=connection_ids, initial=True, generated=T0 + timedelta(seconds=1)
+    )
+    raw, headers = signed(read, message_id="msg_first_read_of_all")
+
+    # When Codat says the first read of all of them completed, and DynamoDB fails the second part of the change
+    dynamodb_faults.fail("TransactWriteItems", "InternalServerError", times=3, after=1)
+    failed = api.post("/webhooks/codat", body=raw, headers=headers)
+
+    # Then Codat is told to retry, and only a first part is written: the journey has not moved
+    assert failed.status == 503, failed.text
+    written = len(synced_entries(api, company_id))
+    assert 0 < written < CONNECTIONS
+    assert journey(api, company_id) == "linked"
+
+    # When Codat retries, then every connection has its read recorded once, and the journey is complete, once
+    assert api.post("/webhooks/codat", body=raw, headers=headers).status == 204
+    entries = synced_entries(api, company_id)
+    assert sorted(e["connectionId"] for e in entries) == sorted(connection_ids)
+    assert journey(api, company_id) == "complete"
+    assert ledger_types(api, company_id).count("journey.completed") == 1
+
+    # and a redelivery changes nothing
+    assert api.post("/webhooks/codat", body=raw, headers=headers).status == 204
+    assert len(synced_entries(api, company_id)) == CONNECTIONS
+
+
+def synced_entries(api: LocalApi, company_id: str) -> list[dict[str, Any]]:
+    return [e for e in ledger(api, company_id) if e["type"] == "sync.completed"]

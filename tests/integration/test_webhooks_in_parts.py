@@ -29,25 +29,8 @@ def test_a_company_with_ninety_connections_deleted_in_codat_is_applied_in_parts_
     dynamodb_faults: Any,
     table_items: Any,
 ) -> None:
-    # Given an onboarding company whose bank connection is linked and read (journey complete), and 89 more
-    # bank connections linked (written straight to the store: 90 webhooks would only make the test slow)
-    company_id = new_company(journey="onboarding")["companyId"]
-    connection_ids = [str(uuid.uuid4()) for _ in range(CONNECTIONS)]
-    first = connection_event(
-        "connection.connected", company_id=company_id, connection_id=connection_ids[0], status="Linked", generated=T0
-    )
-    assert post(api, first).status == 204
-    read = read_event(company_id=company_id, connection_ids=connection_ids[:1], initial=True, generated=T0)
-    assert post(api, read).status == 204
-    view = services.store.get_company_by_id(company_id)
-    [template] = view.connections
-    for start in range(1, CONNECTIONS, 40):
-        more = [
-            template.model_copy(update={"connection_id": connection_id, "version": 1})
-            for connection_id in connection_ids[start : start + 40]
-        ]
-        services.store.commit(Change(added=more))
-    assert len(listed(api, company_id)) == CONNECTIONS
+    # Given an onboarding company with 90 bank connections linked, the first read (journey complete)
+    company_id, connection_ids = linked_company(api, services, new_company, read=True)
     assert journey(api, company_id) == "complete"
     deleted = {
         "id": "evt-company-deleted",
@@ -84,6 +67,32 @@ def test_a_company_with_ninety_connections_deleted_in_codat_is_applied_in_parts_
     # and a redelivery changes nothing
     assert api.post("/webhooks/codat", body=raw, headers=headers).status == 204
     assert len(deleted_entries(api, company_id)) == CONNECTIONS
+
+
+def linked_company(
+    api: LocalApi, services: Services, new_company: Callable[..., Any], *, read: bool
+) -> tuple[str, list[str]]:
+    """An onboarding company with CONNECTIONS bank connections linked: the first through Codat's webhooks (read
+    too when `read`), the others copied from it straight into the store (90 webhooks would only be slow)."""
+    company_id = new_company(journey="onboarding")["companyId"]
+    connection_ids = [str(uuid.uuid4()) for _ in range(CONNECTIONS)]
+    first = connection_event(
+        "connection.connected", company_id=company_id, connection_id=connection_ids[0], status="Linked", generated=T0
+    )
+    assert post(api, first).status == 204
+    if read:
+        first_read = read_event(company_id=company_id, connection_ids=connection_ids[:1], initial=True, generated=T0)
+        assert post(api, first_read).status == 204
+    view = services.store.get_company_by_id(company_id)
+    [template] = view.connections
+    for start in range(1, CONNECTIONS, 40):
+        more = [
+            template.model_copy(update={"connection_id": connection_id, "version": 1})
+            for connection_id in connection_ids[start : start + 40]
+        ]
+        services.store.commit(Change(added=more))
+    assert len(listed(api, company_id)) == CONNECTIONS
+    return company_id, connection_ids
 
 
 def post(api: LocalApi, body: dict[str, Any]) -> Any:
@@ -132,20 +141,7 @@ def test_a_first_read_of_ninety_connections_is_applied_in_parts_and_resumed(
     dynamodb_faults: Any,
 ) -> None:
     # Given an onboarding company with 90 bank connections linked, none read yet (journey linked)
-    company_id = new_company(journey="onboarding")["companyId"]
-    connection_ids = [str(uuid.uuid4()) for _ in range(CONNECTIONS)]
-    first = connection_event(
-        "connection.connected", company_id=company_id, connection_id=connection_ids[0], status="Linked", generated=T0
-    )
-    assert post(api, first).status == 204
-    view = services.store.get_company_by_id(company_id)
-    [template] = view.connections
-    for start in range(1, CONNECTIONS, 40):
-        more = [
-            template.model_copy(update={"connection_id": connection_id, "version": 1})
-            for connection_id in connection_ids[start : start + 40]
-        ]
-        services.store.commit(Change(added=more))
+    company_id, connection_ids = linked_company(api, services, new_company, read=False)
     assert journey(api, company_id) == "linked"
     read = read_event(
         company_id=company_id, connection_ids=connection_ids, initial=True, generated=T0 + timedelta(seconds=1)

@@ -115,6 +115,21 @@ def ledger(api: LocalApi, company_id: str) -> list[dict[str, Any]]:
     return list(api.get(f"/companies/{company_id}/events", customer=ALICE, query={"limit": "100"}).body["items"])
 
 
+def drifted(
+    api: LocalApi, simulator: CodatSimulator, authorize: Callable[..., None], count: int, status: str
+) -> dict[str, str]:
+    """`count` companies, each with a Linked connection that Codat then set to `status` without a webhook:
+    company id → connection id."""
+    companies = {}
+    for _ in range(count):
+        company_id = new_company(api)
+        connection_id = new_connection(api, company_id)
+        authorize(company_id, connection_id)
+        simulator.set_connection_status(company_id, connection_id, status)
+        companies[company_id] = connection_id
+    return companies
+
+
 def listed_companies(simulator: CodatSimulator, since: int = 0) -> list[str]:
     """The companies whose connections were listed in Codat, in order, from request number `since`."""
     return [
@@ -287,13 +302,7 @@ def test_the_codat_budget_caps_each_run_and_the_next_run_resumes_where_it_stoppe
     run: Callable[..., dict[str, Any]],
 ) -> None:
     # Given five companies whose Linked connections Codat deauthorized while webhooks went missing
-    companies = {}
-    for _ in range(5):
-        company_id = new_company(api)
-        connection_id = new_connection(api, company_id)
-        authorize(company_id, connection_id)
-        simulator.set_connection_status(company_id, connection_id, "Deauthorized")
-        companies[company_id] = connection_id
+    companies = drifted(api, simulator, authorize, 5, "Deauthorized")
     budgeted = make_services(reconcile_codat_budget=2)
 
     # When reconciliation runs with a budget of two Codat requests, three times
@@ -323,13 +332,7 @@ def test_a_429_mid_run_stops_it_cleanly_and_the_next_run_resumes_at_that_company
     authorize: Callable[..., None],
     run: Callable[..., dict[str, Any]],
 ) -> None:
-    companies = {}
-    for _ in range(4):
-        company_id = new_company(api)
-        connection_id = new_connection(api, company_id)
-        authorize(company_id, connection_id)
-        simulator.set_connection_status(company_id, connection_id, "Unlinked")
-        companies[company_id] = connection_id
+    companies = drifted(api, simulator, authorize, 4, "Unlinked")
     # Given Codat rate limiting from the third request on, for longer than a run may wait
     simulator.inject(Fault(kind="status", status=429, retry_after=600, method="GET", skip=2, times=None))
 
@@ -554,13 +557,7 @@ def test_a_company_whose_change_the_table_refuses_is_skipped_and_the_run_goes_on
     dynamodb_faults: Any,
 ) -> None:
     # Given three companies whose connections Codat unlinked silently
-    companies = {}
-    for _ in range(3):
-        company_id = new_company(api)
-        connection_id = new_connection(api, company_id)
-        authorize(company_id, connection_id)
-        simulator.set_connection_status(company_id, connection_id, "Unlinked")
-        companies[company_id] = connection_id
+    companies = drifted(api, simulator, authorize, 3, "Unlinked")
     # and DynamoDB refusing the first company's change as invalid (say, an item over its size limit)
     dynamodb_faults.fail("TransactWriteItems", "ValidationException")
 

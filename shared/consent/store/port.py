@@ -99,7 +99,8 @@ class Change:
         retractions and the webhook id in the last part (so a redelivery is refused only once all is written).
 
         Not all or nothing any more: only for a use case that, retried, skips what an interrupted attempt wrote
-        (reconciliation compares with Codat again; `company.deleted` skips connections already marked)."""
+        (reconciliation compares with Codat again; `company.deleted` skips connections already marked, and a read
+        those that remember its webhook id)."""
         if self.items <= max_items:
             return [self]
         connections = [*self.added, *self.updated]

@@ -14,6 +14,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -43,6 +44,9 @@ REPRESENTATIVE = {
 }
 # Lambda's own: the python3.13 runtime provides boto3 and its dependencies; the layer brings everything else.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six", "urllib3")
+# `python -X importtime`: "import time: <self µs> | <cumulative µs> | <indent><module>".
+IMPORTTIME_LINE = re.compile(r"^import time:\s+(?P<self>\d+) \|\s+\d+ \|\s*(?P<module>\S+)$")
+SPLIT_PACKAGES = ("aws_lambda_powertools", "consent")
 LAYER_ARCHITECTURES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -125,12 +129,16 @@ def _scheduled_event() -> dict[str, Any]:
     }
 
 
-def _spawn(job: dict[str, Any], env: dict[str, str], workdir: Path, *, isolated: bool = False) -> dict[str, Any]:
+def _spawn(
+    job: dict[str, Any], env: dict[str, str], workdir: Path, *, isolated: bool = False, importtime: bool = False
+) -> dict[str, Any]:
     path = workdir / f"{uuid.uuid4().hex}.json"
     started = job["spawned"] = time.monotonic()  # the clock starts here (writing the job takes microseconds)
     path.write_text(json.dumps(job), encoding="utf-8")
     # -P: the bench's own folder stays off the path, as it is in Lambda; -I -S: no site-packages at all.
     flags = ["-I", "-S"] if isolated else ["-P"]
+    if importtime:
+        flags += ["-X", "importtime"]
     done = subprocess.run(  # noqa: S603 - our own interpreter and script
         [sys.executable, *flags, str(CHILD), str(path)],
         env=env,
@@ -144,7 +152,36 @@ def _spawn(job: dict[str, Any], env: dict[str, str], workdir: Path, *, isolated:
         raise RuntimeError(f"cold start child failed ({done.returncode}):\n{done.stderr[-3000:]}")
     measured: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
     measured["wall_ms"] = (time.monotonic() - started) * 1000  # with interpreter shutdown, for reference
+    if importtime:
+        measured["imports"] = _import_times(done.stderr)
     return measured
+
+
+def _import_times(stderr: str) -> dict[str, int]:
+    """Each module's own import time (µs, its children excluded) from `python -X importtime`'s report."""
+    times: dict[str, int] = {}
+    for line in stderr.splitlines():
+        found = IMPORTTIME_LINE.match(line)
+        if found:
+            times[found.group("module")] = int(found.group("self"))
+    return times
+
+
+def _package(module: str) -> str:
+    """What an import is charged to: the top-level package, or its subpackage for Powertools and ours."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] in SPLIT_PACKAGES and len(parts) > 1 else parts[0]
+
+
+def most_expensive_imports(function: dict[str, int], floor: dict[str, int], count: int = 10) -> list[list[Any]]:
+    """The `count` packages whose modules cost the function most to import beyond what its floor imports
+    anyway (boto3 and botocore): [[package, ms], …], the most expensive first."""
+    by_package: dict[str, int] = {}
+    for module, micros in function.items():
+        if module not in floor:
+            by_package[_package(module)] = by_package.get(_package(module), 0) + micros
+    ranked = sorted(by_package.items(), key=lambda kv: -kv[1])[:count]
+    return [[package, round(micros / 1000, 1)] for package, micros in ranked]
 
 
 def _shipped_layer(workdir: Path) -> tuple[Path | None, str]:
@@ -247,6 +284,24 @@ def run(stack: Stack, *, runs: int, shipped_runs: int) -> tuple[Table, dict[str,
             result["cold_cpu_ms"] = statistics.median(c["cpu_ms"] for c in cold)
             result["floor_cpu_ms"] = statistics.median(f["cpu_ms"] for f in floor)
             result["cpu_ratio"] = ratio(result["cold_cpu_ms"], result["floor_cpu_ms"])
+            if layer is not None:
+                # One more start of each, as shipped, with -X importtime (it slows imports: not timed).
+                traced = _spawn(
+                    {**job, "event": events(), "path": [str(layer), str(runtime)]},
+                    env,
+                    workdir,
+                    isolated=True,
+                    importtime=True,
+                )
+                traced_floor = _spawn(
+                    {**floor_job, "path": [str(runtime)]}, env, workdir, isolated=True, importtime=True
+                )
+                result["imports_beyond_floor"] = most_expensive_imports(traced["imports"], traced_floor["imports"])
+                table.notes.append(
+                    f"{function.logical_id.removesuffix('Function')}: ten most expensive imports as shipped beyond "
+                    "the floor (ms of their own import time under -X importtime): "
+                    + ", ".join(f"{package} {ms}" for package, ms in result["imports_beyond_floor"])
+                )
             if shipped:
                 result["as_shipped_ms"] = statistics.median(s["total_ms"] for s in shipped)
                 result["as_shipped_floor_ms"] = statistics.median(f["total_ms"] for f in shipped_floor)

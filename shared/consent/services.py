@@ -5,6 +5,8 @@ Handlers take an optional `Services` so that tests and the local server can pass
 from __future__ import annotations
 
 import base64
+import os
+import random
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -174,3 +176,45 @@ def codat_api_key_provider(settings: Settings, read_secret: Callable[[str], str]
 def default_services() -> Services:
     """This container's services, built on first use (clients are reused across invocations)."""
     return Services(get_settings())
+
+
+# SnapStart (the template's SnapStart parameter): Lambda initializes the function once when a version is
+# published, snapshots its memory, and starts every new environment from that snapshot. What the snapshot holds
+# must not outlive it: network clients (their sockets and credentials belong to the snapshotted environment),
+# cached secrets (possibly days old, perhaps rotated since) and the random generator's state (every restored
+# environment would draw the same retry jitter). The runtime provides `snapshot_restore_py` on python3.12+.
+SNAPSTART_INITIALIZATION = "snap-start"
+
+
+def prepare_snapshot() -> None:
+    """Before the snapshot: the work every environment would repeat and none needs redone (settings parsed,
+    the journeys file read, boto3 imported). No client is made and nothing is sent anywhere."""
+    import boto3  # noqa: F401, PLC0415 - imported into the snapshot, the largest part of a cold start
+
+    services = default_services()
+    _ = services.catalog
+
+
+def after_restore() -> None:
+    """After a restore: forget the snapshot's services (clients, cached secrets, the integrations cache), so the
+    first invocation builds clients and reads secrets afresh, and reseed the random generator."""
+    default_services.cache_clear()
+    random.seed()
+
+
+def register_snapstart_hooks(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+    """Register `prepare_snapshot` and `after_restore` with the runtime when this environment is being
+    initialized for SnapStart; elsewhere nothing is imported. True when registered."""
+    if environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != SNAPSTART_INITIALIZATION:
+        return False
+    from snapshot_restore_py import (  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: PLC0415
+        register_after_restore,
+        register_before_snapshot,
+    )
+
+    register_before_snapshot(prepare_snapshot)
+    register_after_restore(after_restore)
+    return True
+
+
+register_snapstart_hooks()

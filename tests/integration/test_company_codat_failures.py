@@ -78,3 +78,31 @@ def test_a_lost_response_is_recovered_by_the_clients_retry_without_a_duplicate(
     assert len(simulator.companies) == 1
     assert response.body["companyId"] in simulator.companies
     assert our_items(table_items) == ["company", "ledger", "ledger"]
+
+
+@pytest.mark.parametrize(
+    ("advice", "passed_on"),
+    [
+        ("inf", "1"),  # not finite: no advice, our own default
+        ("1e999", "1"),
+        ("nan", "1"),
+        ("-30", "1"),
+        ("Fri, 31 Dec 9999 23:59:59 GMT", "3600"),  # a far-future date: an hour at most
+        ("99999999999", "3600"),
+        ("7", "7"),
+    ],
+)
+def test_codat_s_retry_after_is_passed_on_only_finite_and_at_most_an_hour(
+    api: LocalApi, simulator: CodatSimulator, table_items: Any, advice: str, passed_on: str
+) -> None:
+    # Given Codat rate limiting every attempt with an odd Retry-After
+    simulator.inject(Fault(kind="status", status=429, headers={"Retry-After": advice}, times=None, **CREATE))
+
+    # When the customer creates a company
+    response = post(api)
+
+    # Then the answer is the rate-limit problem with a sane Retry-After, never a 500, and nothing is stored
+    assert response.status == 503, response.text
+    assert response.body["code"] == "codat_unavailable"
+    assert response.header("retry-after") == passed_on
+    assert our_items(table_items) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import random
 import re
 import time
@@ -43,6 +44,9 @@ _SAFE_METHODS = frozenset({"GET", "PUT", "PATCH", "DELETE"})
 _NAME_FORBIDDEN = re.compile(r"[^A-Za-z0-9\s\-',&@.?!]")
 # Time kept back from the Lambda's remaining time for our own work after the Codat call.
 _DEADLINE_RESERVE_SECONDS = 2.0
+# Codat's Retry-After is honoured and passed on up to an hour: beyond that it is no advice a caller can act on
+# (asking again then gets a fresh one). Infinite or unreadable values are no advice at all.
+MAX_RETRY_AFTER_SECONDS = 3600.0
 _PAGE_SIZE = 500
 _MAX_PAGES = 50
 
@@ -383,15 +387,17 @@ def _has_elapsed(response: httpx.Response) -> bool:
 
 
 def _parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
+    """`Retry-After` as seconds (delta-seconds or an HTTP date), within [0, MAX_RETRY_AFTER_SECONDS]; None when
+    absent, unreadable or not finite (`inf`, `1e999`, `nan`)."""
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, OverflowError):
+            return None
+    if not math.isfinite(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECONDS)

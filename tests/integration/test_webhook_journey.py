@@ -276,3 +276,39 @@ def test_every_published_example_is_accepted_when_signed_and_does_what_it_should
     } <= types
     # the examples' connection was adopted, then deleted by the last of them
     assert api.get(f"/companies/{company_id}/connections", customer=ALICE).body["items"] == []
+
+
+def test_a_first_read_with_entries_that_name_no_connection_or_data_type_still_completes_the_journey(
+    api: LocalApi,
+    new_company: Callable[..., Any],
+    deliver: Callable[..., ApiResponse],
+    store: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a linked bank connection
+    company_id = new_company(journey="onboarding")["companyId"]
+    ids = {"company_id": company_id, "connection_id": CONNECTION}
+    deliver(connection_event("connection.connected", status="Linked", generated=at(1), **ids))
+    # ... and Codat's first read, two of whose entries lack what its spec does not require
+    read = read_event(company_id=company_id, connection_ids=[CONNECTION], initial=True, generated=at(2))
+    read["payload"]["dataTypes"] += [
+        {"dataType": "bankAccounts", "status": "Complete"},  # no connectionId
+        {"connectionId": CONNECTION, "status": "Complete"},  # no dataType
+    ]
+    capsys.readouterr()
+
+    # When it arrives
+    response = deliver(read)
+
+    # Then it is applied (not parked): the journey completes and the sync names only the entries it could place
+    assert response.status == 204
+    assert journey_status(api, company_id) == "complete"
+    ledger = store.list_ledger(ALICE, company_id, limit=100, cursor=None).items
+    [sync] = [e for e in ledger if e.type == "sync.completed"]
+    assert sync.data_types == [
+        {"dataType": "bankAccounts", "status": "Complete"},
+        {"dataType": "bankTransactions", "status": "Complete"},
+    ]
+    # ... and the skipped entries are counted in a metric
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["ReadEntriesSkipped"] for m in metrics if "ReadEntriesSkipped" in m] == [[2.0]]

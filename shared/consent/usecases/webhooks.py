@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
 from consent.domain import Actor, ConnectionStatus, SourceType
-from consent.observability import logger
+from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerRecord, ParkedWebhook
 from consent.timeline import EventKind, StatusEvent
@@ -173,8 +174,16 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
     company_id = payload.reference_company.id
     view = _company(services, company_id)
     by_connection: dict[str, list[dict[str, str]]] = {}
+    unplaced = 0
     for read in payload.data_types:
+        if read.connection_id is None or read.data_type is None:
+            unplaced += 1
+            continue
         by_connection.setdefault(read.connection_id, []).append({"dataType": read.data_type, "status": read.status})
+    if unplaced:
+        # Entries without a connection or a data type (Codat's spec allows it): the rest of the read still counts.
+        metrics.add_metric(name="ReadEntriesSkipped", unit=MetricUnit.Count, value=unplaced)
+        logger.info("read entries skipped", extra={"webhook_id": webhook_id, "skipped": unplaced})
     known = {c.connection_id: c for c in view.connections}
     if not any(cid in known for cid in by_connection):
         raise Unapplicable("the read is about no connection we know", company_id=company_id)

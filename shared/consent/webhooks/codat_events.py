@@ -68,8 +68,9 @@ class ConnectionPayload(_Tolerant):
 
 
 class DataTypeRead(_Tolerant):
-    connection_id: str = Field(alias="connectionId", min_length=1, max_length=64)
-    data_type: str = Field(alias="dataType", min_length=1, max_length=100)
+    # Codat's spec requires neither: an entry without them is about nothing we can place, and is skipped alone.
+    connection_id: str | None = Field(default=None, alias="connectionId", min_length=1, max_length=64)
+    data_type: str | None = Field(default=None, alias="dataType", min_length=1, max_length=100)
     status: str = Field(default="Unknown", max_length=50)
 
 

@@ -121,7 +121,9 @@ class FakeStore(ConsentStore):
         stored = self._companies.get(company_id)
         return stored.record.customer_id if stored else None
 
-    def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
+    def list_companies(
+        self, customer_id: str, *, limit: int, cursor: str | None, connections_limit: int | None = None
+    ) -> Page[CompanyView]:
         mine = sorted(
             (c for c in self._companies.values() if c.record.customer_id == customer_id),
             key=lambda c: (c.record.created_at, c.record.company_id),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -246,8 +247,20 @@ def test_another_customers_cursor_is_refused(api: LocalApi) -> None:
     assert problem["errors"][0]["field"] == "cursor"
 
 
+def _read_company(api: LocalApi, company_id: str) -> Any:
+    return api.get(f"/companies/{company_id}", customer=ALICE)
+
+
+def _listed_company(api: LocalApi, company_id: str) -> Any:
+    listing = api.get("/companies", customer=ALICE)
+    assert listing.status == 200, listing.text
+    [listed] = [c for c in listing.body["items"] if c["companyId"] == company_id]
+    return SimpleNamespace(status=listing.status, text=listing.text, body=listed)
+
+
+@pytest.mark.parametrize("read", [_read_company, _listed_company], ids=["company read", "companies list"])
 def test_a_company_read_embeds_one_page_of_connections_and_says_where_the_rest_are(
-    api: LocalApi, services: Any, new_company: Any, authorize: Any
+    api: LocalApi, services: Any, new_company: Any, authorize: Any, read: Any
 ) -> None:
     # Given Alice's company with 150 connections
     company_id = new_company()["companyId"]
@@ -260,8 +273,8 @@ def test_a_company_read_embeds_one_page_of_connections_and_says_where_the_rest_a
         services.store.commit(Change(added=more[start : start + 50]))
     everyone = {first.body["connectionId"], *(c.connection_id for c in more)}
 
-    # When she reads the company
-    company = api.get(f"/companies/{company_id}", customer=ALICE)
+    # When she reads the company, or lists her companies
+    company = read(api, company_id)
 
     # Then it embeds a page of them, and its connections route has the rest from the cursor it gives
     assert company.status == 200, company.text

@@ -501,7 +501,9 @@ class DynamoDBConsentStore(ConsentStore):
             ]
         )
 
-    def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
+    def list_companies(
+        self, customer_id: str, *, limit: int, cursor: str | None, connections_limit: int | None = None
+    ) -> Page[CompanyView]:
         pk = customer_pk(customer_id)
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -528,13 +530,25 @@ class DynamoDBConsentStore(ConsentStore):
                     continue
                 # Newest first: a company's connections sort just before it (CONNECTION# > COMPANY).
                 company = CompanyRecord.model_validate_json(item["data"]["S"])
-                views.append(CompanyView(company, waiting.pop(item["PK"]["S"], [])))
+                views.append(self._listed(company, waiting.pop(item["PK"]["S"], []), connections_limit))
                 if len(views) == limit:
                     more = index + 1 < len(page_items) or "LastEvaluatedKey" in response
                     return Page(views, self._encode_cursor(item) if more else None)
             if "LastEvaluatedKey" not in response:
                 return Page(views, None)
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _listed(self, company: CompanyRecord, connections: list[ConnectionRecord], limit: int | None) -> CompanyView:
+        """A listed company with its first `limit` connections in the order of its connections route, and that
+        route's cursor for the rest: the same view as a company read (`_company_head`)."""
+        connections.sort(key=lambda c: c.connection_id)  # the index returns them newest company first, reversed
+        if limit is None or len(connections) <= limit:
+            return CompanyView(company, connections)
+        last = {
+            "PK": _s(company_pk(company.company_id)),
+            "SK": _s(f"CONNECTION#{connections[limit - 1].connection_id}"),
+        }
+        return CompanyView(company, connections[:limit], self._encode_cursor(last, ("PK", "SK")))
 
     # -- reconciliation ----------------------------------------------------------------------
 

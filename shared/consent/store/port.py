@@ -185,8 +185,11 @@ class ConsentStore(ABC):
         says where the rest start (for `list_connections`)."""
 
     @abstractmethod
-    def list_companies(self, customer_id: str, *, limit: int, cursor: str | None) -> Page[CompanyView]:
-        """The caller's companies, newest first."""
+    def list_companies(
+        self, customer_id: str, *, limit: int, cursor: str | None, connections_limit: int | None = None
+    ) -> Page[CompanyView]:
+        """The caller's companies, newest first. With `connections_limit`, each with at most that many connections
+        and, when it has more, its `connections_cursor` (as `get_company` gives)."""
 
     # The most items one `commit` can take (DynamoDB: 100 a transaction); None: no limit.
     max_items_per_commit: int | None = None

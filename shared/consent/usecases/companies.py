@@ -250,5 +250,7 @@ def get_company(services: Services, customer_id: str, company_id: str) -> Compan
 
 
 def list_companies(services: Services, customer_id: str, *, limit: int, cursor: str | None) -> CompanyList:
-    page = services.store.list_companies(customer_id, limit=limit, cursor=cursor)
+    page = services.store.list_companies(
+        customer_id, limit=limit, cursor=cursor, connections_limit=EMBEDDED_CONNECTIONS
+    )
     return CompanyList(items=[view.to_resource() for view in page.items], next_cursor=page.next_cursor)

@@ -1,10 +1,11 @@
 """One cold start, in a fresh interpreter: `python cold_child.py <job.json>`.
 
 `function` jobs import the function's module from its folder, as Lambda's runtime does, and serve its first
-event; `floor` jobs only import boto3 and create the AWS clients the function uses. Either prints one line,
-`BENCH {json}`, with the times measured from the moment the parent spawned this process (CLOCK_MONOTONIC is
-shared by every process), so interpreter start-up counts for both alike, and the CPU time this process used
-(which other processes on a busy machine change less). A job's `path` goes first on
+event; `floor` jobs only import boto3 and create the AWS clients the function uses; `framework` jobs do the floor's
+work and import the libraries every API function builds on (pydantic, Powertools' resolver, Logger, Metrics).
+Each prints one line, `BENCH {json}`, with the times measured from the moment the parent spawned this process
+(CLOCK_MONOTONIC is shared by every process), so interpreter start-up counts for all alike, and the CPU time this
+process used (which other processes on a busy machine change less). A job's `path` goes first on
 `sys.path`: for a run as shipped (`python -I -S`), the built layer and the runtime's own packages only.
 
 Only the standard library is imported before the measured work."""
@@ -76,6 +77,24 @@ def floor(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def framework(job: dict[str, Any]) -> dict[str, Any]:
+    """The floor's work, then what every API function imports before a line of ours runs."""
+    measured = floor(job)
+    import pydantic  # noqa: PLC0415 - the measured work
+    from aws_lambda_powertools import Logger, Metrics  # noqa: PLC0415
+    from aws_lambda_powertools.event_handler import APIGatewayHttpResolver  # noqa: PLC0415
+
+    class First(pydantic.BaseModel):  # the first model builds pydantic's schema machinery
+        value: int
+
+    APIGatewayHttpResolver(enable_validation=True)
+    Logger()
+    Metrics(namespace="bench")
+    done, cpu = time.monotonic(), time.process_time()
+    measured.update(total_ms=(done - job["spawned"]) * 1000, cpu_ms=cpu * 1000, modules=len(sys.modules))
+    return measured
+
+
 def _peak_rss_mb() -> float:
     # VmHWM, not getrusage: ru_maxrss survives exec, so it would report the forked parent's size.
     with open("/proc/self/status", encoding="ascii") as status:
@@ -98,6 +117,6 @@ if __name__ == "__main__":
     with open(sys.argv[1], encoding="utf-8") as handle:
         job = json.load(handle)
     sys.path[:0] = job.get("path", [])
-    measured = function(job) if job["kind"] == "function" else floor(job)
+    measured = {"function": function, "floor": floor, "framework": framework}[job["kind"]](job)
     sys.stdout.flush()
     print("BENCH " + json.dumps(measured), flush=True)

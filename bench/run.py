@@ -74,10 +74,16 @@ def goals(results: dict[str, Any]) -> Table:
             measured = r.get("as_shipped_ratio", r["ratio"])
             how = "as shipped" if "as_shipped_ratio" in r else "from the checkout (layer not built)"
             table.add(
-                f"cold start {name.removesuffix('Function')} ≤ {target}x floor",
+                f"cold start {name.removesuffix('Function')} ≤ {target}x floor (to the first response)",
                 f"{measured}x {how} ({r['ratio']}x from the checkout)",
                 measured <= target,
             )
+            if "as_shipped_import_ratio" in r:
+                table.add(
+                    f"import {name.removesuffix('Function')} ≤ {target}x floor (the module alone; boto3 on first use)",
+                    f"{r['as_shipped_import_ratio']}x as shipped (framework alone {r['as_shipped_framework_ratio']}x)",
+                    r["as_shipped_import_ratio"] <= target,
+                )
     if "warm" in results:
         over = {name: r["ratio"] for name, r in results["warm"].items() if r["ratio"] > 1.2}
         worst = ", ".join(f"{n} {v}x" for n, v in sorted(over.items(), key=lambda kv: -kv[1])) or "none"

@@ -31,7 +31,7 @@ from common import Stack, Table, quiet
 
 SECTIONS = ("calls", "journey", "warm", "scale", "burst", "cold", "layer")
 # Iterations: the full run fits in about five minutes on a 2-core machine; --quick is for trying the bench.
-FULL = {"fakes": 150, "real": 25, "cold": 7, "shipped": 3, "repeats": 3}
+FULL = {"fakes": 150, "real": 25, "cold": 7, "shipped": 5, "repeats": 3}
 QUICK = {"fakes": 50, "real": 8, "cold": 3, "shipped": 1, "repeats": 1}
 
 

@@ -148,6 +148,9 @@ class FakeStore(ConsentStore):
                     raise ConflictError("connection changed")
             if any(c.connection_id in stored.connections for c in change.added):
                 raise ConflictError("connection exists")
+            keys = {(e.at, e.seq, e.entry_id) for e in stored.ledger}
+            if any((e.at, e.seq, e.entry_id) not in keys for e in change.replaced):
+                raise ConflictError("no such ledger entry to replace")
             if change.company is not None:
                 stored.record = change.company.model_copy(update={"version": change.company.version + 1})
             for connection in change.added:
@@ -158,6 +161,8 @@ class FakeStore(ConsentStore):
                 )
             retracted = {(r.at, r.seq, r.entry_id) for r in change.retracted}
             stored.ledger = [e for e in stored.ledger if (e.at, e.seq, e.entry_id) not in retracted]
+            replaced = {(e.at, e.seq, e.entry_id): e for e in change.replaced}
+            stored.ledger = [replaced.get((e.at, e.seq, e.entry_id), e) for e in stored.ledger]
             stored.ledger.extend(change.ledger)
         if change.webhook_id is not None:
             self._webhooks.add(change.webhook_id)

@@ -108,6 +108,10 @@ class Actor:
     def customer(customer_id: str) -> str:
         return f"customer:{customer_id}"
 
+    @staticmethod
+    def is_customer(actor: str) -> bool:
+        return actor.startswith("customer:")
+
 
 class LedgerEntry(Resource):
     entry_id: str

@@ -11,7 +11,10 @@ import pytest
 
 from consent.domain import ConnectionStatus
 from consent_dev.codat_simulator import CodatSimulator, Fault
+from consent_dev.codat_webhooks import connection_event, signed
 from consent_dev.local_api import LocalApi
+from consent_dev.streams import StreamPump
+from consent_dev.subscriber import EventsQueue
 
 pytestmark = pytest.mark.integration
 
@@ -244,3 +247,85 @@ def test_connections_page_too(api: LocalApi, simulator: CodatSimulator, new_comp
     assert len(first.body["items"]) == 2
     assert len(second.body["items"]) == 1
     assert {c["platformKey"] for c in first.body["items"] + second.body["items"]} == {"qhnd", "mqjo", "aiwb"}
+
+
+def _deliver_at_once(api: LocalApi, company_id: str, connection_id: str, message_id: str) -> None:
+    """Codat's `connection.created` for the connection, delivered (and applied) now."""
+    body = connection_event(
+        "connection.created", company_id=company_id, connection_id=connection_id, status="PendingAuth"
+    )
+    raw, headers = signed(body, message_id=message_id)
+    assert api.post("/webhooks/codat", body=raw, headers=headers).status == 204
+
+
+def _consent_entries(api: LocalApi, company_id: str) -> list[tuple[str, str, str | None]]:
+    ledger = api.get(f"/companies/{company_id}/events", customer=ALICE).body["items"]
+    return [(e["type"], e["actor"], e.get("consentVersion")) for e in ledger if "connectionId" in e]
+
+
+def test_codat_s_webhook_applied_before_the_request_writes_still_leaves_the_customer_s_consent(
+    api: LocalApi,
+    services: Any,
+    new_company: Callable[..., Any],
+    outbox: StreamPump,
+    events_queue: EventsQueue,
+) -> None:
+    # Given Codat, which sends connection.created as soon as it creates the connection: applied before our request
+    # has recorded it (forced: delivered inside the Codat call)
+    company_id = new_company()["companyId"]
+    create = services.codat.create_connection
+
+    def create_then_deliver(*args: Any, **kwargs: Any) -> Any:
+        created = create(*args, **kwargs)
+        _deliver_at_once(api, company_id, created.id, "msg-at-once")
+        return created
+
+    services.codat.create_connection = create_then_deliver
+    outbox.drain()
+    events_queue.receive()
+
+    # When the customer asks for the connection
+    response = connect(api, company_id, {"platformKey": "qhnd", "consentVersion": "2026-01"})
+
+    # Then this request created it (201), and the ledger holds her consent once, with its version, and Codat's
+    # confirmation of it, as when her request writes first
+    assert response.status == 201, response.text
+    assert response.body["linkUrl"].startswith("http")
+    assert _consent_entries(api, company_id) == [
+        ("codat.connection.created", "codat", None),
+        ("connection.created", f"customer:{ALICE}", "2026-01"),
+    ] or _consent_entries(api, company_id) == [
+        ("connection.created", f"customer:{ALICE}", "2026-01"),
+        ("codat.connection.created", "codat", None),
+    ]
+    outbox.drain()
+    customer_events = [
+        m.event["data"] for m in events_queue.receive() if m.event["data"].get("actor") == f"customer:{ALICE}"
+    ]
+    assert [e.get("consentVersion") for e in customer_events if e.get("connectionId")] == ["2026-01"]
+
+
+def test_a_retry_after_the_write_failed_records_the_consent_the_webhook_could_not(
+    api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any], dynamodb_faults: Any
+) -> None:
+    # Given a request whose Codat call succeeded but whose write failed (the table throttled every attempt) ...
+    company_id = new_company()["companyId"]
+    dynamodb_faults.fail("TransactWriteItems", "ThrottlingException", times=3)
+    failed = connect(api, company_id, {"platformKey": "qhnd", "consentVersion": "2026-01"})
+    assert failed.status == 503, failed.text
+    [connection_id] = list(simulator.companies[company_id].connections)
+    # ... and Codat's connection.created, applied meanwhile: the connection is known as made outside our API
+    _deliver_at_once(api, company_id, connection_id, "msg-meanwhile")
+
+    # When the customer retries
+    retried = connect(api, company_id, {"platformKey": "qhnd", "consentVersion": "2026-01"})
+
+    # Then she gets that connection (reused: no second one in Codat) with its link, and her consent is recorded once
+    assert retried.status == 200, retried.text
+    assert retried.body["connectionId"] == connection_id
+    assert retried.body["linkUrl"].startswith("http")
+    assert list(simulator.companies[company_id].connections) == [connection_id]
+    assert sorted(_consent_entries(api, company_id)) == [
+        ("codat.connection.created", "codat", None),
+        ("connection.created", f"customer:{ALICE}", "2026-01"),
+    ]

@@ -1,5 +1,7 @@
-"""Order safety as a property: any permutation of a company's webhooks, with any duplicates, ends in the
-same connection status, the same journey status, the same ledger, and every consent event published."""
+"""Order safety as a property: any permutation of a company's webhooks, with any duplicates, and with the customer's
+own request recording the connection at any point among them (Codat sends its webhooks as soon as it acts, so they
+may arrive before that request writes), ends in the same connection status, the same journey status, the same
+ledger, with the customer's consent recorded once, and every consent event published."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consent.events import to_cloud_event
+from consent.services import Services
 from consent.store import LedgerRecord
 from consent_dev.codat_webhooks import connection_event, read_event, signed
 from consent_dev.local_api import LocalApi
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 ALICE = "customer-alice"
 T0 = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+CONSENT_VERSION = "terms-2026-11"
 
 
 def events_for(company_id: str, connection_id: str) -> list[dict[str, Any]]:
@@ -43,21 +47,55 @@ def events_for(company_id: str, connection_id: str) -> list[dict[str, Any]]:
     ]
 
 
-class Run:
-    """One company taken through the events in a given delivery order."""
+def is_read(event: dict[str, Any]) -> bool:
+    return str(event["eventType"]).startswith("read.")
 
-    def __init__(self, api: LocalApi, store: Any) -> None:
+
+class Run:
+    """One company taken through the events in a given delivery order, the customer's request recording the
+    connection after the first `before_request` of them."""
+
+    def __init__(self, api: LocalApi, store: Any, services: Services) -> None:
         self.api = api
         self.store = store
+        self.services = services
         company = api.post("/companies", customer=ALICE, json={"name": "Acme", "journey": "onboarding"}).body
         self.company_id = company["companyId"]
-        self.connection_id = api.post(
-            f"/companies/{self.company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}
-        ).body["connectionId"]
-        self.events = events_for(self.company_id, self.connection_id)
+        self.connection_id = ""
+        self.events: list[dict[str, Any]] = []
 
-    def deliver(self, order: list[int]) -> None:
-        for index in order:
+    def deliver(self, order: list[int], *, before_request: int = 0) -> None:
+        """The customer asks for the connection; Codat creates it and delivers the connection events among
+        `order[:before_request]` before her request writes (forced: they are delivered inside the Codat call), then
+        the rest. Reads wait for the write: a read about a connection nobody has recorded yet is parked (it names
+        no platform to adopt the connection from), and Codat reads only once the customer has authorized on the
+        link that this request's answer gives her."""
+        codat = self.services.codat
+        create = codat.create_connection
+
+        def create_then_deliver(*args: Any, **kwargs: Any) -> Any:
+            created = create(*args, **kwargs)
+            self.connection_id = created.id
+            self.events = events_for(self.company_id, created.id)
+            self._send([i for i in order[:before_request] if not is_read(self.events[i])])
+            return created
+
+        codat.create_connection = create_then_deliver  # type: ignore[method-assign]
+        try:
+            response = self.api.post(
+                f"/companies/{self.company_id}/connections",
+                customer=ALICE,
+                json={"platformKey": "qhnd", "consentVersion": CONSENT_VERSION},
+            )
+        finally:
+            del codat.create_connection
+        assert response.status == 201, response.text
+        assert response.body["connectionId"] == self.connection_id
+        early_reads = [i for i in order[:before_request] if is_read(self.events[i])]
+        self._send(early_reads + order[before_request:])
+
+    def _send(self, indices: list[int]) -> None:
+        for index in indices:
             raw, headers = signed(self.events[index], message_id=f"msg-{self.company_id}-{index}")
             response = self.api.post("/webhooks/codat", body=raw, headers=headers)
             assert response.status == 204, response.text
@@ -78,6 +116,12 @@ class Run:
         return {
             "connection": (connection["status"], connection.get("lastSyncAt")),
             "journey": (journey["status"], journey.get("completedAt")),
+            # the customer's consent: exactly one entry, with the version she agreed to
+            "consent": [
+                (e.type, e.consent_version)
+                for e in self.ledger()
+                if e.actor == f"customer:{ALICE}" and e.connection_id == self.connection_id
+            ],
             "ledger": sorted(
                 # entries of Codat's events and milestones have ids derived from the events; ours are random
                 (e.type, normal(e.entry_id) if e.actor == "codat" or e.entry_id.startswith("journey:") else "")
@@ -87,9 +131,9 @@ class Run:
 
 
 @pytest.fixture
-def reference(api: LocalApi, store: Any) -> dict[str, Any]:
-    run = Run(api, store)
-    run.deliver(list(range(len(run.events))))
+def reference(api: LocalApi, store: Any, services: Services) -> dict[str, Any]:
+    run = Run(api, store, services)
+    run.deliver(list(range(len(events_for("-", "-")))))
     return run.outcome()
 
 
@@ -98,22 +142,25 @@ def reference(api: LocalApi, store: Any) -> dict[str, Any]:
 def test_any_order_and_any_duplicates_end_in_the_same_state(
     api: LocalApi,
     store: Any,
+    services: Services,
     reference: dict[str, Any],
     outbox: StreamPump,
     events_queue: EventsQueue,
     data: st.DataObject,
 ) -> None:
     # Given a company and one authorization lifecycle of Codat events
-    run = Run(api, store)
-    indices = list(range(len(run.events)))
+    run = Run(api, store, services)
+    indices = list(range(len(events_for("-", "-"))))
     order = data.draw(st.permutations(indices), label="order")
     repeats = data.draw(st.lists(st.sampled_from(indices), max_size=4), label="redelivered")
     for index in repeats:
         position = data.draw(st.integers(0, len(order)), label="at")
         order = [*order[:position], index, *order[position:]]
+    before_request = data.draw(st.integers(0, len(order)), label="delivered before the request writes")
 
-    # When Codat delivers them in that order, some twice
-    run.deliver(order)
+    # When the customer asks for the connection and Codat delivers them in that order, some twice, some before
+    # her request has recorded the connection
+    run.deliver(order, before_request=before_request)
 
     # Then the state is the one the in-order delivery reached
     assert run.outcome() == reference
@@ -127,6 +174,8 @@ def test_any_order_and_any_duplicates_end_in_the_same_state(
 def test_the_reference_lifecycle_is_the_one_the_product_promises(reference: dict[str, Any]) -> None:
     # Sanity of the reference itself: at t5 the Unlinked event wins the tie (its webhook id sorts last), so
     # the connection ends Unlinked and the journey, complete once, needs action.
+    assert reference["consent"] == [("connection.created", CONSENT_VERSION)]
+    assert ("codat.connection.created", "webhook:msg-<company>-0") in reference["ledger"]
     assert reference["connection"][0] == "Unlinked"
     assert reference["journey"][0] == "action_required"
     milestones = [kind for kind, _ in reference["ledger"] if kind.startswith("journey.") and kind != "journey.started"]

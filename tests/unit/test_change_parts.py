@@ -95,3 +95,14 @@ def test_every_item_goes_once_in_a_part_that_fits_with_its_connection_and_the_co
 def test_a_change_whose_company_part_alone_is_too_large_is_refused() -> None:
     with pytest.raises(ValueError, match="company"):
         change(0, 1, [1], milestones=30, retracted=0).parts(25)
+
+
+def test_replaced_entries_count_and_go_with_the_company_in_the_last_part() -> None:
+    replaced = [entry("created-by-codat", "conn-0")]
+    whole = Change(company=COMPANY, updated=[connection(n) for n in range(150)], replaced=replaced)
+
+    parts = whole.parts(100)
+
+    assert whole.items == 152
+    assert [list(p.replaced) for p in parts] == [[], replaced]
+    assert parts[-1].company == COMPANY

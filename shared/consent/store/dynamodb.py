@@ -244,6 +244,7 @@ class DynamoDBConsentStore(ConsentStore):
             assert company_id is not None, "a retraction comes with the company it belongs to"
             key = {"PK": _s(company_pk(company_id)), "SK": _s(ledger_sk(retracted))}
             items.append({"Delete": {"TableName": self._table, "Key": key}})
+        items.extend(self._put_ledger(entry, replacing=True) for entry in change.replaced)
         if change.webhook_id is not None:
             items.append(self._remember_webhook(change.webhook_id))
         if items:
@@ -612,7 +613,7 @@ class DynamoDBConsentStore(ConsentStore):
             "data": _s(connection.model_dump_json(exclude={"link_url"})),
         }
 
-    def _put_ledger(self, entry: LedgerRecord) -> TransactWriteItemTypeDef:
+    def _put_ledger(self, entry: LedgerRecord, *, replacing: bool = False) -> TransactWriteItemTypeDef:
         return {
             "Put": {
                 "TableName": self._table,
@@ -623,7 +624,7 @@ class DynamoDBConsentStore(ConsentStore):
                     "type": _s(entry.type),
                     "data": _s(entry.model_dump_json()),
                 },
-                "ConditionExpression": "attribute_not_exists(PK)",
+                "ConditionExpression": "attribute_exists(PK)" if replacing else "attribute_not_exists(PK)",
             }
         }
 

@@ -78,6 +78,9 @@ class Change:
     ledger: Sequence[LedgerRecord] = ()
     # Ledger entries withdrawn (journey milestones that a late event showed never happened), by sort key.
     retracted: Sequence[LedgerKey] = ()
+    # Ledger entries rewritten in place (same key, the entry must exist): a correction of what an earlier entry
+    # said. Not published again: the relay publishes new entries only.
+    replaced: Sequence[LedgerRecord] = ()
     # A processed webhook's id, remembered so that a redelivery changes nothing (the write fails if known).
     webhook_id: str | None = None
 
@@ -90,13 +93,15 @@ class Change:
             + len(self.updated)
             + len(self.ledger)
             + len(self.retracted)
+            + len(self.replaced)
             + (self.webhook_id is not None)
         )
 
     def parts(self, max_items: int) -> list[Change]:
         """The change as transactions of at most `max_items` items, for a store that cannot take it whole: the
         connections first, each with its own ledger entries, and the company, the rest of the ledger, the
-        retractions and the webhook id in the last part (so a redelivery is refused only once all is written).
+        retractions, the replacements and the webhook id in the last part (so a redelivery is refused only once
+        all is written).
 
         Not all or nothing any more: only for a use case that, retried, skips what an interrupted attempt wrote
         (reconciliation compares with Codat again; `company.deleted` skips connections already marked, and a read
@@ -109,7 +114,13 @@ class Change:
         rest: list[LedgerRecord] = []
         for entry in self.ledger:
             own.get(entry.connection_id or "", rest).append(entry)
-        tail = Change(company=self.company, ledger=rest, retracted=self.retracted, webhook_id=self.webhook_id)
+        tail = Change(
+            company=self.company,
+            ledger=rest,
+            retracted=self.retracted,
+            replaced=self.replaced,
+            webhook_id=self.webhook_id,
+        )
         if tail.items > max_items:
             raise ValueError(f"the company's own part of the change exceeds {max_items} items")
         # Filled from the end: the last part has the room the tail leaves, the others `max_items` each.
@@ -132,6 +143,7 @@ class Change:
                 updated=[c for c in members if c.connection_id not in added],
                 ledger=[*(e for c in members for e in own[c.connection_id]), *(then.ledger if then else ())],
                 retracted=then.retracted if then else (),
+                replaced=then.replaced if then else (),
                 webhook_id=then.webhook_id if then else None,
             )
 

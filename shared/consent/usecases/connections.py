@@ -15,6 +15,7 @@ from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
 from consent.timeline import EventKind, StatusEvent
 from consent.usecases.ledger import connection_entry
 from consent.usecases.progress import settle
+from consent.usecases.status_events import CONFIRMED_BY_CODAT, LATE, entry_id_of
 
 _CONNECTION_NAMESPACE = uuid.UUID("1b0f3f55-41c2-4c8e-8a43-0f4b0b6f7a10")
 _ATTEMPTS = 3
@@ -55,18 +56,24 @@ def create_connection(
     )
     for _ in range(_ATTEMPTS):
         known = next((c for c in view.connections if c.connection_id == codat_connection.id), None)
-        if known is not None:
+        if known is not None and _asked_for_by_customer(known):
+            # An earlier attempt of this request (same key, so Codat gave the same connection) recorded it.
             link = codat_connection.link_url if known.status != ConnectionStatus.LINKED else None
             return ConnectionAnswer(known.to_resource(link_url=link), created=False)
         try:
-            record = _record_new(
-                services,
-                view=view,
-                codat_connection=codat_connection,
-                request=request,
-                source_type=integration.source_type,
-                platform_name=integration.name,
-            )
+            if known is None:
+                record = _record_new(
+                    services,
+                    view=view,
+                    codat_connection=codat_connection,
+                    request=request,
+                    source_type=integration.source_type,
+                    platform_name=integration.name,
+                )
+            else:
+                # Codat's webhook (or reconciliation) recorded the connection before we could: it is still the one
+                # this request created, and the customer's consent is still ours to record.
+                record = _record_consent(services, view=view, adopted=known, request=request)
         except ConflictError:
             # A webhook or another request changed the company meanwhile: record it on what is there now,
             # without asking Codat for another connection.
@@ -128,7 +135,29 @@ def _reuse(
 ) -> ConnectionAnswer:
     # Link URLs can be one-time and expire after a day: always ask Codat for the current one.
     codat_connection = services.codat.get_connection(view.company.company_id, connection.connection_id)
-    now = services.clock()
+    link = codat_connection.link_url if codat_connection.status != ConnectionStatus.LINKED else None
+    for _ in range(_ATTEMPTS):
+        if _asked_for_by_customer(connection):
+            _record_link_requested(services, view, connection, request)
+            return ConnectionAnswer(connection.to_resource(link_url=link), created=False)
+        try:
+            # Known only from Codat (its webhook or reconciliation: an earlier attempt of this request whose write
+            # failed, or a connection made outside our API): her asking for it is her consent, recorded once.
+            recorded = _record_consent(services, view=view, adopted=connection, request=request)
+        except ConflictError:
+            view = _company(services, view.company.customer_id, view.company.company_id)
+            current = next((c for c in view.connections if c.connection_id == connection.connection_id), None)
+            if current is None:
+                break
+            connection = current
+            continue
+        return ConnectionAnswer(recorded.to_resource(link_url=link), created=False)
+    raise ConflictError("company kept changing")
+
+
+def _record_link_requested(
+    services: Services, view: CompanyView, connection: ConnectionRecord, request: CreateConnectionRequest
+) -> None:
     services.store.commit(
         Change(
             ledger=[
@@ -136,7 +165,7 @@ def _reuse(
                     view.company,
                     "connection.link_requested",
                     actor=Actor.customer(view.company.customer_id),
-                    at=now,
+                    at=services.clock(),
                     connection=connection,
                     consent_version=request.consent_version,
                     status=connection.status,
@@ -144,8 +173,6 @@ def _reuse(
             ]
         )
     )
-    link = codat_connection.link_url if codat_connection.status != ConnectionStatus.LINKED else None
-    return ConnectionAnswer(connection.to_resource(link_url=link), created=False)
 
 
 def _record_new(
@@ -188,6 +215,63 @@ def _record_new(
         *settled.milestones,
     ]
     services.store.commit(Change(company=settled.company, added=[record], ledger=ledger, retracted=settled.retracted))
+    return record
+
+
+def _asked_for_by_customer(connection: ConnectionRecord) -> bool:
+    """Whether a customer's request recorded creating the connection (its consent entry is in the ledger)."""
+    return any(e.kind == EventKind.CREATED and Actor.is_customer(e.actor) for e in connection.history)
+
+
+def _record_consent(
+    services: Services, *, view: CompanyView, adopted: ConnectionRecord, request: CreateConnectionRequest
+) -> ConnectionRecord:
+    """The customer's consent for a connection this request created, which Codat's `connection.created` webhook
+    (or reconciliation) recorded first as made outside our API: the customer's `connection.created` entry, as if
+    her request had come first, and the earlier entry corrected to Codat's confirmation of it
+    (`codat.connection.created`). The ledger ends as it does in the other order."""
+    company = view.company
+    now = services.clock()
+    actor = Actor.customer(company.customer_id)
+    entry_id = str(uuid.uuid4())
+    customer_event = StatusEvent(at=now, id=entry_id, kind=EventKind.CREATED, actor=actor)
+    record = adopted.with_event(customer_event)
+    counted = company.model_copy(update={"connection_requests": company.connection_requests + 1})
+    settled = settle(services.catalog, counted, [c for c in view.connections if c is not adopted] + [record], now=now)
+    corrected = [
+        connection_entry(
+            settled.company,
+            CONFIRMED_BY_CODAT,
+            actor=event.actor,
+            at=event.at,
+            entry_id=entry_id_of(event),
+            connection=record,
+            status=ConnectionStatus.PENDING_AUTH,
+            # As the confirmation is recorded when the customer's creation came first: older than it, so late.
+            detail=LATE if event.order < customer_event.order else None,
+            late=event.order < customer_event.order,
+        )
+        for event in adopted.history
+        if event.kind == EventKind.CREATED and event.actor in (Actor.CODAT, Actor.RECONCILE)
+    ]
+    ledger = [
+        connection_entry(
+            settled.company,
+            "connection.created",
+            actor=actor,
+            at=now,
+            entry_id=entry_id,
+            connection=record,
+            consent_version=request.consent_version,
+            status=record.status,
+        ),
+        *settled.milestones,
+    ]
+    services.store.commit(
+        Change(
+            company=settled.company, updated=[record], ledger=ledger, retracted=settled.retracted, replaced=corrected
+        )
+    )
     return record
 
 

@@ -31,7 +31,7 @@ from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import CompanyView, ConflictError, ConnectionRecord, StoreRejected
 from consent.timeline import EventKind, StatusEvent, derive
-from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents
+from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents, entry_id_of
 
 # Ids of what reconciliation records are derived from what it observed (uuid5), never random: two runs that
 # see the same drift write the same ledger entry, which the store accepts once.
@@ -428,4 +428,6 @@ def _adopt(events: ConnectionEvents, view: CompanyView, reported: CodatConnectio
     )
     event_id = _event_id(reported.id, "created")
     created = StatusEvent(at=reported.created, id=event_id, kind=EventKind.CREATED, actor=Actor.RECONCILE)
-    return events.record(reported.id, created, ledger_type="connection.created", entry_id=event_id, detail=_OBSERVED)
+    return events.record(
+        reported.id, created, ledger_type="connection.created", entry_id=entry_id_of(created), detail=_OBSERVED
+    )

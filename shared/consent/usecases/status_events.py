@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from consent.domain import ConnectionStatus
+from consent.domain import Actor, ConnectionStatus
 from consent.journeys import JourneyCatalog
 from consent.store import Change, CompanyView, ConnectionRecord, LedgerRecord
 from consent.timeline import EventKind, StatusEvent
@@ -13,6 +13,8 @@ from consent.usecases.ledger import entry
 from consent.usecases.progress import settle
 
 LATE = "arrived after a newer event about this connection: recorded, status unchanged"
+# Codat's `connection.created` about a connection a customer's request created: kept, not announced again.
+CONFIRMED_BY_CODAT = "codat.connection.created"
 
 # The ledger entry (and so the consent event) of each status event, whoever observed it.
 LEDGER_TYPES = {
@@ -29,6 +31,12 @@ _STATUS_OF = {
     EventKind.UNLINKED: ConnectionStatus.UNLINKED,
     EventKind.DEAUTHORIZED: ConnectionStatus.DEAUTHORIZED,
 }
+
+
+def entry_id_of(event: StatusEvent) -> str:
+    """The id of the ledger entry that records a status event about a connection: Codat's webhooks are recorded
+    as `webhook:<webhook id>`, every other writer's events under their own id."""
+    return f"webhook:{event.id}" if event.actor == Actor.CODAT else event.id
 
 
 class ConnectionEvents:

@@ -22,7 +22,7 @@ from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, 
 from consent.timeline import EventKind, StatusEvent
 from consent.usecases.ledger import connection_entry
 from consent.usecases.progress import settle
-from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents
+from consent.usecases.status_events import CONFIRMED_BY_CODAT, LEDGER_TYPES, ConnectionEvents, entry_id_of
 from consent.webhooks.codat_events import ConnectionPayload, ReadPayload, WebhookConnection, WebhookEnvelope
 
 _P = TypeVar("_P")
@@ -140,8 +140,8 @@ def _apply_connection_event(services: Services, webhook_id: str, envelope: Webho
     ledger_type = LEDGER_TYPES[kind]
     if kind == EventKind.CREATED and known is not None:
         # Codat confirming a connection our API already recorded (and announced): kept, not announced again.
-        ledger_type = "codat.connection.created"
-    events.record(reported.id, event, ledger_type=ledger_type, entry_id=f"webhook:{webhook_id}")
+        ledger_type = CONFIRMED_BY_CODAT
+    events.record(reported.id, event, ledger_type=ledger_type, entry_id=entry_id_of(event))
     services.store.commit(events.change(services.catalog, now=services.clock(), webhook_id=webhook_id))
 
 

@@ -118,3 +118,23 @@ def test_twenty_parallel_requests_with_one_key_create_one_codat_company(
     assert simulator.count("POST", "/companies") == 1
     assert len(simulator.companies) == 1
     assert len(company_items(table_items)) == 1
+
+
+@pytest.mark.parametrize("body", [BODY, {**BODY, "name": "Another Company Ltd"}], ids=["same body", "another body"])
+def test_a_key_reused_after_its_company_was_erased_is_422_not_a_codat_failure(
+    api: LocalApi, simulator: CodatSimulator, body: dict[str, Any]
+) -> None:
+    # Given a company created with a key, then erased (with everything we kept of its create request)
+    first = api.post("/companies", customer="alice", json=BODY, headers={"Idempotency-Key": "k-erased"})
+    assert first.status == 201, first.text
+    assert api.delete(f"/companies/{first.body['companyId']}", customer="alice").status == 204
+
+    # When the key comes again, while Codat still remembers it
+    again = api.post("/companies", customer="alice", json=body, headers={"Idempotency-Key": "k-erased"})
+
+    # Then it is the client's mistake, said clearly: Codat is not asked (it would refuse another body, and
+    # replay the erased company for the same one)
+    assert again.status == 422, again.text
+    assert again.body["code"] == "idempotency_key_reused"
+    assert "erased" in again.body["detail"]
+    assert simulator.count("POST", "/companies") == 1

@@ -52,6 +52,8 @@ Item = dict[str, "AttributeValueTypeDef"]
 
 GSI1 = "GSI1"
 _IDEMPOTENCY_LEASE_SECONDS = 60  # longer than any API function's timeout (29 s)
+# An erased company's Idempotency-Key stays spent this long: Codat remembers a key for 90 minutes.
+_SPENT_KEY_SECONDS = 2 * 3600
 _QUERY_PAGE_ITEMS = 250
 _BATCH_WRITE_LIMIT = 25
 _ERASE_ATTEMPTS = 3
@@ -151,6 +153,8 @@ class DynamoDBConsentStore(ConsentStore):
         ).get("Item")
         if item is None:  # it expired or was deleted between the two calls: the caller may simply retry
             return IdempotencyClaim(IdempotencyOutcome.IN_PROGRESS)
+        if item["state"]["S"] == "ERASED":
+            return IdempotencyClaim(IdempotencyOutcome.ERASED)
         if item["fingerprint"]["S"] != fingerprint:
             return IdempotencyClaim(IdempotencyOutcome.MISMATCH)
         if item["state"]["S"] == "COMPLETED":
@@ -179,6 +183,28 @@ class DynamoDBConsentStore(ConsentStore):
     def _idempotency_key(self, scope: str, key: str) -> Item:
         digest = hashlib.sha256(f"{scope}\x00{key}".encode()).hexdigest()
         return {"PK": _s(f"IDEMPOTENCY#{digest}"), "SK": _s("IDEMPOTENCY")}
+
+    def _spend_idempotency_key(self, idempotency_pk: str) -> TransactWriteItemTypeDef:
+        """The key of an erased company's create request, emptied of everything but the key's hash: the remembered
+        answer (the company's name) and the body's fingerprint go, and the key stays spent while Codat still
+        remembers it (its idempotency window, 90 minutes from its first use, which was before now). Reused with any
+        body, it answers 422: Codat would refuse another body, and replay the erased company for the same one."""
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"PK": _s(idempotency_pk), "SK": _s("IDEMPOTENCY")},
+                "UpdateExpression": (
+                    "SET kind = :kind, #state = :erased, expiresAt = :expires"
+                    " REMOVE fingerprint, responseStatus, responseBody, claimToken, leaseUntil, reachedCodat"
+                ),
+                "ExpressionAttributeNames": {"#state": "state"},
+                "ExpressionAttributeValues": {
+                    ":kind": _s("idempotency"),
+                    ":erased": _s("ERASED"),
+                    ":expires": _n(int(self._clock()) + _SPENT_KEY_SECONDS),
+                },
+            }
+        }
 
     def _complete_idempotency(self, result: IdempotencyResult) -> TransactWriteItemTypeDef:
         return {
@@ -379,9 +405,7 @@ class DynamoDBConsentStore(ConsentStore):
             ]
             idempotency_pk = company_item.get("idempotencyPK", {}).get("S")
             if idempotency_pk:
-                final.append(
-                    {"Delete": {"TableName": self._table, "Key": {"PK": _s(idempotency_pk), "SK": _s("IDEMPOTENCY")}}}
-                )
+                final.append(self._spend_idempotency_key(idempotency_pk))
             try:
                 self._transact(final)
             except ConflictError:

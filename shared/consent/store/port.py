@@ -33,6 +33,7 @@ class IdempotencyOutcome(StrEnum):
     REPLAY = "replay"  # done before: answer `status` and `body` again
     MISMATCH = "mismatch"  # the key was used with another request body
     IN_PROGRESS = "in_progress"  # another request with this key is running
+    ERASED = "erased"  # the key made a company that has been erased since: spent, whatever the body
 
 
 @dataclass(frozen=True)

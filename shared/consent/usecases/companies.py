@@ -73,19 +73,8 @@ def create_company(
     previous_attempt_reached_codat = False
     if idempotency_key is not None:
         claim = services.store.claim_idempotency_key(customer_id, idempotency_key, _fingerprint(request))
-        if claim.outcome == IdempotencyOutcome.REPLAY:
-            assert claim.status is not None
-            assert claim.body is not None
-            return Answer(claim.status, claim.body, replayed=True)
-        if claim.outcome == IdempotencyOutcome.MISMATCH:
-            raise Problem(422, "idempotency_key_reused", "This Idempotency-Key was used with another request body.")
-        if claim.outcome == IdempotencyOutcome.IN_PROGRESS:
-            raise Problem(
-                409,
-                "idempotency_request_in_progress",
-                "A request with this Idempotency-Key is still being processed. Retry shortly.",
-                headers={"Retry-After": "1"},
-            )
+        if claim.outcome != IdempotencyOutcome.ACQUIRED:
+            return _answer_for_taken_key(claim)
         token = claim.token
         previous_attempt_reached_codat = claim.previous_attempt_reached_codat
         request_ref = str(uuid.uuid5(_REQUEST_NAMESPACE, f"{customer_id}\x00{idempotency_key}"))
@@ -150,6 +139,12 @@ def _answer_for_taken_key(claim: IdempotencyClaim) -> Answer:
         return Answer(claim.status, claim.body, replayed=True)
     if claim.outcome == IdempotencyOutcome.MISMATCH:
         raise Problem(422, "idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+    if claim.outcome == IdempotencyOutcome.ERASED:
+        raise Problem(
+            422,
+            "idempotency_key_reused",
+            "This Idempotency-Key created a company that has since been erased. Use a new key.",
+        )
     raise Problem(
         409,
         "idempotency_request_in_progress",

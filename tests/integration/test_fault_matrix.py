@@ -806,9 +806,12 @@ class Erase(Row):
         return answered(world.api.delete(f"/companies/{ctx['company']}", customer=ALICE))
 
     def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
-        # The tombstone, and nothing else (but the id of a webhook a racer delivered, remembered for 8 days)
-        left = [i for i in items if _kind(i) != "webhook"]
+        # The tombstone, and nothing else (but the id of a webhook a racer delivered, remembered for 8 days, and
+        # the create request's Idempotency-Key, spent: its hash and nothing else)
+        left = [i for i in items if _kind(i) not in ("webhook", "idempotency")]
         assert [(i["PK"]["S"], i["type"]["S"]) for i in left] == [(company_pk(ctx["company"]), "company.erased")]
+        keys = [i for i in items if _kind(i) == "idempotency"]
+        assert [(set(i), i["state"]["S"]) for i in keys] == [({"PK", "SK", "kind", "state", "expiresAt"}, "ERASED")]
         assert "Acme Bakery Ltd" not in json.dumps(items)
         assert ctx["company"] not in world.simulator.companies
         for path in ("", "/connections", "/events"):

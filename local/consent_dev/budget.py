@@ -87,12 +87,13 @@ BUDGET: dict[str, Budget] = {
         _READ_COMPANY, {}, "idempotent no-op"
     ),
     "DELETE /companies/{companyId}/connections/{connectionId} (PendingAuth)": Budget(
-        _READ_COMPANY,
+        _READ_THEN_WRITE,
         {
             "PATCH /companies/{companyId}/connections/{connectionId}": 1,
             "GET /companies/{companyId}/connections/{connectionId}": 1,
+            "DELETE /companies/{companyId}/connections/{connectionId}": 1,
         },
-        "Codat refuses; still PendingAuth there",
+        "Codat refuses to unlink; still PendingAuth there, so deleted (its link dies)",
     ),
     "DELETE /companies/{companyId}": Budget(
         {"dynamodb.Query": 2, "dynamodb.BatchWriteItem": 1, "dynamodb.TransactWriteItems": 1},

@@ -44,6 +44,8 @@ LEDGER_EVENT_TYPES: dict[str, ConsentEventType] = {
     "consent.revoked": ConsentEventType.CONNECTION_UNLINKED,
     "connection.deauthorized": ConsentEventType.CONNECTION_DEAUTHORIZED,
     "connection.deleted": ConsentEventType.CONNECTION_DELETED,
+    # The customer revoked a connection she never authorized: deleted in Codat, its link dead.
+    "consent.withdrawn": ConsentEventType.CONNECTION_DELETED,
     # Reconciliation deleted a connection never authorized in time (its link had expired): gone all the same.
     "connection.expired": ConsentEventType.CONNECTION_DELETED,
     "sync.completed": ConsentEventType.SYNC_COMPLETED,

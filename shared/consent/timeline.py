@@ -72,6 +72,10 @@ class DerivedConnection:
         )
 
     def apply(self, event: StatusEvent) -> None:
+        if self.deleted:
+            # Deleted is final: Codat never brings a deleted connection back (a new link is a new connection), so
+            # nothing said about it afterwards (an authorization racing a revoke) makes it count again.
+            return
         if event.kind == EventKind.INITIAL_READ:
             if self.initial_read_at is None or event.at > self.initial_read_at:
                 self.initial_read_at = event.at

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from consent.domain import ConnectionStatus
 from consent_dev.codat_simulator import CodatSimulator
+from consent_dev.codat_webhooks import connection_event, signed
 from consent_dev.local_api import LocalApi
+from consent_dev.streams import StreamPump
+from consent_dev.subscriber import EventsQueue
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +34,10 @@ def linked(api: LocalApi, new_company: Callable[..., Any], authorize: Callable[.
 
 def revoke(api: LocalApi, company_id: str, connection_id: str) -> Any:
     return api.delete(f"/companies/{company_id}/connections/{connection_id}", customer=ALICE)
+
+
+def ledger(api: LocalApi, company_id: str) -> list[dict[str, Any]]:
+    return list(api.get(f"/companies/{company_id}/events", customer=ALICE).body["items"])
 
 
 def ledger_types(api: LocalApi, company_id: str) -> list[str]:
@@ -98,25 +107,76 @@ def test_revoking_a_connection_that_is_not_linked_is_a_no_op(
     assert ledger_types(api, company_id) == before
 
 
-def test_revoking_a_connection_still_pending_in_codat_changes_nothing(
-    api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any]
+def test_revoking_a_connection_still_pending_deletes_it_in_codat_so_its_link_dies(
+    api: LocalApi,
+    simulator: CodatSimulator,
+    new_company: Callable[..., Any],
+    outbox: StreamPump,
+    events_queue: EventsQueue,
 ) -> None:
-    # Given a connection the customer has not authorized, here or in Codat
+    # Given a connection the customer has not authorized, here or in Codat, and its link
     company_id = new_company()["companyId"]
-    connection_id = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}).body[
-        "connectionId"
-    ]
-    before = ledger_types(api, company_id)
+    created = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}).body
+    connection_id, link = created["connectionId"], created["linkUrl"]
+    outbox.drain()
+    events_queue.receive()
 
     # When she revokes it
     response = revoke(api, company_id, connection_id)
 
-    # Then Codat is asked (it refuses to unlink what is not Linked), and nothing changes or is recorded
+    # Then Codat is asked to unlink (it refuses what is not Linked), then deletes it: the link no longer works
     assert response.status == 200, response.text
-    assert response.body["status"] == "PendingAuth"
+    assert "linkUrl" not in response.body
     assert len(simulator.calls("PATCH", "/companies/{companyId}/connections/{connectionId}")) == 1
-    assert simulator.connection(company_id, connection_id).status == "PendingAuth"
-    assert ledger_types(api, company_id) == before
+    assert len(simulator.calls("DELETE", "/companies/{companyId}/connections/{connectionId}")) == 1
+    assert connection_id not in simulator.companies[company_id].connections
+    with httpx.Client(transport=simulator.transport()) as browser:
+        assert browser.post(link, data={"action": "authorize"}).status_code == 404
+    # ... her revoke is recorded as hers, the connection is gone from her company, and subscribers hear it
+    [withdrawn] = [e for e in ledger(api, company_id) if e["type"] == "consent.withdrawn"]
+    assert (withdrawn["actor"], withdrawn["connectionId"]) == (f"customer:{ALICE}", connection_id)
+    assert api.get(f"/companies/{company_id}", customer=ALICE).body["connections"] == []
+    outbox.drain()
+    assert [(m.type, m.event["data"]["actor"]) for m in events_queue.receive()] == [
+        ("consent.connection.deleted", f"customer:{ALICE}")
+    ]
+    # ... and revoking it again changes nothing
+    again = revoke(api, company_id, connection_id)
+    assert again.status == 200
+    assert [e["type"] for e in ledger(api, company_id)].count("consent.withdrawn") == 1
+    assert len(simulator.calls("DELETE", "/companies/{companyId}/connections/{connectionId}")) == 1
+
+
+def test_an_authorization_reported_after_the_revoke_does_not_link_it(
+    api: LocalApi, new_company: Callable[..., Any], outbox: StreamPump, events_queue: EventsQueue
+) -> None:
+    # Given a pending connection the customer revoked
+    company_id = new_company(journey="onboarding")["companyId"]
+    connection_id = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"}).body[
+        "connectionId"
+    ]
+    assert revoke(api, company_id, connection_id).status == 200
+    outbox.drain()
+    events_queue.receive()
+
+    # When a connected webhook about it arrives, stamped after the revoke
+    body = connection_event(
+        "connection.connected",
+        company_id=company_id,
+        connection_id=connection_id,
+        status="Linked",
+        generated=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    raw, headers = signed(body, message_id="msg-after-revoke")
+    assert api.post("/webhooks/codat", body=raw, headers=headers).status == 204
+
+    # Then it does not become a Linked consent: the connection stays gone, the journey unlinked, nothing announced
+    company = api.get(f"/companies/{company_id}", customer=ALICE).body
+    assert company["connections"] == []
+    assert company["journeys"][0]["status"] == "pending"
+    assert "journey.linked" not in [e["type"] for e in ledger(api, company_id)]
+    outbox.drain()
+    assert events_queue.receive() == []
 
 
 def test_revoking_a_pending_connection_codat_already_has_linked_unlinks_it(

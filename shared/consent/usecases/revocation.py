@@ -25,6 +25,9 @@ _KIND_OF = {
     ConnectionStatus.PENDING_AUTH: EventKind.CREATED,
     ConnectionStatus.LINKED: EventKind.LINKED,
 }
+# A customer's revoke of a connection she never authorized: deleted in Codat, so its link no longer works.
+WITHDRAWN = "consent.withdrawn"
+_WITHDRAWN = "revoked before it was authorized: deleted in Codat, its link no longer works"
 # What a status reached outside our API means in the ledger (the same words a webhook would produce).
 _OBSERVED = {
     ConnectionStatus.UNLINKED: "connection.unlinked",
@@ -39,32 +42,47 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
     A PendingAuth one is asked of Codat too: the customer may have just authorized it, its webhook still on
     its way, and revoking must then unlink it rather than leave it Linked."""
     view, connection = _find(services, customer_id, company_id, connection_id)
-    if connection.status not in _REVOCABLE:
+    if not _revocable(connection):
         return connection.to_resource()
+    detail = None
     try:
         unlinked = services.codat.unlink_connection(company_id, connection_id, idempotency_key=_unlink_key(connection))
         codat_status = ConnectionStatus.from_codat(unlinked.status)
+        kind = _KIND_OF[codat_status or ConnectionStatus.UNLINKED]
         ledger_type, actor = "consent.revoked", Actor.customer(customer_id)
     except (CodatRejected, CodatNotFound):
         # Codat unlinks only Linked connections: find out what it has instead (a missed webhook).
         codat_status = ConnectionStatus.from_codat(services.codat.get_connection(company_id, connection_id).status)
         if codat_status is None or codat_status == ConnectionStatus.LINKED:
             raise
-        if codat_status == connection.status:
-            return connection.to_resource()  # still PendingAuth in Codat too: nothing to revoke
-        ledger_type, actor = _OBSERVED.get(codat_status, "connection.status_observed"), Actor.CODAT
-    new_status = codat_status or ConnectionStatus.UNLINKED
+        if codat_status == ConnectionStatus.PENDING_AUTH:
+            # Never authorized: its link would still work for a day. Deleting it in Codat kills the link.
+            with contextlib.suppress(CodatNotFound):  # deleted meanwhile (an earlier attempt of this revoke)
+                services.codat.delete_connection(company_id, connection_id)
+            kind, ledger_type, actor, detail = EventKind.DELETED, WITHDRAWN, Actor.customer(customer_id), _WITHDRAWN
+        else:
+            kind, ledger_type, actor = _KIND_OF[codat_status], _OBSERVED[codat_status], Actor.CODAT
 
     for _ in range(_ATTEMPTS):
-        if connection.status not in _REVOCABLE:
+        if not _revocable(connection):
             return connection.to_resource()  # a webhook recorded it meanwhile
         try:
             return _record(
-                services, view=view, connection=connection, status=new_status, ledger_type=ledger_type, actor=actor
+                services,
+                view=view,
+                connection=connection,
+                kind=kind,
+                ledger_type=ledger_type,
+                actor=actor,
+                detail=detail,
             )
         except ConflictError:
             view, connection = _find(services, customer_id, company_id, connection_id)
     raise ConflictError("connection kept changing")
+
+
+def _revocable(connection: ConnectionRecord) -> bool:
+    return connection.status in _REVOCABLE and not connection.deleted
 
 
 def _unlink_key(connection: ConnectionRecord) -> str:
@@ -93,9 +111,10 @@ def _record(
     *,
     view: CompanyView,
     connection: ConnectionRecord,
-    status: ConnectionStatus,
+    kind: EventKind,
     ledger_type: str,
     actor: str,
+    detail: str | None = None,
 ) -> Connection:
     now = services.clock()
     entry_id = str(uuid.uuid4())
@@ -103,7 +122,7 @@ def _record(
     # them (a connected webhook with a generatedDate a little ahead of our clock must not undo it).
     latest = max((e.at for e in connection.history), default=now)
     at = max(now, latest + _AFTER)
-    changed = connection.with_event(StatusEvent(at=at, id=entry_id, kind=_KIND_OF[status], actor=actor))
+    changed = connection.with_event(StatusEvent(at=at, id=entry_id, kind=kind, actor=actor))
     connections = [changed if c.connection_id == connection.connection_id else c for c in view.connections]
     settled = settle(services.catalog, view.company, connections, now=now)
     ledger = [
@@ -115,6 +134,7 @@ def _record(
             entry_id=entry_id,
             connection=connection,
             status=changed.status,
+            detail=detail,
         ),
         *settled.milestones,
     ]

@@ -79,7 +79,7 @@ class ConnectionEvents:
         current = self._connections[connection_id]
         if any(known.id == event.id for known in current.history):
             return current  # already recorded: neither the connection nor the ledger changes
-        late = not current.is_newest(event)
+        late = not current.is_newest(event) or current.deleted
         changed = current.with_event(event)
         self._connections[connection_id] = changed
         self._touched.add(connection_id)

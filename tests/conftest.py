@@ -35,6 +35,7 @@ from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue
 
 CODAT_TEST_KEY = "test-codat-api-key"  # a documented fake, accepted only by the simulator
+CUSTOMER_REF_TEST_KEY = "test-customer-ref-key"  # a documented fake: the key of the customer tag on Codat companies
 
 
 class FakeClock:
@@ -113,6 +114,7 @@ def settings(aws: Deployed) -> Settings:
         topic_arn=aws.topics.get("ConsentEventsTopic"),
         codat_api_key=CODAT_TEST_KEY,
         webhook_secret=DEV_WEBHOOK_SECRET,
+        customer_ref_key=CUSTOMER_REF_TEST_KEY,
     )
 
 

@@ -14,6 +14,8 @@ from consent.webhooks.signature import decode_secret, sign
 
 # A documented fake (base64 of "consent-dev-webhook-secret-0001"): the default of `make dev` and tests.
 DEV_WEBHOOK_SECRET = "whsec_Y29uc2VudC1kZXYtd2ViaG9vay1zZWNyZXQtMDAwMQ=="  # noqa: S105 - documented fake
+# A documented fake: the key of the customer reference `make dev` tags Codat companies with (CustomerRefKeySecret).
+DEV_CUSTOMER_REF_KEY = "consent-dev-customer-ref-key-0001"
 
 
 def codat_time(moment: datetime | None = None) -> str:

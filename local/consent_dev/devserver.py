@@ -29,7 +29,7 @@ from consent.services import Services
 from consent.settings import Settings
 from consent_dev.aws import REGION, Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
-from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
+from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
 from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, jwt_claims, load_handler
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue
@@ -483,7 +483,11 @@ class DevStack:
     def _start_aws(self) -> None:
         self.moto = MotoServer(HOST).start()
         self._set_environment(self.moto.environment())
-        secrets = {"CodatApiKeySecret": self.codat.api_key, "CodatWebhookSecret": self.codat.webhook_secret}
+        secrets = {
+            "CodatApiKeySecret": self.codat.api_key,
+            "CodatWebhookSecret": self.codat.webhook_secret,
+            "CustomerRefKeySecret": DEV_CUSTOMER_REF_KEY,
+        }
         # Unique names: moto's state is per process, and a test process may run more than one stack.
         suffix = f"dev-{uuid.uuid4().hex[:6]}"
         self.deployed = deploy(self.moto.endpoint, suffix=suffix, secret_values=secrets)

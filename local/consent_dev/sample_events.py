@@ -7,6 +7,7 @@ import argparse
 import base64
 import copy
 import hashlib
+import hmac
 import json
 import re
 import uuid
@@ -17,18 +18,18 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from consent.codat.models import CUSTOMER_TAG
 from consent.domain import Actor, ConnectionStatus, SourceType
 from consent.journeys import JourneyDefinition, evaluate, load_catalog
 from consent.services import Services
 from consent.store import CompanyRecord
 from consent.store.dynamodb import company_pk, ledger_sk
-from consent.usecases.companies import CUSTOMER_TAG
 from consent.usecases.ledger import entry
 from consent.usecases.webhooks import Outcome, apply_webhook
 from consent.webhooks.codat_events import WebhookEnvelope
 from consent_dev.aws import REGION
 from consent_dev.codat_simulator import CodatSimulator
-from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET, connection_event, read_event, signed
+from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET, connection_event, read_event, signed
 from consent_dev.lambda_runtime import http_event
 from consent_dev.template import REPO_ROOT, Route, routes
 
@@ -241,14 +242,18 @@ def _codat_connection_event(event_type: str, ids: SampleIds, status: str, genera
         generated=generated,
     )
     # As Codat sends it: the company as tagged by the company step, `created` without fractional seconds.
-    body["payload"]["referenceCompany"].update(description=COMPANY_DESCRIPTION, tags={CUSTOMER_TAG: ids.customer_id})
+    body["payload"]["referenceCompany"].update(
+        description=COMPANY_DESCRIPTION, tags={CUSTOMER_TAG: sample_customer_ref(ids)}
+    )
     body["payload"]["connection"]["created"] = f"{SAMPLE_TIME - timedelta(hours=1):%Y-%m-%dT%H:%M:%S}Z"
     return body
 
 
 def _initial_read(ids: SampleIds, generated: datetime) -> dict[str, Any]:
     body = read_event(company_id=ids.company_id, connection_ids=[ids.connection_id], initial=True, generated=generated)
-    body["payload"]["referenceCompany"].update(description=COMPANY_DESCRIPTION, tags={CUSTOMER_TAG: ids.customer_id})
+    body["payload"]["referenceCompany"].update(
+        description=COMPANY_DESCRIPTION, tags={CUSTOMER_TAG: sample_customer_ref(ids)}
+    )
     return body
 
 
@@ -471,6 +476,11 @@ def write_samples(out: Path, *, now: datetime, ids: SampleIds = SAMPLE_IDS) -> l
 # -- the world the samples assume ------------------------------------------------------------------------------------
 
 
+def sample_customer_ref(ids: SampleIds) -> str:
+    """The customer reference Codat keeps on the samples' company: keyed with `make dev`'s documented fake key."""
+    return hmac.new(DEV_CUSTOMER_REF_KEY.encode(), ids.customer_id.encode(), hashlib.sha256).hexdigest()
+
+
 def company_record(ids: SampleIds, journey: JourneyDefinition, at: datetime) -> CompanyRecord:
     """The samples' company as the company step records it, its journey just started."""
     return CompanyRecord(
@@ -482,6 +492,7 @@ def company_record(ids: SampleIds, journey: JourneyDefinition, at: datetime) -> 
         created_at=at,
         updated_at=at,
         journeys=[evaluate(journey, [], started_at=at, previous=None, now=at)],
+        customer_ref_keyed=True,
     )
 
 
@@ -526,7 +537,7 @@ def seed(
 
 def _codat_company(simulator: CodatSimulator, ids: SampleIds) -> None:
     codat_company = simulator.add_company(
-        COMPANY_NAME, description=COMPANY_DESCRIPTION, tags={CUSTOMER_TAG: ids.customer_id}
+        COMPANY_NAME, description=COMPANY_DESCRIPTION, tags={CUSTOMER_TAG: sample_customer_ref(ids)}
     )
     # Codat picks its own ids; the samples name theirs, so the fake's company is moved to the documented id.
     simulator.companies[ids.company_id] = simulator.companies.pop(codat_company.id)

@@ -5,6 +5,8 @@ Handlers take an optional `Services` so that tests and the local server can pass
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import random
 import time
@@ -102,6 +104,17 @@ class Services:
             self._webhook_keys = parse_secrets(value)
             self._webhook_secret_seen = value
         return self._webhook_keys
+
+    def customer_ref(self, customer_id: str) -> str:
+        """What Codat keeps of our customer on her company (a tag): HMAC-SHA256 of her id under a key of this
+        deployment (CUSTOMER_REF_KEY locally, else the Secrets Manager secret, cached). Her id (a JWT claim, often
+        an e-mail address) never leaves the bank, and nobody without the key can tell whose company it is."""
+        key = self.settings.customer_ref_key
+        if not key:
+            if not self.settings.customer_ref_key_secret:
+                raise SettingsError("set CUSTOMER_REF_KEY_SECRET_NAME (or CUSTOMER_REF_KEY for local runs)")
+            key = self.secrets(self.settings.customer_ref_key_secret).strip()
+        return hmac.new(key.encode(), customer_id.encode(), hashlib.sha256).hexdigest()
 
     @cached_property
     def catalog(self) -> JourneyCatalog:

@@ -27,6 +27,8 @@ ENVIRONMENT = {
     "codat_max_attempts": "CODAT_MAX_ATTEMPTS",
     "webhook_secret_name": "CODAT_WEBHOOK_SECRET_NAME",
     "webhook_secret": "CODAT_WEBHOOK_SECRET",
+    "customer_ref_key_secret": "CUSTOMER_REF_KEY_SECRET_NAME",
+    "customer_ref_key": "CUSTOMER_REF_KEY",
     "journeys_file": "JOURNEYS_FILE",
     "identity_claim": "IDENTITY_CLAIM",
     "secrets_cache_seconds": "SECRETS_CACHE_SECONDS",
@@ -57,6 +59,9 @@ class Settings(BaseModel):
     codat_max_attempts: int = Field(default=4, ge=1, le=8)
     webhook_secret_name: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
+    # The key of the customer reference Codat keeps as a company tag (an HMAC of the customer id, never the id).
+    customer_ref_key_secret: str | None = None
+    customer_ref_key: str | None = Field(default=None, repr=False)
     journeys_file: Path | None = None
     identity_claim: str = Field(default="sub", min_length=1, max_length=64)
     secrets_cache_seconds: int = Field(default=300, ge=0, le=3600)

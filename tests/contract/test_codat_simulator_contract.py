@@ -34,6 +34,9 @@ def test_every_simulated_operation_answers_as_the_spec_documents(
     ok(http.get("/companies", params={"page": 1, "pageSize": 1}))
     ok(http.get("/companies", params={"tags": "region=uk && uid=c-1"}))
     ok(http.get("/companies", params={"query": "name=Technicalium"}))
+    retagged = ok(http.patch(f"/companies/{cid}", json={"tags": {"region": "eu", "uid": "c-1"}}))
+    assert retagged["tags"] == {"region": "eu", "uid": "c-1"}
+    assert retagged["name"] == company["name"]
     ok(http.get(f"/companies/{plain['id']}"))
     ok(http.get(f"/companies/{cid}/accessToken"))
 

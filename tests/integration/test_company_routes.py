@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,7 +37,7 @@ def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
     return body
 
 
-def test_creating_a_company_creates_it_in_codat_and_returns_it(api: LocalApi, simulator: Any) -> None:
+def test_creating_a_company_creates_it_in_codat_and_returns_it(api: LocalApi, simulator: Any, settings: Any) -> None:
     # Given a customer, When they create a company for the onboarding journey
     response = create(api, description="Bread and cakes", externalRef="crm-123")
 
@@ -56,8 +59,11 @@ def test_creating_a_company_creates_it_in_codat_and_returns_it(api: LocalApi, si
     ]
     codat_company = simulator.get_company(company["companyId"])
     assert codat_company["name"] == "Acme Bakery Ltd"
-    assert codat_company["tags"]["consentCustomerRef"] == ALICE
+    # ... tagged with a keyed reference to the customer, never her id (a JWT claim, often an e-mail address)
+    expected = hmac.new(settings.customer_ref_key.encode(), ALICE.encode(), hashlib.sha256).hexdigest()
+    assert codat_company["tags"]["consentCustomerRef"] == expected
     assert "consentRequestRef" in codat_company["tags"]
+    assert ALICE not in json.dumps(codat_company)
 
 
 def test_the_company_reads_back_from_dynamodb_without_calling_codat(api: LocalApi, simulator: Any) -> None:

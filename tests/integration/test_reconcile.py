@@ -575,3 +575,41 @@ def test_a_company_whose_change_the_table_refuses_is_skipped_and_the_run_goes_on
     # and the next run heals it once the table takes it
     assert run()["companies_healed"] == 1
     assert connections(api, refused)[companies[refused]]["status"] == "Unlinked"
+
+
+def test_a_company_tagged_with_the_customer_id_itself_is_retagged_once(
+    api: LocalApi, services: Services, simulator: CodatSimulator, run: Callable[..., dict[str, Any]]
+) -> None:
+    # Given a company made before the keyed customer reference: Codat's copy carries her id itself
+    company_id = new_company(api)
+    codat_company = simulator.companies[company_id]
+    request_ref = codat_company.tags["consentRequestRef"]
+    codat_company.tags["consentCustomerRef"] = ALICE
+    view = services.store.get_company_by_id(company_id)
+    assert view is not None
+    services.store.commit(Change(company=view.company.model_copy(update={"customer_ref_keyed": False})))
+
+    # When reconciliation runs, twice
+    run()
+    patches_after_first = simulator.count("PATCH", "/companies/{companyId}")
+    run()
+
+    # Then Codat's copy carries the keyed reference (its other tags kept), and it was rewritten once
+    assert codat_company.tags == {"consentCustomerRef": services.customer_ref(ALICE), "consentRequestRef": request_ref}
+    assert ALICE not in str(codat_company.tags)
+    assert patches_after_first == simulator.count("PATCH", "/companies/{companyId}") == 1
+    refreshed = services.store.get_company_by_id(company_id)
+    assert refreshed is not None
+    assert refreshed.company.customer_ref_keyed
+
+
+def test_a_company_made_now_is_tagged_keyed_and_never_retagged(
+    api: LocalApi, services: Services, simulator: CodatSimulator, run: Callable[..., dict[str, Any]]
+) -> None:
+    company_id = new_company(api)
+
+    run()
+
+    assert simulator.companies[company_id].tags["consentCustomerRef"] == services.customer_ref(ALICE)
+    assert simulator.count("PATCH", "/companies/{companyId}") == 0
+    assert simulator.count("GET", "/companies/{companyId}") == 0

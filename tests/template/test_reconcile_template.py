@@ -25,7 +25,7 @@ def test_it_runs_on_a_parameterised_schedule_and_is_not_retried_at_once() -> Non
     assert 60 <= RECONCILE["Timeout"] <= 900
 
 
-def test_it_may_read_and_write_the_table_and_read_the_codat_key_only() -> None:
+def test_it_may_read_and_write_the_table_and_read_the_codat_key_and_the_customer_ref_key_only() -> None:
     statements = [s for policy in RECONCILE["Policies"] for s in policy["Statement"]]
     granted = {
         (action, json.dumps(s["Resource"], sort_keys=True))
@@ -36,6 +36,8 @@ def test_it_may_read_and_write_the_table_and_read_the_codat_key_only() -> None:
     assert granted == {
         *((f"dynamodb:{action}", table) for action in ("Scan", "Query", "GetItem", "PutItem", "DeleteItem")),
         ("secretsmanager:GetSecretValue", json.dumps({"Ref": "CodatApiKeySecret"})),
+        # to re-tag a company made before the keyed customer reference
+        ("secretsmanager:GetSecretValue", json.dumps({"Ref": "CustomerRefKeySecret"})),
     }
 
 

@@ -232,7 +232,9 @@ def _company_created(seen: Seen) -> None:
     assert [(j["journey"], j["status"]) for j in seen.body["journeys"]] == [("onboarding", "pending")]
     [codat_company] = seen.simulator.companies.values()
     assert codat_company.id == seen.body["companyId"]
-    assert codat_company.tags["consentCustomerRef"] == CUSTOMER
+    # tagged with the keyed customer reference (an HMAC-SHA256), never her id
+    assert re.fullmatch(r"[0-9a-f]{64}", codat_company.tags["consentCustomerRef"])
+    assert CUSTOMER not in str(codat_company.tags)
 
 
 @then("post_company_journeys")

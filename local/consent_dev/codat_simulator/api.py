@@ -213,6 +213,28 @@ def get_company(ctx: Context) -> SimResponse:
     return json_response(200, company_json(ctx.state, _company(ctx), ctx.base_url))
 
 
+def update_company(ctx: Context) -> SimResponse:
+    """PATCH: the fields given replace the company's (tags as a whole)."""
+    company = _company(ctx)
+    body = _json_object(ctx)
+    problems: list[str] = []
+    if "name" in body and (not isinstance(body["name"], str) or not clean_company_name(body["name"]).strip()):
+        problems.append("Name must contain at least one allowed character.")
+    if "description" in body and not isinstance(body["description"], str):
+        problems.append("Description must be a string.")
+    if "tags" in body:
+        problems.extend(tag_problems(body["tags"]))
+    if problems:
+        raise CodatError(400, "Error processing request - not valid.", messages=problems)
+    if "name" in body:
+        company.name = clean_company_name(body["name"])
+    if "description" in body:
+        company.description = body["description"]
+    if "tags" in body:
+        company.tags = dict(body["tags"])
+    return json_response(200, company_json(ctx.state, company, ctx.base_url))
+
+
 def delete_company(ctx: Context) -> SimResponse:
     ctx.state.delete_company(_company(ctx).id)
     return empty_response(204)
@@ -293,6 +315,7 @@ def build_router() -> Router:
     router.add("POST", "/companies", create_company)
     router.add("GET", "/companies", list_companies)
     router.add("GET", "/companies/{companyId}", get_company)
+    router.add("PATCH", "/companies/{companyId}", update_company)
     router.add("DELETE", "/companies/{companyId}", delete_company)
     router.add("GET", "/companies/{companyId}/accessToken", get_access_token)
     router.add("POST", "/companies/{companyId}/connections", create_connection)

@@ -140,6 +140,10 @@ class CodatClient:
     def get_company(self, company_id: str) -> CodatCompany:
         return self._call("GET", f"/companies/{company_id}", CodatCompany)
 
+    def update_company_tags(self, company_id: str, tags: Mapping[str, str]) -> CodatCompany:
+        """Replace the company's tags (PATCH: its name and description stay)."""
+        return self._call("PATCH", f"/companies/{company_id}", CodatCompany, json={"tags": dict(tags)})
+
     def delete_company(self, company_id: str) -> None:
         self._call("DELETE", f"/companies/{company_id}", None)
 

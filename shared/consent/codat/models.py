@@ -46,6 +46,13 @@ class CodatConnection(_CodatModel):
     data_connection_errors: list[CodatConnectionError] | None = Field(default=None, alias="dataConnectionErrors")
 
 
+# Our tags on each Codat company (keys ≤ 27 characters, values ≤ 100): whose it is (a keyed reference, never the
+# customer id), and which of our requests created it, so that a request whose Codat answer was lost finds it again
+# instead of duplicating it.
+CUSTOMER_TAG = "consentCustomerRef"
+REQUEST_TAG = "consentRequestRef"
+
+
 class CodatCompany(_CodatModel):
     id: str
     name: str

@@ -29,6 +29,9 @@ class CompanyRecord(Resource):
     # How many connections were ever requested for the company: part of Codat's Idempotency-Key for the
     # next one, so that concurrent or retried requests create one Codat connection, not two.
     connection_requests: int = 0
+    # Whether Codat's copy is tagged with the keyed customer reference (`Services.customer_ref`). Companies made
+    # before it carry the customer id itself: reconciliation re-tags them once.
+    customer_ref_keyed: bool = False
     # The journey milestone entries in the ledger (entry id → when): derived from the connections' events,
     # so an event arriving late can add one or withdraw one (see consent.timeline).
     milestones: dict[str, datetime] = Field(default_factory=dict)

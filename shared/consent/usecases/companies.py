@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from consent.api.models import CompanyList, CreateCompanyRequest
 from consent.api.problems import FieldError, Problem, not_found, validation_failed
 from consent.codat.errors import CodatError
-from consent.codat.models import CodatCompany
+from consent.codat.models import CUSTOMER_TAG, REQUEST_TAG, CodatCompany
 from consent.domain import Actor, Company, JourneyProgress, JourneyStatus
 from consent.journeys import JourneyDefinition, evaluate
 from consent.observability import metrics
@@ -31,10 +31,6 @@ from consent.store.port import IdempotencyResult
 from consent.usecases.ledger import entry
 from consent.usecases.progress import settle
 
-# Tags on the Codat company (keys ≤ 27 characters, values ≤ 100): who it belongs to, and which of our
-# requests created it, so that a request whose Codat answer was lost finds it again instead of duplicating.
-CUSTOMER_TAG = "consentCustomerRef"
-REQUEST_TAG = "consentRequestRef"
 _REQUEST_NAMESPACE = uuid.UUID("6f1c7c1e-2d4b-4a43-9b0e-5d0c6a7f4e21")
 _UPDATE_ATTEMPTS = 3
 # Connections a company read embeds: a page of its connections route, so the answer is bounded at any size.
@@ -91,7 +87,7 @@ def create_company(
             codat_company = services.codat.create_company(
                 name=request.name,
                 description=request.description,
-                tags={CUSTOMER_TAG: _customer_ref(customer_id), REQUEST_TAG: request_ref},
+                tags={CUSTOMER_TAG: services.customer_ref(customer_id), REQUEST_TAG: request_ref},
                 idempotency_key=request_ref,
             )
         return _written(
@@ -158,10 +154,6 @@ def _find_created(services: Services, request_ref: str) -> CodatCompany | None:
     return found[0] if found else None
 
 
-def _customer_ref(customer_id: str) -> str:
-    return customer_id if len(customer_id) <= 100 else hashlib.sha256(customer_id.encode()).hexdigest()
-
-
 def _record_company(
     services: Services,
     *,
@@ -183,6 +175,8 @@ def _record_company(
         created_at=now,
         updated_at=now,
         journeys=[progress],
+        # A company an earlier attempt created before the keyed reference existed still carries the id itself.
+        customer_ref_keyed=codat_company.tags.get(CUSTOMER_TAG) == services.customer_ref(customer_id),
     )
     actor = Actor.customer(customer_id)
     ledger = [

@@ -25,11 +25,11 @@ from consent.codat.errors import (
     CodatTimeout,
     CodatUnavailable,
 )
-from consent.codat.models import CodatConnection
+from consent.codat.models import CUSTOMER_TAG, CodatConnection
 from consent.domain import Actor, ConnectionStatus, SourceType
 from consent.observability import logger, metrics
 from consent.services import Services
-from consent.store import CompanyView, ConflictError, ConnectionRecord, StoreRejected
+from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, StoreRejected
 from consent.timeline import EventKind, StatusEvent, derive
 from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents, entry_id_of
 
@@ -201,6 +201,8 @@ def reconcile_company(services: Services, codat: CodatClient, company_id: str) -
         in_codat = True
     except CodatNotFound:
         reported, in_codat = {}, False
+    if in_codat and not view.company.customer_ref_keyed:
+        view = _retag(services, codat, view)
     expiring, stop = _expire_in_codat(services, codat, view, reported, observed_at)
     observation = _Observation(observed_at, reported, in_codat, frozenset(expiring), services.clock())
     for _ in range(_ATTEMPTS):
@@ -223,6 +225,25 @@ def reconcile_company(services: Services, codat: CodatClient, company_id: str) -
         check.changed, check.entries = True, len(change.ledger)
         return check
     raise ConflictError("the company kept changing while it was reconciled")
+
+
+def _retag(services: Services, codat: CodatClient, view: CompanyView) -> CompanyView:
+    """A company made before the keyed customer reference: Codat's copy carries the customer id itself as a tag.
+    It is replaced by the keyed reference (the other tags kept), once; if the company changes meanwhile, the next
+    run does it again (the same tags: harmless)."""
+    company = view.company
+    reference = services.customer_ref(company.customer_id)
+    tags = codat.get_company(company.company_id).tags
+    if tags.get(CUSTOMER_TAG) != reference:
+        codat.update_company_tags(company.company_id, {**tags, CUSTOMER_TAG: reference})
+    keyed = company.model_copy(update={"customer_ref_keyed": True})
+    try:
+        services.store.commit(Change(company=keyed))
+    except ConflictError:
+        return view
+    return CompanyView(
+        keyed.model_copy(update={"version": keyed.version + 1}), view.connections, view.connections_cursor
+    )
 
 
 # -- expiry -----------------------------------------------------------------------------------------

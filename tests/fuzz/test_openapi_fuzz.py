@@ -99,6 +99,7 @@ class Live:
     """Where the running stack is (set once it is up)."""
 
     api_url = ""
+    erased = 0  # companies erased so far (each spends the Idempotency-Key that created it)
 
 
 def universal_platforms() -> tuple[str, ...]:
@@ -140,7 +141,8 @@ def state_valid_positive_case(_: Any, case: Case) -> Case:
     answers 422; Schemathesis knows only shapes. So a positive case carries, in place of what it drew:
       - no `cursor`: a cursor is opaque, and only one the API issued is valid (any other is 422);
       - an `Idempotency-Key` that names its body (the same key with another body is 422
-        `idempotency_key_reused`; with the same body it is a replay, which is tested this way too);
+        `idempotency_key_reused`; with the same body it is a replay, which is tested this way too) and the number
+        of companies erased so far (a key whose company was erased is spent: 422 whatever the body);
       - a `platformKey` of an enabled integration that every journey allows (any other is 422).
     Negative cases are sent exactly as drawn."""
     if case.meta is None or case.meta.generation.mode != GenerationMode.POSITIVE:
@@ -150,7 +152,7 @@ def state_valid_positive_case(_: Any, case: Case) -> Case:
     if isinstance(case.headers, MutableMapping):
         for name in [name for name in case.headers if name.lower() == "idempotency-key"]:
             digest = hashlib.sha256(json.dumps(case.body, sort_keys=True, default=str).encode()).hexdigest()
-            case.headers[name] = f"{str(case.headers[name])[:200]}.{digest[:16]}"
+            case.headers[name] = f"{str(case.headers[name])[:200]}.{digest[:16]}.{Live.erased}"
     if isinstance(case.body, MutableMapping) and case.body.get("platformKey") not in (None, *PLATFORMS):
         drawn = str(case.body["platformKey"])
         case.body["platformKey"] = PLATFORMS[zlib.crc32(drawn.encode()) % len(PLATFORMS)]
@@ -194,6 +196,8 @@ def behind_the_customer_authorizer(case: Case) -> bool:
 
 def validate(case: Case, response: Response, **kwargs: Any) -> None:
     __tracebackhide__ = True
+    if case.method.upper() == "DELETE" and case.path == "/companies/{companyId}" and response.status_code == 204:
+        Live.erased += 1
     case.validate_response(
         response,
         excluded_checks=[builtin_ignored_auth],

@@ -19,6 +19,9 @@ os.environ.update(
     }
 )
 
+import shutil
+from pathlib import Path
+
 import pytest
 from botocore.awsrequest import AWSResponse
 
@@ -30,9 +33,49 @@ from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.aws import Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
+from consent_dev.iam import CallRecorder, judge, load
 from consent_dev.local_api import LocalApi
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue
+
+# -- IAM conformance: every AWS call a function's handler makes, in every tier, against that function's policy ------
+
+IAM_CALLS = CallRecorder()
+IAM_CALLS.install()
+
+
+def _iam_folder(config: pytest.Config) -> Path:
+    return Path(str(config.rootpath)) / ".pytest_cache" / "iam-calls"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller (or the only process): a clean slate
+        shutil.rmtree(_iam_folder(session.config), ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Workers leave their calls in a file; the controller (or the only process) judges them all: a call the
+    function's policy would deny fails the run. When the whole suite ran and passed, so does a granted permission
+    no call used (least privilege as a property of the template)."""
+    config = session.config
+    folder = _iam_folder(config)
+    if hasattr(config, "workerinput"):
+        IAM_CALLS.dump(folder / f"{config.workerinput['workerid']}.json")
+        return
+    seen = IAM_CALLS.seen | load(sorted(folder.glob("*.json")))
+    whole_suite = (
+        not config.option.keyword
+        and not config.option.markexpr
+        and [str(a).rstrip("/") for a in config.args] in ([], ["tests"], [str(config.rootpath / "tests")])
+    )
+    verdict = judge(seen, complete=whole_suite and session.testsfailed == 0 and exitstatus == 0)
+    if not verdict.ok:
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "IAM conformance", red=True)
+            reporter.write_line(verdict.report())
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 CODAT_TEST_KEY = "test-codat-api-key"  # a documented fake, accepted only by the simulator
 CUSTOMER_REF_TEST_KEY = "test-customer-ref-key"  # a documented fake: the key of the customer tag on Codat companies

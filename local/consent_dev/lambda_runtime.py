@@ -4,6 +4,7 @@ HTTP API (payload 2.0) events, a Lambda context with a real deadline, handlers l
 from __future__ import annotations
 
 import base64
+import functools
 import importlib.util
 import json
 import time
@@ -16,7 +17,8 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from consent_dev.template import Route
+from consent_dev.iam import RUNNING_FUNCTION
+from consent_dev.template import Route, functions
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -128,11 +130,27 @@ def load_module(code_uri: Path, module_name: str = "app") -> ModuleType:
 
 
 def load_handler(code_uri: Path, handler: str = "app.lambda_handler") -> Handler:
-    """A function's handler, e.g. `app.lambda_handler` of its folder."""
+    """A function's handler, e.g. `app.lambda_handler` of its folder. While it runs, `RUNNING_FUNCTION` names the
+    template's function (so the AWS calls it makes are checked against that function's policy)."""
     module_name, attribute = handler.rsplit(".", 1)
     function = getattr(load_module(code_uri, module_name), attribute)
     assert callable(function)
-    return function  # type: ignore[no-any-return]
+    logical_id = _function_at(Path(code_uri))
+
+    @functools.wraps(function)
+    def running(*args: Any, **kwargs: Any) -> Any:
+        token = RUNNING_FUNCTION.set(logical_id)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            RUNNING_FUNCTION.reset(token)
+
+    return running
+
+
+def _function_at(code_uri: Path) -> str | None:
+    folder = code_uri.resolve()
+    return next((f.logical_id for f in functions() if f.code_uri.resolve() == folder), None)
 
 
 def parse_body(result: Mapping[str, Any]) -> Any:

@@ -13,6 +13,7 @@ import pytest
 
 from consent.services import Services
 from consent.settings import Settings
+from consent.store import Change
 from consent_dev.aws import Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator, serve
 from consent_dev.lambda_runtime import LambdaContext, http_event, jwt_claims, load_handler
@@ -63,12 +64,7 @@ def test_each_function_runs_its_routes_on_the_environment_the_template_gives_it(
     assert set(order) <= set(by_route)
     for key in order:
         function, route = by_route[key]
-        environment = function_environment(function, refs)
-        for name in list(os.environ):
-            if name in environment or name.startswith(("CODAT_", "CONSENT_")):
-                monkeypatch.delenv(name, raising=False)
-        for name, value in environment.items():
-            monkeypatch.setenv(name, value)
+        _use_environment(monkeypatch, function_environment(function, refs))
         services = Services(Settings.from_environment())
         body, expected = SAMPLE_REQUESTS[key]
         path = route.path.replace("{companyId}", company_id or "none")
@@ -85,3 +81,50 @@ def test_each_function_runs_its_routes_on_the_environment_the_template_gives_it(
         assert result["statusCode"] == expected, (key, result["body"])
         if key == "POST /companies":
             company_id = json.loads(result["body"])["companyId"]
+
+
+def test_reconciliation_runs_on_the_environment_the_template_gives_it(
+    refs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a company created by the company step, made before the keyed customer reference (so reconciliation
+    # re-tags it, which needs the reference key too)
+    functions_by_id = {f.logical_id: f for f in functions()}
+    company_step = functions_by_id["CreateCompanyFunction"]
+    _use_environment(monkeypatch, function_environment(company_step, refs))
+    services = Services(Settings.from_environment())
+    [route] = [r for r in company_step.routes if r.route_key == "POST /companies"]
+    event = http_event(
+        route,
+        route.path,
+        headers={"content-type": "application/json"},
+        body=json.dumps({"name": "Acme", "journey": "onboarding"}),
+        claims=jwt_claims("settings-customer"),
+    )
+    created = load_handler(company_step.code_uri, company_step.handler)(
+        event, LambdaContext(company_step.logical_id), services=services
+    )
+    assert created["statusCode"] == 201, created["body"]
+    company_id = json.loads(created["body"])["companyId"]
+    view = services.store.get_company_by_id(company_id)
+    assert view is not None
+    services.store.commit(Change(company=view.company.model_copy(update={"customer_ref_keyed": False})))
+
+    # When the reconcile function runs with only what the template gives it
+    reconcile = functions_by_id["ReconcileFunction"]
+    _use_environment(monkeypatch, function_environment(reconcile, refs))
+    handler = load_handler(reconcile.code_uri, reconcile.handler)
+    report = handler({}, LambdaContext(reconcile.logical_id), services=Services(Settings.from_environment()))
+
+    # Then it checked the company (Codat over HTTP with the key from Secrets Manager) and re-tagged it
+    assert report["companies_checked"] >= 1, report
+    refreshed = services.store.get_company_by_id(company_id)
+    assert refreshed is not None
+    assert refreshed.company.customer_ref_keyed
+
+
+def _use_environment(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> None:
+    for name in list(os.environ):
+        if name in environment or name.startswith(("CODAT_", "CONSENT_", "CUSTOMER_REF_")):
+            monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)

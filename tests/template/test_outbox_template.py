@@ -42,24 +42,6 @@ def test_the_relay_follows_new_ledger_entries_and_reports_failures_per_record() 
     }
 
 
-def test_the_relay_may_only_publish_read_the_stream_and_report_failures() -> None:
-    statements = [s for policy in RELAY["Policies"] for s in policy["Statement"]]
-    granted = {
-        (action, json.dumps(s["Resource"], sort_keys=True))
-        for s in statements
-        for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-    }
-    stream = json.dumps({"Fn::GetAtt": ["ConsentTable", "StreamArn"]})
-    assert granted == {
-        ("sns:Publish", json.dumps({"Ref": "ConsentEventsTopic"})),
-        ("dynamodb:DescribeStream", stream),
-        ("dynamodb:GetRecords", stream),
-        ("dynamodb:GetShardIterator", stream),
-        ("dynamodb:ListStreams", stream),
-        ("sqs:SendMessage", json.dumps({"Fn::GetAtt": ["OutboxRelayFailureQueue", "Arn"]})),
-    }
-
-
 def test_failures_are_kept_encrypted_for_two_weeks_and_alarmed() -> None:
     queue = RESOURCES["OutboxRelayFailureQueue"]["Properties"]
     assert queue["SqsManagedSseEnabled"] is True

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from consent.settings import ENVIRONMENT, Settings
@@ -23,22 +21,6 @@ def test_it_runs_on_a_parameterised_schedule_and_is_not_retried_at_once() -> Non
     assert RECONCILE["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
     # long enough for a budget's worth of Codat calls, short enough never to overlap the next run
     assert 60 <= RECONCILE["Timeout"] <= 900
-
-
-def test_it_may_read_and_write_the_table_and_read_the_codat_key_and_the_customer_ref_key_only() -> None:
-    statements = [s for policy in RECONCILE["Policies"] for s in policy["Statement"]]
-    granted = {
-        (action, json.dumps(s["Resource"], sort_keys=True))
-        for s in statements
-        for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
-    }
-    table = json.dumps({"Fn::GetAtt": ["ConsentTable", "Arn"]})
-    assert granted == {
-        *((f"dynamodb:{action}", table) for action in ("Scan", "Query", "GetItem", "PutItem", "DeleteItem")),
-        ("secretsmanager:GetSecretValue", json.dumps({"Ref": "CodatApiKeySecret"})),
-        # to re-tag a company made before the keyed customer reference
-        ("secretsmanager:GetSecretValue", json.dumps({"Ref": "CustomerRefKeySecret"})),
-    }
 
 
 def test_its_settings_come_from_parameters_whose_defaults_are_the_packages() -> None:

@@ -32,7 +32,7 @@ from consent.settings import Settings  # noqa: E402
 from consent_dev.aws import Deployed, MotoServer, deploy  # noqa: E402
 from consent_dev.budget import CallCounter, World  # noqa: E402
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve  # noqa: E402
-from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET  # noqa: E402
+from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET  # noqa: E402
 from consent_dev.local_api import LocalApi  # noqa: E402
 from consent_dev.template import parameter_defaults  # noqa: E402
 
@@ -105,6 +105,7 @@ class Stack:
     secret_values: ClassVar[dict[str, str]] = {
         "CodatApiKeySecret": SIMULATOR_API_KEY,
         "CodatWebhookSecret": DEV_WEBHOOK_SECRET,
+        "CustomerRefKeySecret": DEV_CUSTOMER_REF_KEY,
     }
 
     @classmethod
@@ -122,6 +123,7 @@ class Stack:
             codat_base_url=server.url,
             codat_api_key=SIMULATOR_API_KEY,
             webhook_secret=DEV_WEBHOOK_SECRET,
+            customer_ref_key=DEV_CUSTOMER_REF_KEY,
         )
         return cls(moto, simulator, server, deployed, settings)
 

@@ -46,13 +46,16 @@ def _answer(status: int, body: Any = None) -> Result:
 class FloorHandlers:
     """One minimal handler per route (dispatched on the API Gateway event's routeKey)."""
 
-    def __init__(self, table: str, codat_url: str, codat_api_key: str, webhook_secret: str) -> None:
+    def __init__(
+        self, table: str, codat_url: str, codat_api_key: str, webhook_secret: str, customer_ref_key: str
+    ) -> None:
         config = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 3})
         self.db = boto3.client("dynamodb", config=config)
         self.table = table
         basic = base64.b64encode(codat_api_key.encode()).decode()
         self.codat = httpx.Client(base_url=codat_url, headers={"Authorization": f"Basic {basic}"}, timeout=8)
         self.webhook_key = base64.b64decode(webhook_secret.removeprefix("whsec_"))
+        self.customer_ref_key = customer_ref_key.encode()
         self.integrations: list[Any] | None = None
         self.routes: dict[str, Callable[[Event], Result]] = {
             "POST /companies": self.create_company,
@@ -146,6 +149,9 @@ class FloorHandlers:
 
     # -- companies -------------------------------------------------------------------------------------
 
+    def customer_ref(self, customer: str) -> str:
+        return hmac.new(self.customer_ref_key, customer.encode(), hashlib.sha256).hexdigest()
+
     def create_company(self, event: Event) -> Result:
         customer, body = self._customer(event), json.loads(event["body"])
         key = event["headers"]["idempotency-key"]
@@ -185,7 +191,7 @@ class FloorHandlers:
             return {"statusCode": int(item["responseStatus"]["N"]), "body": item["responseBody"]["S"]}
         codat = self.codat.post(
             "/companies",
-            json={"name": body["name"], "tags": {"consentCustomerRef": customer}},
+            json={"name": body["name"], "tags": {"consentCustomerRef": self.customer_ref(customer)}},
             headers={"Idempotency-Key": key},
         ).json()
         now = _now()

@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consent.services import Services
 from consent_dev import budget
-from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
+from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
 from consent_dev.local_api import LocalApi
 
 from common import SIMULATOR_API_KEY, Stack, Table, fake_world, ratio, summary, timed
@@ -71,7 +71,13 @@ def _samples(timings: list[float | None]) -> tuple[list[float], int]:
 def run(stack: Stack, *, fake_iterations: int, real_iterations: int) -> tuple[Table, dict[str, Any]]:
     cases = {case.name: case for case in budget.CASES}
     fakes, fake_services = fake_world(stack.settings)
-    floors = FloorHandlers(stack.settings.table_name, stack.codat_server.url, SIMULATOR_API_KEY, DEV_WEBHOOK_SECRET)
+    floors = FloorHandlers(
+        stack.settings.table_name,
+        stack.codat_server.url,
+        SIMULATOR_API_KEY,
+        DEV_WEBHOOK_SECRET,
+        DEV_CUSTOMER_REF_KEY,
+    )
     counter = stack.counter()
     counter.watch(floors.db)
 

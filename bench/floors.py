@@ -402,9 +402,21 @@ class FloorHandlers:
             {"Delete": {"TableName": self.table, "Key": {"PK": company["PK"], "SK": company["SK"]}}},
             self._put_ledger(company_id, "company.erased"),
         ]
-        if "idempotencyPK" in company:  # the remembered create response holds the company's name
+        if "idempotencyPK" in company:  # the remembered create response holds the company's name: keep the key only
             key = {"PK": company["idempotencyPK"], "SK": _s("IDEMPOTENCY")}
-            final.append({"Delete": {"TableName": self.table, "Key": key}})
+            spend = "SET #s = :erased, expiresAt = :until REMOVE fingerprint, responseStatus, responseBody"
+            values = {":erased": _s("ERASED"), ":until": {"N": str(int(time.time()) + 7200)}}
+            final.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key,
+                        "UpdateExpression": spend,
+                        "ExpressionAttributeNames": {"#s": "state"},
+                        "ExpressionAttributeValues": values,
+                    }
+                }
+            )
         self._transact(final)
         return {"statusCode": 204, "headers": {}}
 

@@ -99,8 +99,8 @@ def granted(function: Function) -> set[Permission]:
         if not isinstance(policy, dict) or "Statement" not in policy:
             raise ValueError(f"{function.logical_id}: only inline policy statements are checked, not {policy!r}")
         for statement in policy["Statement"]:
-            if statement.get("Effect") != "Allow":
-                raise ValueError(f"{function.logical_id}: only Allow statements are checked")
+            if statement.get("Effect") != "Allow" or "Condition" in statement or "NotAction" in statement:
+                raise ValueError(f"{function.logical_id}: only unconditional Allow statements are checked")
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
             found |= {Permission(action, _policy_resource(r)) for action in actions for r in resources}

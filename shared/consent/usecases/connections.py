@@ -4,6 +4,7 @@ the Link SDK's access token; the "Manage connections" list and the consent ledge
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consent.api.models import AccessToken, ConnectionList, CreateConnectionRequest, LedgerPage
@@ -11,7 +12,7 @@ from consent.api.problems import FieldError, Problem, not_found, validation_fail
 from consent.codat.models import CodatConnection
 from consent.domain import Actor, Connection, ConnectionStatus, SourceType
 from consent.services import Services
-from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
+from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerRecord
 from consent.timeline import EventKind, StatusEvent
 from consent.usecases.ledger import connection_entry
 from consent.usecases.progress import settle
@@ -198,24 +199,9 @@ def _record_new(
         source_type=source_type,
         status=ConnectionStatus.PENDING_AUTH,
         created_at=codat_connection.created,
-    ).with_event(StatusEvent(at=now, id=entry_id, kind=EventKind.CREATED, actor=actor))
-    counted = company.model_copy(update={"connection_requests": company.connection_requests + 1})
-    settled = settle(services.catalog, counted, [*view.connections, record], now=now)
-    ledger = [
-        connection_entry(
-            settled.company,
-            "connection.created",
-            actor=actor,
-            at=now,
-            entry_id=entry_id,
-            connection=record,
-            consent_version=request.consent_version,
-            status=record.status,
-        ),
-        *settled.milestones,
-    ]
-    services.store.commit(Change(company=settled.company, added=[record], ledger=ledger, retracted=settled.retracted))
-    return record
+    )
+    created = StatusEvent(at=now, id=entry_id, kind=EventKind.CREATED, actor=actor)
+    return _commit_creation(services, view, record, created, request, new=True)
 
 
 def _asked_for_by_customer(connection: ConnectionRecord) -> bool:
@@ -231,21 +217,16 @@ def _record_consent(
     her request had come first, and the earlier entry corrected to Codat's confirmation of it
     (`codat.connection.created`). The ledger ends as it does in the other order."""
     company = view.company
-    now = services.clock()
     actor = Actor.customer(company.customer_id)
-    entry_id = str(uuid.uuid4())
-    customer_event = StatusEvent(at=now, id=entry_id, kind=EventKind.CREATED, actor=actor)
-    record = adopted.with_event(customer_event)
-    counted = company.model_copy(update={"connection_requests": company.connection_requests + 1})
-    settled = settle(services.catalog, counted, [c for c in view.connections if c is not adopted] + [record], now=now)
+    customer_event = StatusEvent(at=services.clock(), id=str(uuid.uuid4()), kind=EventKind.CREATED, actor=actor)
     corrected = [
         connection_entry(
-            settled.company,
+            company,
             CONFIRMED_BY_CODAT,
             actor=event.actor,
             at=event.at,
             entry_id=entry_id_of(event),
-            connection=record,
+            connection=adopted,
             status=ConnectionStatus.PENDING_AUTH,
             # As the confirmation is recorded when the customer's creation came first: older than it, so late.
             detail=LATE if event.order < customer_event.order else None,
@@ -254,13 +235,33 @@ def _record_consent(
         for event in adopted.history
         if event.kind == EventKind.CREATED and event.actor in (Actor.CODAT, Actor.RECONCILE)
     ]
+    return _commit_creation(services, view, adopted, customer_event, request, new=False, corrected=corrected)
+
+
+def _commit_creation(
+    services: Services,
+    view: CompanyView,
+    connection: ConnectionRecord,
+    created: StatusEvent,
+    request: CreateConnectionRequest,
+    *,
+    new: bool,
+    corrected: Sequence[LedgerRecord] = (),
+) -> ConnectionRecord:
+    """The customer's creation of `connection` (her consent, with its version): the event on the connection, the
+    company's request count and journeys, her `connection.created` entry and the milestones, in one transaction."""
+    record = connection.with_event(created)
+    company = view.company
+    counted = company.model_copy(update={"connection_requests": company.connection_requests + 1})
+    others = [c for c in view.connections if c.connection_id != record.connection_id]
+    settled = settle(services.catalog, counted, [*others, record], now=created.at)
     ledger = [
         connection_entry(
             settled.company,
             "connection.created",
-            actor=actor,
-            at=now,
-            entry_id=entry_id,
+            actor=created.actor,
+            at=created.at,
+            entry_id=created.id,
             connection=record,
             consent_version=request.consent_version,
             status=record.status,
@@ -269,7 +270,12 @@ def _record_consent(
     ]
     services.store.commit(
         Change(
-            company=settled.company, updated=[record], ledger=ledger, retracted=settled.retracted, replaced=corrected
+            company=settled.company,
+            added=[record] if new else [],
+            updated=[] if new else [record],
+            ledger=ledger,
+            retracted=settled.retracted,
+            replaced=corrected,
         )
     )
     return record

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -306,3 +307,34 @@ def test_a_company_with_few_connections_has_no_connections_cursor(api: LocalApi,
 
     assert len(company["connections"]) == 1
     assert "connectionsNextCursor" not in company
+
+
+def _forged(key: dict[str, str]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        # Empty key attributes: DynamoDB itself refuses them in ExclusiveStartKey (a ValidationException, not a page)
+        ("/companies", {"PK": "", "SK": "", "GSI1PK": "CUSTOMER#customer-alice", "GSI1SK": ""}),
+        ("/companies", {"PK": "COMPANY#x", "SK": "COMPANY", "GSI1PK": "CUSTOMER#customer-alice", "GSI1SK": ""}),
+        # Well-formed JSON of the right names, but not the shape of any key we issue
+        (
+            "/companies",
+            {"PK": "LEDGER#x", "SK": "COMPANY", "GSI1PK": "CUSTOMER#customer-alice", "GSI1SK": "a#b#COMPANY"},
+        ),
+        ("/companies/{companyId}/connections", {"PK": "COMPANY#{companyId}", "SK": "CONNECTION#"}),
+        ("/companies/{companyId}/events", {"PK": "COMPANY#{companyId}", "SK": "LEDGER#"}),
+    ],
+)
+def test_a_forged_cursor_is_422_never_a_store_error(
+    api: LocalApi, new_company: Any, path: str, key: dict[str, str]
+) -> None:
+    company_id = new_company()["companyId"]
+    cursor = _forged({name: value.replace("{companyId}", company_id) for name, value in key.items()})
+
+    response = api.get(path.replace("{companyId}", company_id), customer=ALICE, query={"cursor": cursor})
+
+    problem = assert_problem(response, 422, "validation_failed")
+    assert problem["errors"][0]["field"] == "cursor"

@@ -23,7 +23,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +72,15 @@ def webhook_pk(webhook_id: str) -> str:
 def ledger_sk(entry: LedgerRecord | LedgerKey) -> str:
     # Entries of one change share a timestamp: `seq` keeps them in written order.
     return f"LEDGER#{sortable(entry.at)}#{entry.seq:03d}#{entry.entry_id}"
+
+
+def _is_company_key(key: Mapping[str, AttributeValueTypeDef]) -> bool:
+    """Whether a listing cursor names a company item as the index holds it (PK, SK and GSI1SK agree)."""
+    pk, sk, gsi1sk = (str(key[name].get("S", "")) for name in ("PK", "SK", "GSI1SK"))
+    company_id = pk.removeprefix("COMPANY#")
+    return (
+        pk.startswith("COMPANY#") and bool(company_id) and sk == "COMPANY" and gsi1sk.endswith(f"#{company_id}#COMPANY")
+    )
 
 
 def customer_pk(customer_id: str) -> str:
@@ -367,7 +376,7 @@ class DynamoDBConsentStore(ConsentStore):
         }
         if cursor is not None:
             start = self._decode_cursor(cursor, ("PK", "SK"))
-            if start["PK"] != {"S": pk} or not start["SK"].get("S", "").startswith(prefix):
+            if start["PK"] != {"S": pk} or not start["SK"].get("S", "").startswith(prefix) or start["SK"] == _s(prefix):
                 raise CursorError("cursor is not one this API issued")
             request["ExclusiveStartKey"] = start
         response = self._call(self._db.query, **request)
@@ -540,7 +549,7 @@ class DynamoDBConsentStore(ConsentStore):
         }
         if cursor is not None:
             start = self._decode_cursor(cursor)
-            if start["GSI1PK"] != {"S": pk}:  # a cursor from another customer's listing
+            if start["GSI1PK"] != {"S": pk} or not _is_company_key(start):  # another customer's, or forged
                 raise CursorError("cursor is not one this API issued")
             request["ExclusiveStartKey"] = start
         views: list[CompanyView] = []
@@ -701,5 +710,7 @@ class DynamoDBConsentStore(ConsentStore):
         except (binascii.Error, ValueError) as error:
             raise CursorError("cursor is not one this API issued") from error
         if not isinstance(key, dict) or set(key) != set(names) or not all(isinstance(key[n], str) for n in names):
+            raise CursorError("cursor is not one this API issued")
+        if not all(key[n] for n in names):  # DynamoDB refuses an empty key attribute (a ValidationException)
             raise CursorError("cursor is not one this API issued")
         return {name: _s(key[name]) for name in names}

@@ -12,6 +12,7 @@ from typing import Any
 
 import boto3
 
+from consent_dev import dynamodb_rules
 from consent_dev.template import load_template, resolve, resources_of_type
 
 REGION = "eu-west-2"
@@ -91,6 +92,7 @@ class MotoServer:
         from moto.server import ThreadedMotoServer  # noqa: PLC0415 - dev dependency
 
         make_dynamodb_atomic()
+        dynamodb_rules.install()  # what AWS refuses and moto lets through
         self._server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
         self.host = host
         self.port = port

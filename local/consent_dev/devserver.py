@@ -30,7 +30,8 @@ from consent.settings import Settings
 from consent_dev.aws import REGION, Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
 from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
-from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, jwt_claims, load_handler
+from consent_dev.jwt_auth import TOKEN_SECONDS, JwtAuthorizer, LocalIssuer, Unauthorized
+from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, load_handler
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue
 from consent_dev.template import (
@@ -50,6 +51,8 @@ log = logging.getLogger("consent_dev.devserver")
 HOST = "127.0.0.1"  # never anything else: this serves fake credentials and a stand-in authorizer
 DEFAULT_PORT = 3000
 WEBHOOK_PATH = "/webhooks/codat"
+ISSUER_PATH = "/dev/issuer"  # the local identity provider's OpenID discovery and JWKS
+TOKEN_PATH = "/dev/token"  # noqa: S105 - a route: dev only, a customer token, no password
 RELAY_FUNCTION = "OutboxRelayFunction"
 SIMULATOR_API_KEY = "dev-codat-api-key"  # a documented fake, accepted only by the simulator
 EVENTS_POLL_SECONDS = 0.2
@@ -168,15 +171,6 @@ def problem_response(status: int, code: str, detail: str, headers: Mapping[str, 
     return Response(body, status=status, headers=all_headers, content_type=PROBLEM_JSON)
 
 
-def bearer_customer(authorization: str | None) -> str | None:
-    """The stand-in JWT authorizer (PRODUCT §2): `Authorization: Bearer <customerId>` → the customer id."""
-    scheme, _, token = (authorization or "").strip().partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
-        return None
-    return token
-
-
 def request_headers(request: Request) -> dict[str, str]:
     """Headers as API Gateway passes them in payload 2.0: one value per name, duplicates comma-joined."""
     headers: dict[str, str] = {}
@@ -211,9 +205,12 @@ class ApiGateway:
     """The HTTP API of template.yaml: its routes to their functions, with the local authorizer in front of
     exactly the routes that have one there."""
 
-    def __init__(self, functions_by_id: Mapping[str, LambdaFunction], api_routes: Iterable[Route]) -> None:
+    def __init__(
+        self, functions_by_id: Mapping[str, LambdaFunction], api_routes: Iterable[Route], authorizer: JwtAuthorizer
+    ) -> None:
         self._functions = dict(functions_by_id)
         self._routes = list(api_routes)
+        self._authorizer = authorizer
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self._routes:
@@ -242,16 +239,16 @@ class ApiGateway:
         function = self._functions[route.function]
         claims = None
         if route.authorized:
-            customer = bearer_customer(request.headers.get("Authorization"))
-            if customer is None:
-                # API Gateway's authorizer answers before any function runs.
+            try:
+                claims = self._authorizer.claims(request.headers.get("Authorization"))
+            except Unauthorized:
+                # API Gateway's authorizer answers before any function runs, and says no more than this.
                 return problem_response(
                     401,
                     "unauthenticated",
-                    "Send `Authorization: Bearer <customerId>` (the local stand-in for the bank's JWT).",
+                    "Send `Authorization: Bearer <token>`: a JWT of the issuer (make dev: POST /dev/token).",
                     {"WWW-Authenticate": "Bearer"},
                 )
-            claims = {**jwt_claims(customer), function.services.settings.identity_claim: customer}
         request_id = str(uuid.uuid4())
         body = request.get_data()
         event = http_event(
@@ -375,10 +372,19 @@ class DevStack:
     `port=0` picks a free port; `codat_port=None` means `port + 1` for a fixed port, else a free one.
     `environ` (default: os.environ) supplies CODAT_BASE_URL / CODAT_API_KEY / CODAT_WEBHOOK_SECRET."""
 
-    def __init__(self, port: int = 0, codat_port: int | None = None, *, environ: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        port: int = 0,
+        codat_port: int | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        issuer: LocalIssuer | None = None,
+    ):
         self.codat = CodatTarget.from_environment(os.environ if environ is None else environ)
         self._codat_port = codat_port if codat_port is not None else (port + 1 if port else 0)
         self._server = _bind(port, self._wsgi)
+        # The bank's identity provider, locally: its keys are made now; `issuer=` lets a test mint tokens first.
+        self.issuer = issuer or LocalIssuer(url=f"{self.api_url}{ISSUER_PATH}")
         self._server_thread = threading.Thread(target=self._server.serve_forever, name="dev-api", daemon=True)
         self.state = "starting"
         self.parts: dict[str, dict[str, Any]] = {}
@@ -524,7 +530,9 @@ class DevStack:
             if function.routes
         }
         api_routes = routes(template)
-        self.gateway = ApiGateway(api_functions, api_routes)
+        defaults = parameter_defaults(template)
+        authorizer = JwtAuthorizer(self.issuer, (self.issuer.audience,), identity_claim=defaults["IdentityClaim"])
+        self.gateway = ApiGateway(api_functions, api_routes, authorizer)
         self._mark("api", state="up", url=self.api_url, routes=len(api_routes), functions=sorted(api_functions))
 
     def _start_relay(self) -> None:
@@ -599,6 +607,12 @@ class DevStack:
             return self._health()
         if request.method == "GET" and path == "/openapi.json":
             return self._openapi_response()
+        if request.method == "GET" and path == f"{ISSUER_PATH}/.well-known/openid-configuration":
+            return Response(json.dumps(self.issuer.discovery()), content_type="application/json")
+        if request.method == "GET" and path == f"{ISSUER_PATH}/.well-known/jwks.json":
+            return Response(json.dumps(self.issuer.jwks()), content_type="application/json")
+        if request.method == "POST" and path == TOKEN_PATH:
+            return self._token_response(request)
         if request.method == "GET" and (path == "/docs" or path.startswith("/docs/")):
             return docs_response(request, path.removeprefix("/docs").lstrip("/"))
         if request.method == "GET" and (path == "/demo" or path.startswith("/demo/")):
@@ -609,6 +623,18 @@ class DevStack:
         if not self.ready or self.gateway is None:
             return problem_response(503, "starting", "The dev server is still starting.", {"Retry-After": "1"})
         return self.gateway.handle(request)
+
+    def _token_response(self, request: Request) -> Response:
+        """Dev only: a token for the customer named in the form or JSON body (`customer`); there are no passwords."""
+        given = request.form.get("customer") or (request.get_json(silent=True) or {}).get("customer")
+        if not isinstance(given, str) or not given.strip() or len(given) > 128:
+            return problem_response(422, "validation_failed", "Send `customer=<customer id>` (up to 128 characters).")
+        body = {"accessToken": self.token(given.strip()), "tokenType": "Bearer", "expiresIn": TOKEN_SECONDS}
+        return Response(json.dumps(body), content_type="application/json", headers={"Cache-Control": "no-store"})
+
+    def token(self, customer_id: str) -> str:
+        """A token of this stack's issuer for `customer_id`, in the template's identity claim."""
+        return self.issuer.token(customer_id, claim=str(parameter_defaults()["IdentityClaim"]))
 
     def _health(self) -> Response:
         body = {"status": self.state, "parts": self.parts}
@@ -704,13 +730,17 @@ def banner(stack: DevStack, started_in: float) -> str:
   Webhooks in      {stack.webhook_url}   (signed with CODAT_WEBHOOK_SECRET)
   Embedded AWS     {stack.moto.endpoint if stack.moto else "-"}   (moto; fake credentials)
 
-  Try this first (the local authorizer takes `Authorization: Bearer <customerId>`):
-    curl -s -X POST {api}/companies -H 'Authorization: Bearer alice' \\
+  Identity         {stack.issuer.url}   (local issuer; tokens: POST {api}{TOKEN_PATH} customer=<id>)
+
+  Try this first (API Gateway's JWT authorizer is enforced: a token of the local issuer, valid one hour):
+    export ALICE={stack.token("alice")}
+    export BOB={stack.token("bob")}
+    curl -s -X POST {api}/companies -H "Authorization: Bearer $ALICE" \\
          -H 'Content-Type: application/json' -d '{{"name": "Acme Bakery Ltd", "journey": "onboarding"}}'
-    curl -s -X POST {api}/companies/<companyId>/connections -H 'Authorization: Bearer alice' \\
+    curl -s -X POST {api}/companies/<companyId>/connections -H "Authorization: Bearer $ALICE" \\
          -H 'Content-Type: application/json' -d '{{"platformKey": "qhnd"}}'
     open the connection's linkUrl, press Authorize, then:
-    curl -s {api}/companies/<companyId> -H 'Authorization: Bearer alice'
+    curl -s {api}/companies/<companyId> -H "Authorization: Bearer $ALICE"
 
   Consent events appear below as they are published. Ctrl-C stops everything.
 """

@@ -18,7 +18,7 @@ TITLE = "Consent journey API"
 VERSION = "1.0.0"
 DESCRIPTION = (
     "The consent journey backend for banks on Codat. Every route but the webhook needs the customer's JWT "
-    "(`Authorization: Bearer …`; locally, `make dev` takes `Bearer <customerId>`). Errors are RFC 9457 "
+    "(`Authorization: Bearer …`; locally, a token of `make dev`'s issuer: `POST /dev/token`). Errors are RFC 9457 "
     "problem details with a stable `code`."
 )
 _SECURITY_SCHEME = {

@@ -181,7 +181,9 @@ def test_a_customer_runs_the_whole_consent_journey_in_the_demo_app(stack: DevSta
         expect(page.locator("#announcer")).to_contain_text("Acme Bakery Ltd was erased")
         steps.shot("erased")
         answer = httpx.get(
-            f"{stack.api_url}/companies/{company_id}", headers={"Authorization": f"Bearer {CUSTOMER}"}, timeout=10
+            f"{stack.api_url}/companies/{company_id}",
+            headers={"Authorization": f"Bearer {stack.token(CUSTOMER)}"},
+            timeout=10,
         )
         assert answer.status_code == 404
         assert page_errors == []

@@ -4,7 +4,9 @@ command itself (ready within the README's promise, stopped cleanly by a signal).
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import logging
 import os
 import random
@@ -24,13 +26,16 @@ from openapi_spec_validator import validate
 
 from consent_dev.codat_simulator import CodatSimulator, serve
 from consent_dev.devserver import DevStack, DevStackError
+from consent_dev.jwt_auth import LocalIssuer
 from consent_dev.subscriber import EventsQueue
 from consent_dev.template import REPO_ROOT, routes
 
 pytestmark = pytest.mark.e2e
 
-ALICE = {"Authorization": "Bearer customer-alice"}
-BOB = {"Authorization": "Bearer customer-bob"}
+# The bank's identity provider, locally: the stack verifies its tokens as API Gateway's JWT authorizer would.
+ISSUER = LocalIssuer(url="https://issuer.consent.test")
+ALICE = {"Authorization": f"Bearer {ISSUER.token('customer-alice')}"}
+BOB = {"Authorization": f"Bearer {ISSUER.token('customer-bob')}"}
 STARTUP_PROMISE_SECONDS = 30.0  # what the README promises for `make dev`
 WEBHOOK_WAIT_SECONDS = 20.0  # link page → webhooks → journey state; the simulator's first read takes ~2 s
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
@@ -39,7 +44,7 @@ HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "tra
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DevStack]:
     # environ={}: the simulator, whatever CODAT_* a developer's shell has.
-    with DevStack(port=0, codat_port=0, environ={}) as running:
+    with DevStack(port=0, codat_port=0, environ={}, issuer=ISSUER) as running:
         yield running
 
 
@@ -195,10 +200,34 @@ def test_health_reports_every_part_up(http: httpx.Client) -> None:
     }
 
 
-@pytest.mark.parametrize(
-    "authorization", [None, "", "Bearer", "Bearer two words", "Basic Y3VzdG9tZXI6eA==", "customer-alice"]
-)
-def test_the_local_authorizer_refuses_a_request_without_a_bearer_customer(
+def _unsigned(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+BAD_TOKENS = {
+    "none": None,
+    "empty": "",
+    "no token": "Bearer",
+    "two words": "Bearer two words",
+    "basic": "Basic Y3VzdG9tZXI6eA==",
+    "a bare customer id": "customer-alice",
+    "a customer id as the token": "Bearer customer-alice",
+    "malformed": "Bearer eyJhbGciOiJSUzI1NiJ9.not-base64!.x",
+    "expired": f"Bearer {ISSUER.token('customer-alice', lifetime=-60)}",
+    "not yet valid": f"Bearer {ISSUER.token('customer-alice', nbf=int(time.time()) + 3600)}",
+    "another issuer's key": f"Bearer {LocalIssuer(url=ISSUER.url, kid=ISSUER.kid).token('customer-alice')}",
+    "another issuer": f"Bearer {ISSUER.token('customer-alice', iss='https://evil.example/')}",
+    "another audience": f"Bearer {ISSUER.token('customer-alice', aud='another-app')}",
+    "no identity claim": f"Bearer {ISSUER.token('', claim='sub')}",
+    "alg none": f"Bearer {_unsigned({'sub': 'customer-alice', 'iss': ISSUER.url, 'aud': 'consent-app', 'exp': 9e9})}",
+}
+
+
+@pytest.mark.parametrize("authorization", list(BAD_TOKENS.values()), ids=list(BAD_TOKENS))
+def test_the_local_authorizer_refuses_every_token_api_gateway_would(
     http: httpx.Client, authorization: str | None
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
@@ -283,7 +312,10 @@ def test_a_real_codat_is_used_when_its_url_and_key_are_set() -> None:
     with serve(codat) as served:
         environ = {"CODAT_BASE_URL": served.url, "CODAT_API_KEY": "not-the-dev-key"}
         # When `make dev` runs with them
-        with DevStack(environ=environ) as stack, httpx.Client(base_url=stack.api_url, timeout=10.0) as http:
+        with (
+            DevStack(environ=environ, issuer=ISSUER) as stack,
+            httpx.Client(base_url=stack.api_url, timeout=10.0) as http,
+        ):
             created = http.post("/companies", json={"name": "Acme Bakery Ltd", "journey": "onboarding"}, headers=ALICE)
             health = http.get("/health").json()
         # Then no simulator of its own runs, and the company is created there (the key from Secrets Manager)
@@ -410,3 +442,24 @@ def test_make_dev_is_healthy_within_its_promise_and_stops_cleanly_on_a_signal(
     aws_port = urlsplit(aws_endpoint).port
     assert aws_port is not None
     assert not any(listening(p) for p in (port, port + 1, aws_port))
+
+
+def test_the_local_issuer_hands_out_tokens_and_publishes_its_keys(stack: DevStack, http: httpx.Client) -> None:
+    # Given a customer who signs in through the local issuer (dev only: no password)
+    issued = http.post("/dev/token", data={"customer": "customer-carol"})
+    assert issued.status_code == 200, issued.text
+    assert issued.headers["cache-control"] == "no-store"
+    token = issued.json()["accessToken"]
+
+    # When she calls the API with it, she is that customer (with her own, empty, list of companies)
+    listed = http.get("/companies", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == []
+
+    # and the issuer publishes what an authorizer verifies tokens with, as OpenID discovery says
+    discovery = http.get("/dev/issuer/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == stack.issuer.url
+    jwks = httpx.get(f"{stack.api_url}/dev/issuer/.well-known/jwks.json", timeout=10).json()
+    assert [key["kid"] for key in jwks["keys"]] == [stack.issuer.kid]
+    assert "d" not in jwks["keys"][0]  # the public half only
+    assert http.post("/dev/token", data={"customer": ""}).status_code == 422

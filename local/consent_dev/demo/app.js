@@ -1,5 +1,6 @@
 // The demo bank app: a customer's consent journey through the public API only (Option 2 of Codat's guide,
-// "fully embedded"). The local authorizer takes `Authorization: Bearer <customerId>` in place of the bank's JWT.
+// "fully embedded"). Signing in asks `make dev`'s local issuer for the customer's token (the bank's identity
+// provider in production); every call sends it, and the local JWT authorizer checks it as API Gateway would.
 
 const POLL_MS = 2000; // GET /companies/{id} is served from DynamoDB: polling costs no Codat quota
 
@@ -44,6 +45,7 @@ const $ = (selector) => document.querySelector(selector);
 
 const state = {
   customer: null,
+  token: null,
   company: null,
   integrations: null,
   freshLinks: new Map(), // connectionId → a linkUrl this session asked for and has not opened yet
@@ -63,7 +65,7 @@ class ApiError extends Error {
 }
 
 async function api(method, path, { body, headers = {} } = {}) {
-  const init = { method, headers: { Accept: "application/json", Authorization: `Bearer ${state.customer}`, ...headers } };
+  const init = { method, headers: { Accept: "application/json", Authorization: `Bearer ${state.token}`, ...headers } };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -164,6 +166,10 @@ function logo(integration) {
 // -- sign in and companies ----------------------------------------------------------------------------------
 
 async function signIn(customer) {
+  // The local issuer's token for this customer (dev only: no password).
+  const issued = await fetch("/dev/token", { method: "POST", body: new URLSearchParams({ customer }) });
+  if (!issued.ok) throw new ApiError(issued.status, await issued.json().catch(() => null));
+  state.token = (await issued.json()).accessToken;
   state.customer = customer;
   sessionStorage.setItem("demo.customer", customer);
   $("#session-customer").textContent = customer;
@@ -173,7 +179,7 @@ async function signIn(customer) {
 
 function signOut() {
   stopPolling();
-  state.customer = state.company = null;
+  state.customer = state.token = state.company = null;
   sessionStorage.removeItem("demo.customer");
   $("#session").hidden = true;
   showError(null);

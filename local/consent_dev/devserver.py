@@ -51,6 +51,9 @@ log = logging.getLogger("consent_dev.devserver")
 HOST = "127.0.0.1"  # never anything else: this serves fake credentials and a stand-in authorizer
 DEFAULT_PORT = 3000
 WEBHOOK_PATH = "/webhooks/codat"
+# API Gateway HTTP API's payload quota, and Lambda's for a synchronous invocation's response.
+MAX_REQUEST_BYTES = 10 * 1024 * 1024
+MAX_LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
 ISSUER_PATH = "/dev/issuer"  # the local identity provider's OpenID discovery and JWKS
 TOKEN_PATH = "/dev/token"  # noqa: S105 - a route: dev only, a customer token, no password
 RELAY_FUNCTION = "OutboxRelayFunction"
@@ -180,8 +183,22 @@ def request_headers(request: Request) -> dict[str, str]:
     return headers
 
 
+def gateway_response(status: int, message: str) -> Response:
+    """An answer API Gateway itself gives (not a function's): `{"message": …}`."""
+    request_id = str(uuid.uuid4())
+    return Response(
+        json.dumps({"message": message}),
+        status=status,
+        content_type="application/json",
+        headers={"Apigw-Requestid": request_id},
+    )
+
+
 def lambda_to_http(result: Any, request_id: str) -> Response:
-    """A payload 2.0 Lambda result as API Gateway turns it into an HTTP response."""
+    """A payload 2.0 Lambda result as API Gateway turns it into an HTTP response. Lambda refuses a synchronous
+    response over 6 MB, and API Gateway then answers 500 Internal Server Error."""
+    if len(json.dumps(result, default=str).encode()) > MAX_LAMBDA_RESPONSE_BYTES:
+        return gateway_response(500, "Internal Server Error")
     if not isinstance(result, Mapping) or "statusCode" not in result:
         # API Gateway's inference for format 2.0: any other JSON value is a 200 application/json body.
         return Response(json.dumps(result), status=200, content_type="application/json")
@@ -224,6 +241,9 @@ class ApiGateway:
         return sorted({name for function in self._functions.values() for name in function.services.catalog.names})
 
     def handle(self, request: Request) -> Response:
+        if (request.content_length or 0) > MAX_REQUEST_BYTES:
+            # API Gateway refuses a payload over its quota before routing, in its own words.
+            return gateway_response(413, "Request Entity Too Large")
         found = self.find(request.method, request.path)
         if found is None:
             allowed = allowed_methods(self._routes, request.path)

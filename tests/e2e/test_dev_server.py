@@ -463,3 +463,26 @@ def test_the_local_issuer_hands_out_tokens_and_publishes_its_keys(stack: DevStac
     assert [key["kid"] for key in jwks["keys"]] == [stack.issuer.kid]
     assert "d" not in jwks["keys"][0]  # the public half only
     assert http.post("/dev/token", data={"customer": ""}).status_code == 422
+
+
+def test_a_request_over_api_gateway_s_quota_is_refused_before_any_function(http: httpx.Client) -> None:
+    # API Gateway's HTTP API takes payloads up to 10 MB; over it, it answers itself, in its own words
+    answer = http.post(
+        "/companies", content=b"x" * (10 * 1024 * 1024 + 1), headers={**ALICE, "Content-Type": "application/json"}
+    )
+
+    assert answer.status_code == 413
+    assert answer.json() == {"message": "Request Entity Too Large"}
+
+
+def test_a_function_answer_over_lambda_s_6_mb_is_api_gateway_s_500() -> None:
+    from consent_dev.devserver import lambda_to_http  # noqa: PLC0415
+
+    too_big = {"statusCode": 200, "body": "x" * (6 * 1024 * 1024 + 1)}
+    fits = {"statusCode": 200, "body": "x" * 1024}
+
+    answer = lambda_to_http(too_big, "request-1")
+
+    assert answer.status_code == 500
+    assert json.loads(answer.get_data()) == {"message": "Internal Server Error"}
+    assert lambda_to_http(fits, "request-2").status_code == 200

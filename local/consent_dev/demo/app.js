@@ -190,8 +190,9 @@ function signOut() {
 async function showStart() {
   stopPolling();
   state.company = null;
-  show("start");
+  // Shown once the list is in: a click on the form while the app is still busy would be dropped.
   const { items } = await api("GET", "/companies?limit=20");
+  show("start");
   const list = $("#company-list");
   list.replaceChildren(
     ...items.map((company) =>

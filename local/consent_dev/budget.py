@@ -1,6 +1,6 @@
 """The call budget: how many AWS and Codat calls each route and each Codat webhook costs, with the requests
 that rehearse it. One source of truth for `tests/integration/test_call_budget.py`, `make bench` and the
-README's "Performance budget" table (`markdown_table()`).
+"Performance budget" table of docs/performance.md (`markdown_table()`).
 
 Counts are for one request in a warm container (secrets and Codat's integration list already cached), in
 the state each case sets up through the API itself. AWS calls are counted by botocore's `before-call` event
@@ -122,7 +122,7 @@ BUDGET: dict[str, Budget] = {
 
 
 def markdown_table() -> str:
-    """The README's budget table, generated from BUDGET (a test keeps the README in step)."""
+    """The budget table of docs/performance.md, generated from BUDGET (a test keeps the page in step)."""
     lines = ["| request | AWS calls | Codat calls | notes |", "| --- | --- | --- | --- |"]
     for name, budget in BUDGET.items():
         lines.append(f"| {_request(name)} | {_calls(budget.aws)} | {_calls(budget.codat)} | {budget.note} |")

@@ -1,6 +1,6 @@
 """The call budget: each route and each Codat webhook makes exactly the AWS and Codat calls that
 `consent_dev.budget.BUDGET` allows — one more DynamoDB read or Codat request on any of them fails here.
-The README's "Performance budget" table is generated from the same budget."""
+The "Performance budget" table of docs/performance.md is generated from the same budget."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from consent_dev.template import routes
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+PERFORMANCE_DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 
 
 @pytest.fixture
@@ -62,7 +62,8 @@ def test_every_route_of_the_template_has_a_budget() -> None:
     assert missing == []
 
 
-def test_the_readme_shows_the_budget_as_it_is() -> None:
-    assert budget.markdown_table() in README.read_text(encoding="utf-8"), (
-        "README's 'Performance budget' table differs from consent_dev.budget: paste markdown_table()'s output"
+def test_the_performance_page_shows_the_budget_as_it_is() -> None:
+    assert budget.markdown_table() in PERFORMANCE_DOC.read_text(encoding="utf-8"), (
+        "docs/performance.md's 'Performance budget' table differs from consent_dev.budget: "
+        "paste markdown_table()'s output"
     )

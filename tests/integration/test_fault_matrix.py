@@ -2,7 +2,7 @@
 against every way what it depends on can fail — Codat (429 with Retry-After, 500, 503, a timeout, a reset
 connection, malformed JSON, 401), DynamoDB (throttling, a conditional-check race, a transaction conflict) and SNS.
 
-`MATRIX` is the expected outcome of every cell and the parametrization of `test_each_cell`; the README's "Fault
+`MATRIX` is the expected outcome of every cell and the parametrization of `test_each_cell`; docs/reliability.md's "Fault
 matrix" table is `markdown_table()` of it, and a test keeps the two the same. Each cell, Given the row's state:
 When the failure is armed and the request sent, Then the status and problem `code` are the cell's; the failing
 dependency saw what the cell says (every attempt of the retry budget, Codat's Retry-After honoured and passed on,
@@ -46,7 +46,7 @@ from consent_dev.template import functions, routes
 
 pytestmark = pytest.mark.integration
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+RELIABILITY_DOC = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"
 ALICE = "customer-alice"
 CODAT_ATTEMPTS = 4  # the client's attempt budget in tests (conftest's Codat client)
 CODAT_RETRY_BUDGET = 20.0  # seconds
@@ -252,7 +252,7 @@ MATRIX: dict[str, dict[Failure, Outcome]] = {
 
 
 def markdown_table() -> str:
-    """The README's fault matrix, generated from MATRIX (a test keeps the README in step)."""
+    """The fault matrix of docs/reliability.md, generated from MATRIX (a test keeps the page in step)."""
     lines = [
         "| | " + " | ".join(f.value for f in Failure) + " |",
         "| --- |" + " --- |" * len(Failure),
@@ -537,7 +537,7 @@ class Row:
 
     @property
     def label(self) -> str:
-        """The row's name in the README."""
+        """The row's name in docs/reliability.md."""
         return f"`{self.name}`"
 
     def given(self, world: World) -> Context:
@@ -1158,9 +1158,9 @@ def test_each_cell(row: Row, failure: Failure, world: World) -> None:
         assert relay.published() == []
 
 
-def test_the_readme_shows_the_fault_matrix_as_it_is() -> None:
-    assert markdown_table() in README.read_text(encoding="utf-8"), (
-        "README's 'Fault matrix' table differs from MATRIX: paste the output of "
+def test_the_reliability_page_shows_the_fault_matrix_as_it_is() -> None:
+    assert markdown_table() in RELIABILITY_DOC.read_text(encoding="utf-8"), (
+        "docs/reliability.md's 'Fault matrix' table differs from MATRIX: paste the output of "
         "`.venv/bin/python tests/integration/test_fault_matrix.py`"
     )
 

@@ -82,12 +82,13 @@ def create_company(
         codat_company = None
         if previous_attempt_reached_codat:
             codat_company = _find_created(services, request_ref)
+        reference = services.customer_ref(customer_id)
         if codat_company is None:
             reached_codat = True
             codat_company = services.codat.create_company(
                 name=request.name,
                 description=request.description,
-                tags={CUSTOMER_TAG: services.customer_ref(customer_id), REQUEST_TAG: request_ref},
+                tags={CUSTOMER_TAG: reference, REQUEST_TAG: request_ref},
                 idempotency_key=request_ref,
             )
         return _written(
@@ -97,6 +98,7 @@ def create_company(
                 request=request,
                 journey=journey,
                 codat_company=codat_company,
+                customer_ref_keyed=codat_company.tags.get(CUSTOMER_TAG) == reference,
                 idempotency_key=idempotency_key,
                 token=token,
             )
@@ -161,6 +163,7 @@ def _record_company(
     request: CreateCompanyRequest,
     journey: JourneyDefinition,
     codat_company: CodatCompany,
+    customer_ref_keyed: bool,
     idempotency_key: str | None,
     token: str | None,
 ) -> Answer:
@@ -175,8 +178,8 @@ def _record_company(
         created_at=now,
         updated_at=now,
         journeys=[progress],
-        # A company an earlier attempt created before the keyed reference existed still carries the id itself.
-        customer_ref_keyed=codat_company.tags.get(CUSTOMER_TAG) == services.customer_ref(customer_id),
+        # False for a company an earlier attempt created before the keyed reference existed (tagged with the id).
+        customer_ref_keyed=customer_ref_keyed,
     )
     actor = Actor.customer(customer_id)
     ledger = [

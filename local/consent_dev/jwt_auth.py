@@ -37,6 +37,10 @@ class LocalIssuer:
         public = RSAAlgorithm.to_jwk(self._key.public_key(), as_dict=True)
         return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
 
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        return self._key.public_key()
+
     def discovery(self) -> dict[str, Any]:
         return {
             "issuer": self.url,
@@ -83,13 +87,13 @@ class JwtAuthorizer:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
             raise Unauthorized(f"malformed token: {type(error).__name__}") from error
-        key = next((k for k in self.issuer.jwks()["keys"] if k["kid"] == header.get("kid")), None)
-        if key is None or header.get("alg") not in ALGORITHMS:
+        # The issuer's one key, as its JWKS publishes it (no JWK round trip per request).
+        if header.get("kid") != self.issuer.kid or header.get("alg") not in ALGORITHMS:
             raise Unauthorized("unknown key or algorithm")
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
-                RSAAlgorithm.from_jwk(key),  # type: ignore[arg-type]
+                self.issuer.public_key,
                 algorithms=ALGORITHMS,
                 issuer=self.issuer.url,
                 options={"require": ["exp", "iss"], "verify_aud": False},

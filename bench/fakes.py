@@ -28,6 +28,15 @@ from consent.store import (
     ParkedWebhook,
 )
 from consent.store.port import IdempotencyResult, Page
+from consent.store.positions import (
+    company_cursor,
+    connection_cursor,
+    event_cursor,
+    parse_company_cursor,
+    parse_connection_cursor,
+    parse_event_cursor,
+    sortable,
+)
 from consent_dev.codat_simulator.catalogue import default_integrations
 
 # -- the store ---------------------------------------------------------------------------------------------
@@ -110,7 +119,8 @@ class FakeStore(ConsentStore):
             return None
         if connections_limit is not None and len(view.connections) > connections_limit:
             ordered = sorted(view.connections, key=lambda c: c.connection_id)
-            return CompanyView(view.company, ordered[:connections_limit], ordered[connections_limit - 1].connection_id)
+            last = ordered[connections_limit - 1].connection_id
+            return CompanyView(view.company, ordered[:connections_limit], connection_cursor(last))
         return view
 
     def get_company_by_id(self, company_id: str) -> CompanyView | None:
@@ -129,8 +139,12 @@ class FakeStore(ConsentStore):
             key=lambda c: (c.record.created_at, c.record.company_id),
             reverse=True,
         )
-        views = [CompanyView(c.record, list(c.connections.values())) for c in mine]
-        return _page(views, limit, cursor)
+        if cursor is not None:
+            position = parse_company_cursor(cursor)
+            mine = [c for c in mine if (sortable(c.record.created_at), c.record.company_id) < position]
+        views = [CompanyView(c.record, list(c.connections.values())) for c in mine[: limit + 1]]
+        last = views[limit - 1].company if len(views) > limit else None
+        return Page(views[:limit], company_cursor(sortable(last.created_at), last.company_id) if last else None)
 
     def commit(self, change: Change) -> None:
         company_id = _company_of(change)
@@ -182,16 +196,25 @@ class FakeStore(ConsentStore):
         if self.company_owner(company_id) != customer_id:
             return None
         connections = sorted(self._companies[company_id].connections.values(), key=lambda c: c.connection_id)
-        page = _page(connections, limit, cursor)
-        return Page([c for c in page.items if not c.deleted], page.next_cursor)
+        if cursor is not None:
+            after = parse_connection_cursor(cursor)
+            connections = [c for c in connections if c.connection_id > after]
+        more = len(connections) > limit
+        page = connections[:limit]
+        return Page([c for c in page if not c.deleted], connection_cursor(page[-1].connection_id) if more else None)
 
     def list_ledger(
         self, customer_id: str, company_id: str, *, limit: int, cursor: str | None
     ) -> Page[LedgerRecord] | None:
         if self.company_owner(company_id) != customer_id:
             return None
-        ledger = sorted(self._companies[company_id].ledger, key=lambda e: (e.at, e.seq, e.entry_id))
-        return _page(ledger, limit, cursor)
+        ledger = sorted(self._companies[company_id].ledger, key=lambda e: (sortable(e.at), e.seq, e.entry_id))
+        if cursor is not None:
+            after = parse_event_cursor(cursor)
+            ledger = [e for e in ledger if (sortable(e.at), e.seq, e.entry_id) > after]
+        more = len(ledger) > limit
+        page = ledger[:limit]
+        return Page(page, event_cursor(sortable(page[-1].at), page[-1].seq, page[-1].entry_id) if more else None)
 
     def erase_company(self, company_id: str, tombstone: LedgerRecord) -> None:
         self._companies.pop(company_id, None)

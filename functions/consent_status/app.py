@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.models import MAX_PAGE_LIMIT, CompanyList, ConnectionList, LedgerPage
 from consent.api.openapi import responses
-from consent.api.params import CompanyId, Cursor, PageLimit
+from consent.api.params import CompaniesCursor, CompanyId, ConnectionsCursor, EventsCursor, PageLimit
 from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain import Company
 from consent.observability import logger, metrics, tracer
@@ -26,7 +26,7 @@ app = create_resolver()
 )
 def list_companies(
     limit: PageLimit = 20,
-    cursor: Cursor = None,
+    cursor: CompaniesCursor = None,
 ) -> Response[str]:
     request = scope(app)
     page = companies.list_companies(request.services, request.customer_id, limit=limit, cursor=cursor)
@@ -53,7 +53,7 @@ def get_company(company_id: CompanyId) -> Response[str]:
 def list_connections(
     company_id: CompanyId,
     limit: PageLimit = MAX_PAGE_LIMIT,
-    cursor: Cursor = None,
+    cursor: ConnectionsCursor = None,
 ) -> Response[str]:
     request = scope(app)
     page = connections.list_connections(request.services, request.customer_id, company_id, limit=limit, cursor=cursor)
@@ -69,7 +69,7 @@ def list_connections(
 def list_events(
     company_id: CompanyId,
     limit: PageLimit = 50,
-    cursor: Cursor = None,
+    cursor: EventsCursor = None,
 ) -> Response[str]:
     request = scope(app)
     page = connections.list_events(request.services, request.customer_id, company_id, limit=limit, cursor=cursor)

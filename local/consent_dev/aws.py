@@ -210,6 +210,22 @@ def deploy_tables(endpoint: str, *, suffix: str | None = None) -> Deployed:
     return deployed
 
 
+def empty_tables(endpoint: str, deployed: Deployed) -> None:
+    """Delete every item of the deployment's tables (the tables, their indexes and streams stay)."""
+    dynamodb = _dynamodb_client(endpoint)
+    for name in deployed.tables.values():
+        keys = [k["AttributeName"] for k in dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=name,
+            ProjectionExpression=", ".join(f"#k{i}" for i in range(len(keys))),
+            ExpressionAttributeNames={f"#k{i}": key for i, key in enumerate(keys)},
+        ):
+            items = page.get("Items", [])
+            for start in range(0, len(items), 25):  # BatchWriteItem's limit
+                requests = [{"DeleteRequest": {"Key": item}} for item in items[start : start + 25]]
+                dynamodb.batch_write_item(RequestItems={name: requests})
+
+
 @functools.lru_cache(maxsize=4)
 def _dynamodb_client(endpoint: str) -> Any:
     # Made once per server: a new session loads botocore's DynamoDB model again (most of a table's cost).

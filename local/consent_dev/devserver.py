@@ -27,7 +27,7 @@ from werkzeug.wrappers import Request, Response
 from consent.api.problems import PROBLEM_JSON, Problem
 from consent.services import Services
 from consent.settings import Settings
-from consent_dev.aws import REGION, Deployed, MotoServer, deploy
+from consent_dev.aws import REGION, Deployed, MotoServer, deploy, empty_tables
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
 from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
 from consent_dev.jwt_auth import TOKEN_SECONDS, JwtAuthorizer, LocalIssuer, Unauthorized
@@ -499,6 +499,16 @@ class DevStack:
         self.relay = self.events_log = self._sim_server = self.moto = None
         self._restore_environment()
         self.state = "stopped"
+
+    def reset(self) -> None:
+        """An empty deployment again, without a restart: every item of every table deleted, and the simulator's
+        companies, connections, keys and undelivered webhooks forgotten. For a test whose every run must meet
+        the world its first run met."""
+        if self.moto is None or self.deployed is None:
+            raise DevStackError("the stack is not running")
+        if self.simulator is not None:
+            self.simulator.reset()
+        empty_tables(self.moto.endpoint, self.deployed)
 
     def __enter__(self) -> DevStack:
         return self.start()

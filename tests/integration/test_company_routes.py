@@ -243,15 +243,19 @@ def test_a_bad_list_query_is_422(api: LocalApi, query: dict[str, str]) -> None:
     assert_problem(api.get("/companies", customer=ALICE, query=query), 422, "validation_failed")
 
 
-def test_another_customers_cursor_is_refused(api: LocalApi) -> None:
+def test_another_customers_cursor_only_positions_within_the_callers_own_companies(api: LocalApi) -> None:
+    # Given Alice's two companies, then three of Bob's
+    alices = [create(api, name=f"Alice {n}").body["companyId"] for n in range(2)]
     for n in range(3):
         create(api, customer=BOB, name=f"Bob {n}")
     bobs_cursor = api.get("/companies", customer=BOB, query={"limit": "1"}).body["nextCursor"]
 
+    # When Alice lists from Bob's cursor
     response = api.get("/companies", customer=ALICE, query={"cursor": bobs_cursor})
 
-    problem = assert_problem(response, 422, "validation_failed")
-    assert problem["errors"][0]["field"] == "cursor"
+    # Then it is a position in her list (her companies created before it), never Bob's companies
+    assert response.status == 200, response.text
+    assert [c["companyId"] for c in response.body["items"]] == list(reversed(alices))
 
 
 def _read_company(api: LocalApi, company_id: str) -> Any:
@@ -309,32 +313,62 @@ def test_a_company_with_few_connections_has_no_connections_cursor(api: LocalApi,
     assert "connectionsNextCursor" not in company
 
 
-def _forged(key: dict[str, str]) -> str:
+def _opaque(key: dict[str, str]) -> str:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
 
 
 @pytest.mark.parametrize(
-    ("path", "key"),
+    ("path", "cursor"),
     [
-        # Empty key attributes: DynamoDB itself refuses them in ExclusiveStartKey (a ValidationException, not a page)
-        ("/companies", {"PK": "", "SK": "", "GSI1PK": "CUSTOMER#customer-alice", "GSI1SK": ""}),
-        ("/companies", {"PK": "COMPANY#x", "SK": "COMPANY", "GSI1PK": "CUSTOMER#customer-alice", "GSI1SK": ""}),
-        # Well-formed JSON of the right names, but not the shape of any key we issue
-        (
-            "/companies",
-            {"PK": "LEDGER#x", "SK": "COMPANY", "GSI1PK": "CUSTOMER#customer-alice", "GSI1SK": "a#b#COMPANY"},
-        ),
-        ("/companies/{companyId}/connections", {"PK": "COMPANY#{companyId}", "SK": "CONNECTION#"}),
-        ("/companies/{companyId}/events", {"PK": "COMPANY#{companyId}", "SK": "LEDGER#"}),
+        # The opaque cursors of earlier versions, and keys in them that DynamoDB itself would refuse
+        ("/companies", _opaque({"PK": "", "SK": "", "GSI1PK": "CUSTOMER#customer-alice", "GSI1SK": ""})),
+        ("/companies/{companyId}/connections", _opaque({"PK": "COMPANY#{companyId}", "SK": "CONNECTION#"})),
+        ("/companies/{companyId}/events", _opaque({"PK": "COMPANY#{companyId}", "SK": "LEDGER#"})),
+        # One listing's position given to another, or a table key
+        ("/companies", "conn-001"),
+        ("/companies/{companyId}/events", "2026-01-01T00:00:00.000000Z_{companyId}"),
+        ("/companies/{companyId}/connections", "CONNECTION#x"),
+        ("/companies/{companyId}/connections", "x\n"),
     ],
 )
-def test_a_forged_cursor_is_422_never_a_store_error(
-    api: LocalApi, new_company: Any, path: str, key: dict[str, str]
+def test_a_cursor_that_is_not_a_position_is_422_never_a_store_error(
+    api: LocalApi, new_company: Any, path: str, cursor: str
 ) -> None:
     company_id = new_company()["companyId"]
-    cursor = _forged({name: value.replace("{companyId}", company_id) for name, value in key.items()})
 
-    response = api.get(path.replace("{companyId}", company_id), customer=ALICE, query={"cursor": cursor})
+    response = api.get(
+        path.replace("{companyId}", company_id),
+        customer=ALICE,
+        query={"cursor": cursor.replace("{companyId}", company_id)},
+    )
 
     problem = assert_problem(response, 422, "validation_failed")
     assert problem["errors"][0]["field"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    ("path", "cursor", "lists"),
+    [
+        # Newest first: a position after every company lists them all
+        ("/companies", "9999-99-99T99:99:99.999999Z_zzzz", "all"),
+        ("/companies", "0000-00-00T00:00:00.000000Z_0", "none"),
+        ("/companies/{companyId}/connections", "0", "all"),
+        ("/companies/{companyId}/connections", "zzzz", "none"),
+        ("/companies/{companyId}/events", "0000-00-00T00:00:00.000000Z_000_0", "all"),
+        ("/companies/{companyId}/events", "9999-99-99T99:99:99.999999Z_999_zzzz", "none"),
+    ],
+)
+def test_any_well_formed_position_is_a_page(
+    api: LocalApi, new_company: Any, path: str, cursor: str, lists: str
+) -> None:
+    # Given a company with a connection and ledger entries
+    company_id = new_company()["companyId"]
+    api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "qhnd"})
+    route = path.replace("{companyId}", company_id)
+
+    response = api.get(route, customer=ALICE, query={"cursor": cursor})
+
+    assert response.status == 200, response.text
+    everything = api.get(route, customer=ALICE).body["items"]
+    assert everything
+    assert response.body["items"] == (everything if lists == "all" else [])

@@ -122,27 +122,31 @@ def test_a_deauthorized_connection_is_reauthorized_by_reusing_it(
     assert len(simulator.calls("POST", "/companies/{companyId}/connections")) == 1
 
 
-def test_a_platform_whose_source_type_no_journey_allows_is_422_naming_the_allowed_types(
+def test_a_platform_whose_source_type_no_journey_allows_is_409_naming_the_allowed_types(
     api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any]
 ) -> None:
     company_id = new_company(journey="onboarding")["companyId"]  # banking required, accounting optional
 
     response = connect(api, company_id, {"platformKey": "aiwb"})  # commerce
 
-    assert response.status == 422
+    # Well formed, refused by the company's state (its journeys): a conflict, not a validation failure
+    assert response.status == 409
+    assert response.body["code"] == "source_type_not_in_journeys"
     assert response.body["detail"] == "This company's journeys allow these source types: accounting, banking."
     assert response.body["errors"][0]["field"] == "platformKey"
     assert simulator.calls("POST", "/companies/{companyId}/connections") == []
 
 
-def test_an_unknown_or_disabled_platform_is_422(
+def test_an_unknown_or_disabled_platform_is_409(
     api: LocalApi, simulator: CodatSimulator, new_company: Callable[..., Any]
 ) -> None:
     company_id = new_company()["companyId"]
     disabled = next(key for key, integration in simulator.integrations.items() if not integration.enabled)
     for key in ("zzzz", disabled):
         response = connect(api, company_id, {"platformKey": key})
-        assert response.status == 422, key
+        # Well formed; the bank has enabled no such integration (yet): a conflict with that state
+        assert response.status == 409, key
+        assert response.body["code"] == "integration_not_enabled"
         assert response.body["errors"][0]["field"] == "platformKey"
 
 

@@ -37,12 +37,13 @@ def test_the_same_key_and_body_replays_the_first_response(
     assert len(company_items(table_items)) == 1
 
 
-def test_the_same_key_with_another_body_is_422(api: LocalApi, simulator: CodatSimulator) -> None:
+def test_the_same_key_with_another_body_is_409(api: LocalApi, simulator: CodatSimulator) -> None:
     assert post(api, "key-1").status == 201
 
     response = post(api, "key-1", {**BODY, "name": "Other Name"})
 
-    assert response.status == 422
+    # A well-formed request that the key's state (bound to another body) refuses: a conflict
+    assert response.status == 409
     assert response.body["code"] == "idempotency_key_reused"
     assert len(simulator.companies) == 1
 
@@ -121,7 +122,7 @@ def test_twenty_parallel_requests_with_one_key_create_one_codat_company(
 
 
 @pytest.mark.parametrize("body", [BODY, {**BODY, "name": "Another Company Ltd"}], ids=["same body", "another body"])
-def test_a_key_reused_after_its_company_was_erased_is_422_not_a_codat_failure(
+def test_a_key_reused_after_its_company_was_erased_is_409_not_a_codat_failure(
     api: LocalApi, simulator: CodatSimulator, body: dict[str, Any]
 ) -> None:
     # Given a company created with a key, then erased (with everything we kept of its create request)
@@ -134,7 +135,7 @@ def test_a_key_reused_after_its_company_was_erased_is_422_not_a_codat_failure(
 
     # Then it is the client's mistake, said clearly: Codat is not asked (it would refuse another body, and
     # replay the erased company for the same one)
-    assert again.status == 422, again.text
+    assert again.status == 409, again.text
     assert again.body["code"] == "idempotency_key_reused"
     assert "erased" in again.body["detail"]
     assert simulator.count("POST", "/companies") == 1

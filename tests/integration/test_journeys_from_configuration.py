@@ -36,7 +36,7 @@ def test_a_journey_declared_only_in_a_file_runs_end_to_end(
     company_id = company.body["companyId"]
     assert api.post("/companies", customer=ALICE, json={"name": "X", "journey": "onboarding"}).status == 422
     refused = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "mqjo"})
-    assert refused.status == 422  # accounting is not part of this journey
+    assert refused.status == 409  # accounting is not part of this journey: a conflict with its journeys
     connection = api.post(f"/companies/{company_id}/connections", customer=ALICE, json={"platformKey": "aiwb"})
     assert connection.status == 201
     authorize(company_id, connection.body["connectionId"], via=services)

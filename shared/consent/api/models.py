@@ -36,7 +36,6 @@ class CompanyList(Resource):
 
 
 MAX_PAGE_LIMIT = 100
-CURSOR_MAX_LENGTH = 1024
 
 
 class CreateConnectionRequest(_Request):

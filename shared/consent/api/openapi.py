@@ -11,7 +11,7 @@ _ERROR_TEXT = {
     400: "Malformed request",
     401: "No valid customer identity",
     404: "No such resource (also another customer's)",
-    409: "Conflict: retry, or see `code`",
+    409: "Well formed, but the current state refuses it (see `code`)",
     413: "Body over 64 KiB",
     415: "The body is not `application/json`",
     422: "Validation failed (`errors` names the fields)",

@@ -5,11 +5,16 @@ never a separator or dot that could steer a Codat URL or a table key elsewhere."
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from consent.api.models import CURSOR_MAX_LENGTH, MAX_PAGE_LIMIT
+from consent.api.models import MAX_PAGE_LIMIT
+from consent.store.positions import (
+    COMPANIES_CURSOR_PATTERN,
+    CONNECTIONS_CURSOR_PATTERN,
+    EVENTS_CURSOR_PATTERN,
+)
 
 ID_MAX_LENGTH = 64
 ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{ID_MAX_LENGTH - 1}}}$"
@@ -17,7 +22,28 @@ ID_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{ID_MAX_LENGTH - 1}}}$"
 CompanyId = Annotated[str, Path(alias="companyId", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 ConnectionId = Annotated[str, Path(alias="connectionId", max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)]
 PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE_LIMIT)]
-Cursor = Annotated[str | None, Query(min_length=1, max_length=CURSOR_MAX_LENGTH)]
+
+
+# A cursor is a position (see `consent.store.positions`): any that matches its pattern is valid.
+def _cursor(pattern: str, max_length: int, form: str) -> Any:
+    return Query(
+        max_length=max_length,
+        pattern=pattern,
+        description="Where the page starts: the `nextCursor` of the previous page. Any well-formed position is "
+        f"valid; {form}",
+    )
+
+
+CompaniesCursor = Annotated[
+    str | None,
+    _cursor(COMPANIES_CURSOR_PATTERN, 100, "`<createdAt>_<companyId>` lists the companies created before it."),
+]
+ConnectionsCursor = Annotated[
+    str | None, _cursor(CONNECTIONS_CURSOR_PATTERN, ID_MAX_LENGTH, "`<connectionId>` lists the connections after it.")
+]
+EventsCursor = Annotated[
+    str | None, _cursor(EVENTS_CURSOR_PATTERN, 100, "`<at>_<seq>_<entryId>` lists the entries recorded after it.")
+]
 # Printable ASCII without spaces: what clients send (UUIDs, ULIDs, hashes); nothing to confuse a log or a header.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 IdempotencyKey = Annotated[

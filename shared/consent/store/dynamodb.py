@@ -23,8 +23,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -41,6 +40,15 @@ from consent.store.port import (
     ParkedWebhook,
     StoreRejected,
     StoreUnavailable,
+)
+from consent.store.positions import (
+    company_cursor,
+    connection_cursor,
+    event_cursor,
+    parse_company_cursor,
+    parse_connection_cursor,
+    parse_event_cursor,
+    sortable,
 )
 from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 
@@ -74,21 +82,8 @@ def ledger_sk(entry: LedgerRecord | LedgerKey) -> str:
     return f"LEDGER#{sortable(entry.at)}#{entry.seq:03d}#{entry.entry_id}"
 
 
-def _is_company_key(key: Mapping[str, AttributeValueTypeDef]) -> bool:
-    """Whether a listing cursor names a company item as the index holds it (PK, SK and GSI1SK agree)."""
-    pk, sk, gsi1sk = (str(key[name].get("S", "")) for name in ("PK", "SK", "GSI1SK"))
-    company_id = pk.removeprefix("COMPANY#")
-    return (
-        pk.startswith("COMPANY#") and bool(company_id) and sk == "COMPANY" and gsi1sk.endswith(f"#{company_id}#COMPANY")
-    )
-
-
 def customer_pk(customer_id: str) -> str:
     return f"CUSTOMER#{customer_id}"
-
-
-def sortable(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _s(value: str) -> AttributeValueTypeDef:
@@ -352,7 +347,9 @@ class DynamoDBConsentStore(ConsentStore):
     ) -> Page[ConnectionRecord] | None:
         if self.company_owner(company_id) != customer_id:
             return None
-        items, next_cursor = self._page(company_id, "CONNECTION#", limit=limit, cursor=cursor)
+        start = f"CONNECTION#{parse_connection_cursor(cursor)}" if cursor is not None else None
+        items, last = self._page(company_id, "CONNECTION#", limit=limit, start=start)
+        next_cursor = connection_cursor(last.removeprefix("CONNECTION#")) if last else None
         connections = [ConnectionRecord.model_validate_json(i["data"]["S"]) for i in items]
         return Page([c for c in connections if not c.deleted], next_cursor)
 
@@ -361,11 +358,17 @@ class DynamoDBConsentStore(ConsentStore):
     ) -> Page[LedgerRecord] | None:
         if self.company_owner(company_id) != customer_id:
             return None
-        items, next_cursor = self._page(company_id, "LEDGER#", limit=limit, cursor=cursor)
+        start = None
+        if cursor is not None:
+            at, seq, entry_id = parse_event_cursor(cursor)
+            start = f"LEDGER#{at}#{seq:03d}#{entry_id}"
+        items, last = self._page(company_id, "LEDGER#", limit=limit, start=start)
+        next_cursor = event_cursor(*_ledger_position(last)) if last else None
         return Page([LedgerRecord.model_validate_json(i["data"]["S"]) for i in items], next_cursor)
 
-    def _page(self, company_id: str, prefix: str, *, limit: int, cursor: str | None) -> tuple[list[Item], str | None]:
-        """One page of a company's items whose sort key starts with `prefix`, in sort-key order."""
+    def _page(self, company_id: str, prefix: str, *, limit: int, start: str | None) -> tuple[list[Item], str | None]:
+        """One page of a company's items whose sort key starts with `prefix`, in sort-key order, after the sort key
+        `start` (which need not exist); and the sort key after which the next page starts, if there may be one."""
         pk = company_pk(company_id)
         request: dict[str, Any] = {
             "TableName": self._table,
@@ -374,16 +377,14 @@ class DynamoDBConsentStore(ConsentStore):
             "ConsistentRead": True,
             "Limit": limit,
         }
-        if cursor is not None:
-            start = self._decode_cursor(cursor, ("PK", "SK"))
-            if start["PK"] != {"S": pk} or not start["SK"].get("S", "").startswith(prefix) or start["SK"] == _s(prefix):
-                raise CursorError("cursor is not one this API issued")
-            request["ExclusiveStartKey"] = start
+        if start is not None:
+            # Within the key condition (DynamoDB refuses a start key outside the query's bounds).
+            request["ExclusiveStartKey"] = {"PK": _s(pk), "SK": _s(start)}
         response = self._call(self._db.query, **request)
         items = response.get("Items", [])
         last = response.get("LastEvaluatedKey")
         # DynamoDB may return a LastEvaluatedKey on the very last item; a final empty page is harmless.
-        return items, self._encode_cursor(last, ("PK", "SK")) if last else None
+        return items, last["SK"]["S"] if last else None
 
     def erase_company(self, company_id: str, tombstone: LedgerRecord) -> None:
         pk = company_pk(company_id)
@@ -492,7 +493,7 @@ class DynamoDBConsentStore(ConsentStore):
         connections = [ConnectionRecord.model_validate_json(i["data"]["S"]) for i in items[1:]]
         last = response.get("LastEvaluatedKey")
         more = last is not None and last["SK"]["S"].startswith("CONNECTION#")
-        return CompanyView(company, connections, self._encode_cursor(last, ("PK", "SK")) if more else None)
+        return CompanyView(company, connections, connection_cursor(connections[-1].connection_id) if more else None)
 
     def get_company_by_id(self, company_id: str) -> CompanyView | None:
         items = self._query_all(
@@ -548,10 +549,14 @@ class DynamoDBConsentStore(ConsentStore):
             "Limit": _QUERY_PAGE_ITEMS,
         }
         if cursor is not None:
-            start = self._decode_cursor(cursor)
-            if start["GSI1PK"] != {"S": pk} or not _is_company_key(start):  # another customer's, or forged
-                raise CursorError("cursor is not one this API issued")
-            request["ExclusiveStartKey"] = start
+            created_at, company_id = parse_company_cursor(cursor)
+            # The company item's keys, in the caller's partition: a position among their companies only.
+            request["ExclusiveStartKey"] = {
+                "PK": _s(company_pk(company_id)),
+                "SK": _s("COMPANY"),
+                "GSI1PK": _s(pk),
+                "GSI1SK": _s(f"{created_at}#{company_id}#COMPANY"),
+            }
         views: list[CompanyView] = []
         waiting: dict[str, list[ConnectionRecord]] = {}
         while True:
@@ -567,7 +572,8 @@ class DynamoDBConsentStore(ConsentStore):
                 views.append(self._listed(company, waiting.pop(item["PK"]["S"], []), connections_limit))
                 if len(views) == limit:
                     more = index + 1 < len(page_items) or "LastEvaluatedKey" in response
-                    return Page(views, self._encode_cursor(item) if more else None)
+                    position = company_cursor(sortable(company.created_at), company.company_id)
+                    return Page(views, position if more else None)
             if "LastEvaluatedKey" not in response:
                 return Page(views, None)
             request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -578,11 +584,7 @@ class DynamoDBConsentStore(ConsentStore):
         connections.sort(key=lambda c: c.connection_id)  # the index returns them newest company first, reversed
         if limit is None or len(connections) <= limit:
             return CompanyView(company, connections)
-        last = {
-            "PK": _s(company_pk(company.company_id)),
-            "SK": _s(f"CONNECTION#{connections[limit - 1].connection_id}"),
-        }
-        return CompanyView(company, connections[:limit], self._encode_cursor(last, ("PK", "SK")))
+        return CompanyView(company, connections[:limit], connection_cursor(connections[limit - 1].connection_id))
 
     # -- reconciliation ----------------------------------------------------------------------
 
@@ -696,21 +698,25 @@ class DynamoDBConsentStore(ConsentStore):
             raise StoreUnavailable(type(error).__name__) from error
 
     @staticmethod
-    def _encode_cursor(item: Item, names: tuple[str, ...] = ("PK", "SK", "GSI1PK", "GSI1SK")) -> str:
+    def _encode_cursor(item: Item, names: tuple[str, ...] = ("PK", "SK")) -> str:
         key = {name: item[name]["S"] for name in names}
         return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
     @staticmethod
-    def _decode_cursor(
-        cursor: str, names: tuple[str, ...] = ("PK", "SK", "GSI1PK", "GSI1SK")
-    ) -> dict[str, AttributeValueTypeDef]:
+    def _decode_cursor(cursor: str, names: tuple[str, ...] = ("PK", "SK")) -> dict[str, AttributeValueTypeDef]:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
             key = json.loads(raw)
         except (binascii.Error, ValueError) as error:
-            raise CursorError("cursor is not one this API issued") from error
+            raise CursorError("not a reconciliation cursor") from error
         if not isinstance(key, dict) or set(key) != set(names) or not all(isinstance(key[n], str) for n in names):
-            raise CursorError("cursor is not one this API issued")
+            raise CursorError("not a reconciliation cursor")
         if not all(key[n] for n in names):  # DynamoDB refuses an empty key attribute (a ValidationException)
-            raise CursorError("cursor is not one this API issued")
+            raise CursorError("not a reconciliation cursor")
         return {name: _s(key[name]) for name in names}
+
+
+def _ledger_position(sort_key: str) -> tuple[str, int, str]:
+    """(at, seq, entryId) of a ledger item's sort key `LEDGER#<at>#<seq>#<entryId>`."""
+    at, seq, entry_id = sort_key.removeprefix("LEDGER#").split("#", 2)
+    return at, int(seq), entry_id

@@ -136,10 +136,11 @@ def _answer_for_taken_key(claim: IdempotencyClaim) -> Answer:
         assert claim.body is not None
         return Answer(claim.status, claim.body, replayed=True)
     if claim.outcome == IdempotencyOutcome.MISMATCH:
-        raise Problem(422, "idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+        # 409, not 422: the request is well formed; the key's state (bound to another body) refuses it.
+        raise Problem(409, "idempotency_key_reused", "This Idempotency-Key was used with another request body.")
     if claim.outcome == IdempotencyOutcome.ERASED:
         raise Problem(
-            422,
+            409,
             "idempotency_key_reused",
             "This Idempotency-Key created a company that has since been erased. Use a new key.",
         )

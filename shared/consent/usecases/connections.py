@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from consent.api.models import AccessToken, ConnectionList, CreateConnectionRequest, LedgerPage
-from consent.api.problems import FieldError, Problem, not_found, validation_failed
+from consent.api.problems import FieldError, Problem, not_found
 from consent.codat.models import CodatConnection
 from consent.domain import Actor, Connection, ConnectionStatus, SourceType
 from consent.services import Services
@@ -36,9 +36,13 @@ def create_connection(
     view = _company(services, customer_id, company_id)
     integration = services.integrations.get(request.platform_key)
     if integration is None:
-        raise validation_failed(
-            [FieldError("platformKey", "Not an enabled integration. See GET /integrations.")],
-            "The integration is not available.",
+        # Well formed, refused by the current state (the integrations the bank has enabled in Codat): 409, as
+        # every refusal that another state would lift; 422 is for requests that can never succeed as written.
+        raise Problem(
+            409,
+            "integration_not_enabled",
+            "No enabled integration has this platformKey. See GET /integrations.",
+            errors=[FieldError("platformKey", "Not an enabled integration.")],
         )
     _check_allowed(services, view, integration.source_type)
     same_platform = [c for c in view.connections if c.platform_key == request.platform_key and not c.deleted]
@@ -99,9 +103,13 @@ def _check_allowed(services: Services, view: CompanyView, source_type: SourceTyp
             allowed.extend(t for t in journey.source_types if t not in allowed)
     if source_type not in allowed:
         names = ", ".join(sorted(t.value for t in allowed)) or "none"
-        raise validation_failed(
-            [FieldError("platformKey", f"A {source_type.value} integration is not part of this company's journeys.")],
+        # The request is well formed; the company's journeys (its state) refuse it: a conflict, as for a second
+        # accounting platform.
+        raise Problem(
+            409,
+            "source_type_not_in_journeys",
             f"This company's journeys allow these source types: {names}.",
+            errors=[FieldError("platformKey", f"{source_type.value.capitalize()} integrations are not part of them.")],
         )
 
 

@@ -10,7 +10,8 @@ SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format test test-fast build dev bench clean browser-deps
+.PHONY: help install lint format test test-fast build dev bench clean browser-deps node-deps contracts contracts-release
+NODE_TOOLS := tools/asyncapi
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,10 +38,23 @@ browser-deps: ## Chromium from Debian for the browser tests (apt-get, as root; q
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "browser-deps: chromium is missing and cannot be installed here (needs root): the browser tests skip (fail under CI=true)"
 
-test: lint browser-deps ## lint, then the whole test suite, offline
+# The AsyncAPI Initiative's parser, for the contract test (npm registry; locked by package-lock.json).
+$(NODE_TOOLS)/node_modules/.installed: $(NODE_TOOLS)/package-lock.json
+	@command -v npm >/dev/null || { echo "node-deps: npm is missing: the AsyncAPI parser test skips (fails under CI=true)"; exit 0; } \
+		&& npm ci --prefix $(NODE_TOOLS) --silent --no-audit --no-fund && touch $@
+
+node-deps: $(NODE_TOOLS)/node_modules/.installed ## the AsyncAPI parser (npm) the contract test validates with
+
+contracts: install ## regenerate contracts/ (AsyncAPI, a JSON Schema per event) and docs/events.md from the code
+	$(PY) -m consent_dev.contracts write
+
+contracts-release: install ## keep today's event schemas as released (bump CONTRACT_VERSION first)
+	$(PY) -m consent_dev.contracts release
+
+test: lint browser-deps node-deps ## lint, then the whole test suite, offline
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: install ## the test suite without lint
+test-fast: install node-deps ## the test suite without lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 $(SAM): 

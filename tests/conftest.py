@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 # Before any Powertools import: no X-Ray daemon here, and metrics need a namespace.
@@ -26,13 +26,15 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from consent.codat.client import CodatClient
-from consent.publisher import EventPublisher
+from consent.events import CloudEvent
+from consent.publisher import EventPublisher, PublishFailure, SnsEventPublisher
 from consent.services import Services, aws_client
 from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.aws import Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
+from consent_dev.contracts import validate_message
 from consent_dev.iam import CallRecorder, judge, load
 from consent_dev.local_api import LocalApi
 from consent_dev.streams import StreamPump
@@ -75,6 +77,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             reporter.write_sep("=", "IAM conformance", red=True)
             reporter.write_line(verdict.report())
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# -- the event contract: every event the suite publishes is checked against its published schema -----------------
+
+CONTRACT_VIOLATIONS: list[str] = []
+_publish = SnsEventPublisher.publish
+
+
+def _publish_in_contract(self: SnsEventPublisher, events: Sequence[CloudEvent]) -> list[PublishFailure]:
+    failures = _publish(self, events)
+    unsent = {failure.event_id for failure in failures}
+    for event in events:
+        if event.id in unsent:
+            continue  # refused before SNS (too large) or not confirmed: not published
+        attributes = {name: value["StringValue"] for name, value in event.message_attributes().items()}
+        CONTRACT_VIOLATIONS.extend(
+            f"{event.type.value} {event.id}: {p}" for p in validate_message(event.to_json(), attributes)
+        )
+    return failures
+
+
+SnsEventPublisher.publish = _publish_in_contract  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _events_keep_their_contract() -> Iterator[None]:
+    """Fails a test during which an event out of its schema was published (by any path: relay, dev stack)."""
+    CONTRACT_VIOLATIONS.clear()
+    yield
+    violations, CONTRACT_VIOLATIONS[:] = list(CONTRACT_VIOLATIONS), []
+    assert not violations, "events published out of their contract:\n" + "\n".join(violations)
 
 
 CODAT_TEST_KEY = "test-codat-api-key"  # a documented fake, accepted only by the simulator

@@ -14,5 +14,11 @@ from consent.usecases.outbox import relay_ledger_events
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext, services: Services | None = None) -> dict[str, Any]:
     services = services or default_services()
-    response = relay_ledger_events(event, context, services.publisher, source=services.settings.event_source)
+    response = relay_ledger_events(
+        event,
+        context,
+        services.publisher,
+        source=services.settings.event_source,
+        schema_base_uri=services.settings.event_schema_base_uri,
+    )
     return dict(response)

@@ -25,15 +25,18 @@ from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Request, Response
 
 from consent.api.problems import PROBLEM_JSON, Problem
+from consent.contract import event_schema, schema_file_name
+from consent.events import ConsentEventType
 from consent.services import Services
 from consent.settings import Settings
+from consent_dev import contracts
 from consent_dev.aws import REGION, Deployed, MotoServer, deploy, empty_tables
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
 from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
 from consent_dev.jwt_auth import TOKEN_SECONDS, JwtAuthorizer, LocalIssuer, Unauthorized
 from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, load_handler
 from consent_dev.streams import StreamPump
-from consent_dev.subscriber import EventsQueue
+from consent_dev.subscriber import EventsQueue, ReceivedEvent
 from consent_dev.template import (
     Function,
     Route,
@@ -311,6 +314,8 @@ class EventsLog:
     def __init__(self, topic_arn: str) -> None:
         self._queue = EventsQueue.subscribe(topic_arn)
         self._published: list[dict[str, Any]] = []
+        # Events that broke their published contract (schema or attributes), as "type id: problem" lines.
+        self.violations: list[str] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="consent-events-log", daemon=True)
@@ -336,10 +341,19 @@ class EventsLog:
         while not self._stopping.is_set():
             try:
                 for received in self._queue.receive():
+                    self._check(received)
                     self._record(received.event)
             except Exception:  # keep logging through a hiccup of the embedded AWS
                 log.exception("events: could not read the subscriber queue; retrying")
             self._stopping.wait(EVENTS_POLL_SECONDS)
+
+    def _check(self, received: ReceivedEvent) -> None:
+        problems = contracts.validate_message(received.body, received.attributes)
+        if problems:
+            lines = [f"{received.event.get('type')} {received.event.get('id')}: {p}" for p in problems]
+            with self._lock:
+                self.violations.extend(lines)
+            log.error("event   OUT OF CONTRACT %s", "; ".join(lines))
 
     def _record(self, event: dict[str, Any]) -> None:
         with self._lock:
@@ -637,6 +651,10 @@ class DevStack:
             return self._health()
         if request.method == "GET" and path == "/openapi.json":
             return self._openapi_response()
+        if request.method == "GET" and path == "/asyncapi.json":
+            return Response(json.dumps(contracts.document()), content_type="application/json")
+        if request.method == "GET" and path.startswith(SCHEMAS_PATH):
+            return _event_schema_response(path.removeprefix(SCHEMAS_PATH))
         if request.method == "GET" and path == f"{ISSUER_PATH}/.well-known/openid-configuration":
             return Response(json.dumps(self.issuer.discovery()), content_type="application/json")
         if request.method == "GET" and path == f"{ISSUER_PATH}/.well-known/jwks.json":
@@ -647,9 +665,6 @@ class DevStack:
             return docs_response(request, path.removeprefix("/docs").lstrip("/"))
         if request.method == "GET" and (path == "/demo" or path.startswith("/demo/")):
             return demo_response(request, path.removeprefix("/demo").lstrip("/"))
-        if request.method == "GET" and (path == "/demo" or path.startswith("/demo/")):  # the demo bank app (static)
-            asset = path.removeprefix("/demo").lstrip("/") or "index.html"
-            return send_from_directory(Path(__file__).parent / "demo", asset, request.environ)
         if not self.ready or self.gateway is None:
             return problem_response(503, "starting", "The dev server is still starting.", {"Retry-After": "1"})
         return self.gateway.handle(request)
@@ -677,6 +692,18 @@ class DevStack:
             # The journeys the functions were configured with (JOURNEYS_FILE), once they are loaded.
             self._openapi = build_openapi(self.gateway.journey_names() if self.gateway else None)
         return Response(json.dumps(self._openapi), content_type="application/json")
+
+
+# -- the event contract: /asyncapi.json and /schemas/events/<type>.v<major>.json ------------------------------
+
+SCHEMAS_PATH = "/schemas/events/"
+
+
+def _event_schema_response(name: str) -> Response:
+    event_type = next((t for t in ConsentEventType if schema_file_name(t) == name), None)
+    if event_type is None:
+        return problem_response(404, "not_found", "No such event schema: see /asyncapi.json.")
+    return Response(json.dumps(event_schema(event_type)), content_type="application/schema+json")
 
 
 # -- /docs: Swagger UI, offline ----------------------------------------------------------------------------

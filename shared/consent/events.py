@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_serializer
 from pydantic.alias_generators import to_camel
 
 from consent.domain import ConnectionStatus, SourceType
+from consent.settings import DEFAULT_SCHEMA_BASE_URI
 from consent.store.records import LedgerRecord
 
 
@@ -60,44 +61,146 @@ LEDGER_EVENT_TYPES: dict[str, ConsentEventType] = {
 MAX_DETAIL_CHARS = 1000
 MAX_EVENT_BYTES = 16 * 1024
 
+# The event contract (AsyncAPI document and JSON Schemas, `consent.contract`). Within a major version changes
+# are additive only: every event valid under a newer schema is valid under the released one.
+CONTRACT_VERSION = "1.0.0"
+SCHEMA_MAJOR = int(CONTRACT_VERSION.split(".", 1)[0])
+ACTOR_PATTERN = r"^(codat|reconcile|customer:.+)$"
+
+
+def dataschema(event_type: ConsentEventType, base_uri: str = DEFAULT_SCHEMA_BASE_URI) -> str:
+    """The `dataschema` of an event type: its schema's `$id`, with the major version."""
+    return f"{base_uri}{event_type.value}.v{SCHEMA_MAJOR}.json"
+
 
 class EventTooLarge(ValueError):
     """An event that would not fit in an SNS message even with its detail truncated (it can never be sent)."""
 
 
-class ConsentEventData(BaseModel):
-    """The `data` of a consent event (camelCase on the wire; absent fields are omitted)."""
+class EventOutOfContract(ValueError):
+    """A ledger entry whose event would not match its published schema (a field its type requires is missing)."""
+
+
+class EventData(BaseModel):
+    """What every consent event's `data` holds (camelCase on the wire; absent fields are omitted)."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
 
-    company_id: str
-    customer_id: str | None = None
-    connection_id: str | None = None
-    platform_key: str | None = None
-    source_type: SourceType | None = None
-    status: ConnectionStatus | None = None
-    journey: str | None = None
-    journeys: list[str]
-    actor: str
-    consent_version: str | None = None
-    data_types: list[dict[str, str]] | None = None
-    detail: str | None = None
+    company_id: str = Field(description="Codat's company id (the `subject` of the event too).")
+    customer_id: str | None = Field(
+        default=None, description="The bank's id of the customer who owns the company, as its identity provider says."
+    )
+    journeys: list[str] = Field(
+        description="The journeys this event concerns: the company's journeys, or the one a milestone is about."
+    )
+    actor: str = Field(
+        pattern=ACTOR_PATTERN,
+        description="Who caused it: `customer:<id>` (the customer, through the API), `codat` (Codat's webhook) or "
+        "`reconcile` (reconciliation found it in Codat).",
+    )
+    detail: str | None = Field(
+        default=None, max_length=MAX_DETAIL_CHARS, description="A human-readable note, e.g. why a connection failed."
+    )
+
+
+class CompanyEventData(EventData):
+    """A company's own event."""
+
+
+class ConnectionEventData(EventData):
+    """An event about one of the company's connections."""
+
+    connection_id: str = Field(description="Codat's connection id.")
+    platform_key: str = Field(description="Codat's platform key of the integration, e.g. `qhnd`.")
+    source_type: SourceType = Field(description="The kind of software connected.")
+    status: ConnectionStatus | None = Field(
+        default=None, description="The connection's status after this event, as Codat names it."
+    )
+    consent_version: str | None = Field(
+        default=None, description="The version of the consent text the customer accepted (her own consent entries)."
+    )
+
+
+class DataTypeRead(BaseModel):
+    """One data type of a sync, and how it went."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, extra="forbid")
+
+    data_type: str = Field(description="Codat's data type, e.g. `invoices`.")
+    status: str = Field(description="How its read went, as Codat says (e.g. `Complete`).")
+
+
+class SyncCompletedData(ConnectionEventData):
+    """A read of the connection's data finished."""
+
+    data_types: list[DataTypeRead] | None = Field(
+        default=None,
+        description="The data types read and how each went; absent when reconciliation found the read from the "
+        "connection's last sync (Codat says when, not what).",
+    )
+
+
+class JourneyEventData(EventData):
+    """A journey reached a milestone."""
+
+    journey: str = Field(description="The journey (its name in the bank's journeys file).")
+
+
+# What each event type is, and the shape of its `data`: the one table the contract is generated from.
+EVENT_CATALOG: dict[ConsentEventType, tuple[type[EventData], str]] = {
+    ConsentEventType.COMPANY_CREATED: (CompanyEventData, "A customer created a company (its first journey started)."),
+    ConsentEventType.CONNECTION_CREATED: (
+        ConnectionEventData,
+        "A connection was created and its link handed to the customer: her consent, with `consentVersion`.",
+    ),
+    ConsentEventType.CONNECTION_LINKED: (ConnectionEventData, "The customer authorized the connection in Codat."),
+    ConsentEventType.CONNECTION_FAILED: (ConnectionEventData, "Linking the connection failed (`detail` says why)."),
+    ConsentEventType.CONNECTION_UNLINKED: (
+        ConnectionEventData,
+        "The connection was unlinked: the customer revoked it (actor `customer:…`) or it was unlinked in Codat.",
+    ),
+    ConsentEventType.CONNECTION_DEAUTHORIZED: (
+        ConnectionEventData,
+        "The platform withdrew access (consent lapsed or token revoked): the customer must re-authorize.",
+    ),
+    ConsentEventType.CONNECTION_DELETED: (
+        ConnectionEventData,
+        "The connection is gone: deleted in Codat, withdrawn by the customer before she authorized it, or its "
+        "link expired unused.",
+    ),
+    ConsentEventType.SYNC_COMPLETED: (SyncCompletedData, "A read of the connection's data finished."),
+    ConsentEventType.JOURNEY_LINKED: (JourneyEventData, "Every required source type of the journey is linked."),
+    ConsentEventType.JOURNEY_COMPLETED: (
+        JourneyEventData,
+        "The journey is complete: linked, and the first read of each required connection is done.",
+    ),
+    ConsentEventType.JOURNEY_ACTION_REQUIRED: (
+        JourneyEventData,
+        "A journey that was linked or complete needs the customer again (a required connection stopped counting).",
+    ),
+    ConsentEventType.COMPANY_ERASED: (
+        CompanyEventData,
+        "The customer erased the company: in Codat and here (only this tombstone remains in the ledger).",
+    ),
+}
 
 
 class CloudEvent(BaseModel):
     """A CloudEvents 1.0 envelope in structured JSON mode. `id` is the ledger entry's id: every delivery of
     the same entry carries the same id, so subscribers can drop duplicates."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Every attribute is on the wire, defaults too: the published schema requires them all.
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_serialization_defaults_required=True)
 
-    specversion: Literal["1.0"] = "1.0"
-    id: str
-    source: str
-    type: ConsentEventType
-    time: datetime
-    subject: str
-    datacontenttype: Literal["application/json"] = "application/json"
-    data: ConsentEventData
+    specversion: Literal["1.0"] = Field(default="1.0", description="CloudEvents 1.0.")
+    id: str = Field(description="The ledger entry's id: the same on every delivery, to drop duplicates by.")
+    source: str = Field(description="The deployment that published it (its EVENT_SOURCE).")
+    type: ConsentEventType = Field(description="The event type.")
+    time: datetime = Field(description="When it happened (UTC, microseconds), as Codat or the API recorded it.")
+    subject: str = Field(description="The company id.")
+    datacontenttype: Literal["application/json"] = Field(default="application/json", description="`data` is JSON.")
+    dataschema: str = Field(description="The URI of this event type's JSON Schema, with its major version.")
+    data: SerializeAsAny[EventData]
 
     @field_serializer("time")
     def _rfc3339_utc(self, moment: datetime) -> str:
@@ -112,9 +215,8 @@ class CloudEvent(BaseModel):
         attributes = {"type": {"DataType": "String", "StringValue": self.type.value}}
         if self.data.journeys:
             attributes["journey"] = {"DataType": "String.Array", "StringValue": json.dumps(self.data.journeys)}
-        if self.data.source_type is not None:
+        if isinstance(self.data, ConnectionEventData):
             attributes["sourceType"] = {"DataType": "String", "StringValue": self.data.source_type.value}
-        if self.data.platform_key:
             attributes["platformKey"] = {"DataType": "String", "StringValue": self.data.platform_key}
         return attributes
 
@@ -127,9 +229,11 @@ class CloudEvent(BaseModel):
         return len(self.to_json().encode()) + attributes
 
 
-def to_cloud_event(record: LedgerRecord, *, source: str) -> CloudEvent | None:
+def to_cloud_event(
+    record: LedgerRecord, *, source: str, schema_base_uri: str = DEFAULT_SCHEMA_BASE_URI
+) -> CloudEvent | None:
     """The consent event a ledger entry publishes, or None when it publishes nothing (a late event, or an
-    entry type that is not a consent event)."""
+    entry type that is not a consent event). EventOutOfContract if the entry lacks what its event must carry."""
     if record.late:
         return None
     event_type = LEDGER_EVENT_TYPES.get(record.type)
@@ -138,26 +242,35 @@ def to_cloud_event(record: LedgerRecord, *, source: str) -> CloudEvent | None:
     detail = record.detail
     if detail is not None and len(detail) > MAX_DETAIL_CHARS:
         detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+    model, _ = EVENT_CATALOG[event_type]
+    fields = {
+        "company_id": record.company_id,
+        "customer_id": record.customer_id,
+        "connection_id": record.connection_id,
+        "platform_key": record.platform_key,
+        "source_type": record.source_type,
+        "status": record.status,
+        "journey": record.journey,
+        "journeys": record.journeys,
+        "actor": record.actor,
+        "consent_version": record.consent_version,
+        "data_types": record.data_types,
+        "detail": detail,
+    }
+    try:
+        # Only what the type carries: a connection's fields on a journey milestone are not part of its contract.
+        data = model.model_validate({k: v for k, v in fields.items() if k in model.model_fields and v is not None})
+    except ValidationError as error:
+        missing = sorted({".".join(str(part) for part in e["loc"]) for e in error.errors()})
+        raise EventOutOfContract(f"entry {record.entry_id} ({event_type.value}): {', '.join(missing)}") from None
     event = CloudEvent(
         id=record.entry_id,
         source=source,
         type=event_type,
         time=record.at,
         subject=record.company_id,
-        data=ConsentEventData(
-            company_id=record.company_id,
-            customer_id=record.customer_id,
-            connection_id=record.connection_id,
-            platform_key=record.platform_key,
-            source_type=record.source_type,
-            status=record.status,
-            journey=record.journey,
-            journeys=record.journeys,
-            actor=record.actor,
-            consent_version=record.consent_version,
-            data_types=record.data_types,
-            detail=detail,
-        ),
+        dataschema=dataschema(event_type, schema_base_uri),
+        data=data,
     )
     if event.size() > MAX_EVENT_BYTES:
         raise EventTooLarge(f"event {record.entry_id} is {event.size()} bytes")

@@ -35,9 +35,14 @@ ENVIRONMENT = {
     "idempotency_ttl_hours": "IDEMPOTENCY_TTL_HOURS",
     "integrations_cache_seconds": "INTEGRATIONS_CACHE_SECONDS",
     "event_source": "EVENT_SOURCE",
+    "event_schema_base_uri": "EVENT_SCHEMA_BASE_URI",
     "reconcile_codat_budget": "RECONCILE_CODAT_BUDGET",
     "pending_auth_max_age_hours": "PENDING_AUTH_MAX_AGE_HOURS",
 }
+
+
+# Where each consent event's `dataschema` points unless the deployment says otherwise: an identifier only.
+DEFAULT_SCHEMA_BASE_URI = "urn:consent-journey:schemas:"
 
 
 class Settings(BaseModel):
@@ -70,6 +75,10 @@ class Settings(BaseModel):
     integrations_cache_seconds: int = Field(default=300, ge=0, le=86400)
     # CloudEvents `source` of every consent event this deployment publishes.
     event_source: str = Field(default="urn:consent-journey:codat", min_length=1, max_length=200)
+    # The prefix of each event's `dataschema` (an absolute URI): + `<type>.v<major>.json`.
+    event_schema_base_uri: str = Field(
+        default=DEFAULT_SCHEMA_BASE_URI, min_length=1, max_length=200, pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:.*$"
+    )
     # Reconciliation: the Codat requests one run may send (retries and pages included). Codat's daily quota is
     # 1,000 x (1 + connected companies); a run every 15 minutes at the default stays well inside it.
     reconcile_codat_budget: int = Field(default=500, ge=1, le=10_000)

@@ -24,7 +24,10 @@ import httpx
 import pytest
 from openapi_spec_validator import validate
 
+from consent.contract import schema_file_name
+from consent.events import ConsentEventType
 from consent_dev.codat_simulator import CodatSimulator, serve
+from consent_dev.contracts import ASYNCAPI_FILE, validate_message
 from consent_dev.devserver import DevStack, DevStackError
 from consent_dev.jwt_auth import LocalIssuer
 from consent_dev.subscriber import EventsQueue
@@ -60,13 +63,16 @@ class PublishedEvents:
     def __init__(self, queue: EventsQueue) -> None:
         self._queue = queue
         self.all: list[dict[str, Any]] = []
+        self.with_attributes: list[tuple[dict[str, Any], dict[str, str]]] = []
         self._seen = 0
 
     def expect(self, *types: str, timeout: float = WEBHOOK_WAIT_SECONDS) -> list[dict[str, Any]]:
         """Wait until the events received since the last call include `types` in this order; return them."""
         deadline = time.monotonic() + timeout
         while True:
-            self.all.extend(received.event for received in self._queue.receive())
+            for received in self._queue.receive():
+                self.all.append(received.event)
+                self.with_attributes.append((received.event, received.attributes))
             step = self.all[self._seen :]
             if is_subsequence(list(types), [event["type"] for event in step]):
                 self._seen = len(self.all)
@@ -183,6 +189,10 @@ def test_a_customer_connects_revokes_reconnects_is_deauthorized_and_erases(
         )
 
     assert wait_for(lambda: all(logged(event) for event in events.all), timeout=5.0)
+    # And every event held to its published contract, on the events log as here
+    assert stack.events_log is not None
+    assert stack.events_log.violations == []
+    assert all(validate_message(json.dumps(event), attributes) == [] for event, attributes in events.with_attributes)
 
 
 def test_health_reports_every_part_up(http: httpx.Client) -> None:
@@ -289,6 +299,17 @@ def test_openapi_is_valid_3_1_and_documents_exactly_the_template_routes(http: ht
     assert webhook["security"] == [{"codatWebhookSignature": []}]
     assert document["components"]["securitySchemes"]["codatWebhookSignature"]["name"] == "webhook-signature"
     assert "401" in webhook["responses"]
+
+
+def test_the_event_contract_is_served_as_the_repository_has_it(http: httpx.Client) -> None:
+    assert http.get("/asyncapi.json").json() == json.loads(ASYNCAPI_FILE.read_text(encoding="utf-8"))
+    for event_type in ConsentEventType:
+        name = schema_file_name(event_type)
+        served = http.get(f"/schemas/events/{name}")
+        assert served.status_code == 200, name
+        assert served.headers["content-type"] == "application/schema+json"
+        assert served.json() == json.loads((ASYNCAPI_FILE.parent / "events" / name).read_text(encoding="utf-8"))
+    assert http.get("/schemas/events/consent.nothing.v1.json").status_code == 404
 
 
 def test_docs_serve_swagger_ui_offline_on_the_api_document(http: httpx.Client) -> None:

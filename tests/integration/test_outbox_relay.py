@@ -119,6 +119,7 @@ def test_a_new_company_reaches_subscribers_as_a_cloudevent_with_the_ledger_entry
         "time": created.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "subject": company_id,
         "datacontenttype": "application/json",
+        "dataschema": "urn:consent-journey:schemas:consent.company.created.v1.json",
         "data": {
             "companyId": company_id,
             "customerId": ALICE,

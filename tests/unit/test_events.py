@@ -10,11 +10,15 @@ import pytest
 
 from consent.domain import Actor, ConnectionStatus, JourneyProgress, JourneyStatus, SourceType
 from consent.events import (
+    EVENT_CATALOG,
     LEDGER_EVENT_TYPES,
     MAX_DETAIL_CHARS,
     MAX_EVENT_BYTES,
+    ConnectionEventData,
     ConsentEventType,
+    EventOutOfContract,
     EventTooLarge,
+    dataschema,
     to_cloud_event,
 )
 from consent.store import CompanyRecord, LedgerRecord
@@ -52,7 +56,23 @@ def company(**fields: Any) -> CompanyRecord:
     )
 
 
+# What the code's entries of each kind carry (see consent.usecases.ledger.connection_entry and progress.settle).
+CONNECTION_FIELDS = {"connection_id": "conn-1", "platform_key": "gbol", "source_type": SourceType.ACCOUNTING}
+
+
 def ledger(type_: str, **fields: Any) -> LedgerRecord:
+    """A ledger entry of `type_` with what entries of its kind always carry, and `fields`."""
+    event_type = LEDGER_EVENT_TYPES.get(type_)
+    if event_type is not None and issubclass(EVENT_CATALOG[event_type][0], ConnectionEventData):
+        fields = {**CONNECTION_FIELDS, **fields}
+    if type_ == "sync.completed":
+        fields = {"data_types": [{"dataType": "invoices", "status": "Complete"}], **fields}
+    if type_.startswith("journey."):
+        fields = {"journey": "onboarding", **fields}
+    return entry(company(), type_, actor=Actor.customer("customer-1"), at=AT, entry_id="entry-1", **fields)
+
+
+def bare(type_: str, **fields: Any) -> LedgerRecord:
     return entry(company(), type_, actor=Actor.customer("customer-1"), at=AT, entry_id="entry-1", **fields)
 
 
@@ -115,6 +135,7 @@ def test_the_envelope_is_cloudevents_1_0_with_the_ledger_entry_id_and_only_prese
         "time": "2026-03-04T05:06:07.123456Z",
         "subject": "company-1",
         "datacontenttype": "application/json",
+        "dataschema": "urn:consent-journey:schemas:consent.connection.linked.v1.json",
         "data": {
             "companyId": "company-1",
             "customerId": "customer-1",
@@ -154,6 +175,34 @@ def test_message_attributes_carry_the_routing_facts_for_filter_policies() -> Non
         "sourceType": {"DataType": "String", "StringValue": "accounting"},
         "platformKey": {"DataType": "String", "StringValue": "gbol"},
     }
+
+
+@pytest.mark.parametrize(
+    ("ledger_type", "missing"),
+    [
+        ("connection.linked", "connectionId, platformKey, sourceType"),
+        ("sync.completed", "connectionId, platformKey, sourceType"),
+        ("journey.completed", "journey"),
+    ],
+)
+def test_an_entry_lacking_what_its_event_type_carries_is_out_of_contract(ledger_type: str, missing: str) -> None:
+    with pytest.raises(EventOutOfContract, match=missing):
+        to_cloud_event(bare(ledger_type), source=SOURCE)
+
+
+def test_a_field_another_kind_of_event_carries_is_left_out() -> None:
+    # A milestone entry written with a connection's fields: its contract has no place for them
+    event = to_cloud_event(ledger("journey.linked", **CONNECTION_FIELDS), source=SOURCE)
+    assert event is not None
+    assert "connectionId" not in json.loads(event.to_json())["data"]
+    assert set(event.message_attributes()) == {"type", "journey"}
+
+
+def test_dataschema_names_the_type_and_the_major_version_under_the_configured_base() -> None:
+    event = to_cloud_event(ledger("company.created"), source=SOURCE, schema_base_uri="https://bank.example/s/")
+    assert event is not None
+    assert event.dataschema == "https://bank.example/s/consent.company.created.v1.json"
+    assert dataschema(ConsentEventType.COMPANY_CREATED) == "urn:consent-journey:schemas:consent.company.created.v1.json"
 
 
 def test_absent_routing_facts_are_left_out_of_the_attributes() -> None:

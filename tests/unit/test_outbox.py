@@ -109,6 +109,28 @@ def test_entries_that_are_no_consent_event_and_records_that_can_never_publish_ar
     assert publisher.published == ["published"]
 
 
+def test_an_entry_whose_event_would_break_its_contract_is_skipped_not_retried_and_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A connection entry without the connection (no code path writes one; an older version's item might)
+    publisher = RecordingPublisher()
+    records = [
+        stream_record(1, ledger_image(ledger_entry("no-connection", "connection.linked"))),
+        stream_record(2, ledger_image(ledger_entry("published"))),
+    ]
+    assert relay(records, publisher) == {"batchItemFailures": []}
+    assert publisher.published == ["published"]
+    [warning] = [r for r in caplog.records if "published schema" in r.getMessage()]
+    assert "connectionId" in str(warning.__dict__.get("problem"))
+
+
+def test_the_events_carry_the_deployments_schema_base_uri() -> None:
+    publisher = RecordingPublisher()
+    records = [stream_record(1, ledger_image(ledger_entry("entry-1")))]
+    relay_ledger_events({"Records": records}, None, publisher, source=SOURCE, schema_base_uri="https://bank.test/s/")
+    assert publisher.calls[0][0].dataschema == "https://bank.test/s/consent.company.created.v1.json"
+
+
 def test_only_the_records_whose_event_was_not_published_are_reported_for_retry() -> None:
     publisher = RecordingPublisher(failing={"entry-2", "entry-4"})
     records = [stream_record(n, ledger_image(ledger_entry(f"entry-{n}"))) for n in range(6)]

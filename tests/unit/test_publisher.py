@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
-from consent.events import CloudEvent, ConsentEventData, ConsentEventType
+from consent.events import CloudEvent, CompanyEventData, ConsentEventType, dataschema
 from consent.publisher import PublishFailure, SnsEventPublisher
 
 pytestmark = pytest.mark.unit
@@ -24,7 +24,8 @@ def event(n: int, **data: Any) -> CloudEvent:
         type=ConsentEventType.COMPANY_CREATED,
         time=datetime(2026, 1, 1, tzinfo=UTC),
         subject=f"company-{n}",
-        data=ConsentEventData(company_id=f"company-{n}", journeys=["onboarding"], actor="codat", **data),
+        dataschema=dataschema(ConsentEventType.COMPANY_CREATED),
+        data=CompanyEventData(company_id=f"company-{n}", journeys=["onboarding"], actor="codat", **data),
     )
 
 
@@ -89,7 +90,9 @@ def test_sns_unreachable_is_a_failure_not_an_exception() -> None:
 
 
 def test_an_oversized_event_fails_alone_without_costing_its_neighbours() -> None:
-    huge = event(1, detail="x" * 20_000)  # built by hand: to_cloud_event would have truncated it
+    # Built by hand, past the model's own bound: to_cloud_event would have truncated the detail
+    data = CompanyEventData.model_construct(company_id="company-1", journeys=[], actor="codat", detail="x" * 20_000)
+    huge = event(1).model_copy(update={"data": data})
     sns = FakeSns()
     failures = SnsEventPublisher(sns, TOPIC).publish([event(0), huge, event(2)])
     assert failures == [PublishFailure("prefix:entry-1", "EventTooLarge")]

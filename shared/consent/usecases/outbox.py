@@ -14,9 +14,10 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
-from consent.events import CloudEvent, EventTooLarge, to_cloud_event
+from consent.events import CloudEvent, EventOutOfContract, EventTooLarge, to_cloud_event
 from consent.observability import logger, metrics
 from consent.publisher import EventPublisher
+from consent.settings import DEFAULT_SCHEMA_BASE_URI
 from consent.store.records import LedgerRecord
 
 
@@ -25,7 +26,12 @@ class EventNotPublished(Exception):
 
 
 def relay_ledger_events(
-    event: dict[str, Any], context: LambdaContext | None, publisher: EventPublisher, *, source: str
+    event: dict[str, Any],
+    context: LambdaContext | None,
+    publisher: EventPublisher,
+    *,
+    source: str,
+    schema_base_uri: str = DEFAULT_SCHEMA_BASE_URI,
 ) -> PartialItemFailureResponse:
     """Publish the consent events of a batch of DynamoDB stream records; the records whose event was not
     published come back as `batchItemFailures`, and Lambda retries from the first of them."""
@@ -35,7 +41,7 @@ def relay_ledger_events(
     events: list[CloudEvent] = []
     for raw in event.get("Records", []):
         record = DynamoDBRecord(raw)
-        cloud_event = _consent_event(record, source)
+        cloud_event = _consent_event(record, source, schema_base_uri)
         if cloud_event is not None and record.dynamodb is not None and record.dynamodb.sequence_number:
             pending[record.dynamodb.sequence_number] = cloud_event.id
             events.append(cloud_event)
@@ -58,16 +64,21 @@ def relay_ledger_events(
     return process_partial_response(event=event, record_handler=settle, processor=processor, context=context)
 
 
-def _consent_event(record: DynamoDBRecord, source: str) -> CloudEvent | None:
+def _consent_event(record: DynamoDBRecord, source: str, schema_base_uri: str) -> CloudEvent | None:
     """The event a stream record publishes; None when it publishes nothing. Records that can never publish
     (not a new ledger entry, unreadable, too large) are skipped with a warning: retrying cannot help them."""
     ledger = _ledger_entry(record)
     if ledger is None:
         return None
     try:
-        return to_cloud_event(ledger, source=source)
+        return to_cloud_event(ledger, source=source, schema_base_uri=schema_base_uri)
     except EventTooLarge:
         _skip(record, "the event is too large for SNS")
+        return None
+    except EventOutOfContract as error:
+        # Never published out of its schema: a subscriber's validator would reject it anyway. The entry stays in
+        # the ledger; the warning and the metric (alarmed) say which field its type lacked.
+        _skip(record, "the event would not match its published schema", problem=str(error))
         return None
 
 

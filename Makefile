@@ -8,9 +8,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
+# checkov in its own venv: it pins boto3, networkx and packaging older than the project's. Pinned: a new release
+# adds checks, and a green `make test` must not turn red overnight.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .tools/checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 PYTEST_ARGS ?=
 
-.PHONY: help install lint format test test-fast build dev bench clean browser-deps node-deps contracts contracts-release
+.PHONY: help install lint format test test-fast build deploy dev bench clean browser-deps node-deps contracts contracts-release \
+	codat-webhooks
 NODE_TOOLS := tools/asyncapi
 
 help: ## list the targets
@@ -24,11 +30,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv with the project (editable) and its dev tools
 
-lint: install ## ruff, mypy on the package, cfn-lint on the template
+lint: install $(CHECKOV) ## ruff, mypy, cfn-lint and checkov (0 failed; skips next to their resource) on the template
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/cfn-lint template.yaml
+	@# Offline and deterministic: no guideline download, no update check, no API key, no config file's say.
+	env -u BC_API_KEY -u CKV_SKIP_CHECK -u CKV_CHECK -u CKV_FRAMEWORK CKV_SKIP_PACKAGE_UPDATE_CHECK=true \
+		BC_SKIP_MAPPING=TRUE $(CHECKOV) -f template.yaml --framework cloudformation --skip-download --compact --quiet
+
+$(CHECKOV):
+	@python=$$(scripts/find-python) && $$python -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 
 format: install ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -61,12 +74,25 @@ $(SAM):
 	@python=$$(scripts/find-python) && $$python -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli
 
-build: install $(SAM) ## sam build: the layer and every function, into .aws-sam/
-	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM) build --template-file template.yaml
+ARCHITECTURE ?= arm64
+build: install $(SAM) ## sam build: the layer and every function for ARCHITECTURE (arm64), into .aws-sam/
+	PATH="$(CURDIR)/$(BIN):$$PATH" SAM_CLI_TELEMETRY=0 LAYER_ARCHITECTURE=$(ARCHITECTURE) $(SAM) build \
+		--template-file template.yaml --parameter-overrides Architecture=$(ARCHITECTURE)
+	$(PY) scripts/check-layer-arch .aws-sam/build/ConsentLayer $(ARCHITECTURE)
 
 .PHONY: events
-events: install ## regenerate events/ for sam local invoke (re-signs the webhook samples: valid 5 minutes)
-	$(PY) scripts/make-events
+events: install ## regenerate events/ (webhook samples signed for 5 minutes); STACK=<name>: with that stack's secret
+	$(PY) scripts/make-events $(if $(STACK),--stack $(STACK))
+
+# The first deploy asks for every parameter (`sam deploy --guided`) and can save them; then ENV=<section> uses a
+# section of samconfig.toml (staging, production).
+ENV ?=
+deploy: build ## sam deploy: the first time guided, then ENV=staging|production (samconfig.toml's sections)
+	@if [ -z "$(ENV)" ]; then \
+		SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND; \
+	else \
+		SAM_CLI_TELEMETRY=0 $(SAM) deploy --config-env $(ENV); \
+	fi
 
 PORT ?= 3000
 dev: install ## the whole product on 127.0.0.1: the API on PORT (3000), the Codat simulator on PORT+1
@@ -75,6 +101,11 @@ dev: install ## the whole product on 127.0.0.1: the API on PORT (3000), the Coda
 BENCH_ARGS ?=
 bench: install $(SAM) ## performance beside its floors (cold start, warm, calls, scale, layer): table + .bench/*.json
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(PY) bench/run.py --sam $(SAM) $(BENCH_ARGS)
+
+# WEBHOOK_URL=… (or STACK=<deployed stack>) CODAT_API_KEY=… [CODAT_BASE_URL=…]; CHECK=1 only reports (exit 1 unless
+# healthy). The API key is read from the environment only, never printed.
+codat-webhooks: install ## register the webhook URL with Codat's webhook consumers, idempotently (CHECK=1: only check)
+	$(PY) -m consent_dev.codat_webhook_setup $(if $(CHECK),--check)
 
 clean: ## remove build output and caches (keeps .venv)
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -26,6 +26,7 @@ from consent.store import (
     IdempotencyOutcome,
     LedgerRecord,
     ParkedWebhook,
+    QuotaExceeded,
 )
 from consent.store.port import IdempotencyResult, Page
 from consent.store.positions import (
@@ -69,6 +70,7 @@ class FakeStore(ConsentStore):
         self._webhooks: set[str] = set()
         self.parked: list[ParkedWebhook] = []
         self._reconcile_cursor: str | None = None
+        self._spent: dict[tuple[str, str], int] = {}
 
     # -- idempotency ---------------------------------------------------------------------------------
 
@@ -100,16 +102,35 @@ class FakeStore(ConsentStore):
     # -- companies -----------------------------------------------------------------------------------
 
     def create_company(
-        self, company: CompanyRecord, ledger: list[LedgerRecord], idempotency: IdempotencyResult | None
+        self,
+        company: CompanyRecord,
+        ledger: list[LedgerRecord],
+        idempotency: IdempotencyResult | None,
+        *,
+        max_companies: int | None = None,
     ) -> None:
         if company.company_id in self._companies:
             raise ConflictError("company exists")
+        if max_companies is not None and self.customer_companies(company.customer_id) >= max_companies:
+            raise QuotaExceeded("companies")
         if idempotency is not None:
             known = self._keys.get((idempotency.scope, idempotency.key))
             if known is None or known.token != idempotency.token or known.state != "IN_PROGRESS":
                 raise ConflictError("idempotency claim lost")
             known.state, known.status, known.body = "COMPLETED", idempotency.status, idempotency.body
         self._companies[company.company_id] = _Company(company, ledger=list(ledger))
+
+    def customer_companies(self, customer_id: str) -> int:
+        return sum(1 for c in self._companies.values() if c.record.customer_id == customer_id)
+
+    def spend_codat_allowance(self, customer_id: str, now: datetime, *, per_minute: int, per_day: int) -> None:
+        minute, day = now.strftime("%Y-%m-%dT%H:%M"), now.strftime("%Y-%m-%d")
+        if self._spent.get((customer_id, day), 0) >= per_day:
+            raise QuotaExceeded("codat_requests_per_day", retry_after=86_400 - now.hour * 3600 - now.minute * 60)
+        if self._spent.get((customer_id, minute), 0) >= per_minute:
+            raise QuotaExceeded("codat_requests_per_minute", retry_after=60 - now.second)
+        for window in (day, minute):
+            self._spent[(customer_id, window)] = self._spent.get((customer_id, window), 0) + 1
 
     def get_company(
         self, customer_id: str, company_id: str, *, connections_limit: int | None = None

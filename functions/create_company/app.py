@@ -26,7 +26,7 @@ app = create_resolver()
         201,
         Company,
         "Created (or the first answer again, for a repeated Idempotency-Key)",
-        errors=(409, 413, 415, 502, 504),
+        errors=(409, 413, 415, 429, 502, 504),
     ),
 )
 def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey = None) -> Response[str]:

@@ -24,13 +24,14 @@ app = create_resolver()
     "/integrations",
     summary="Codat's enabled integrations, by source type",
     tags=["Connections"],
-    responses=responses(200, IntegrationList, "The integrations", errors=(502,)),
+    responses=responses(200, IntegrationList, "The integrations", errors=(429, 502)),
 )
 def list_integrations(
     source_type: Annotated[SourceType | None, Query(alias="sourceType")] = None,
 ) -> Response[str]:
-    catalog = scope(app).services.integrations
-    return json_response(200, integrations.list_integrations(catalog, source_type).to_json())
+    request = scope(app)
+    listed = integrations.list_integrations(request.services, request.customer_id, source_type)
+    return json_response(200, listed.to_json())
 
 
 @app.post(
@@ -42,7 +43,7 @@ def list_integrations(
         Connection,
         "Created, with `linkUrl`",
         also={200: "The company's not-Linked connection to the platform, reused, with a fresh `linkUrl`"},
-        errors=(404, 409, 413, 415, 502, 504),
+        errors=(404, 409, 413, 415, 429, 502, 504),
     ),
 )
 def create_connection(company_id: CompanyId, body: CreateConnectionRequest) -> Response[str]:
@@ -55,7 +56,7 @@ def create_connection(company_id: CompanyId, body: CreateConnectionRequest) -> R
     "/companies/<companyId>/access-token",
     summary="Codat's company access token for the Link SDK (never stored)",
     tags=["Connections"],
-    responses=responses(200, AccessToken, "The token; `Cache-Control: no-store`", errors=(404, 502, 504)),
+    responses=responses(200, AccessToken, "The token; `Cache-Control: no-store`", errors=(404, 429, 502, 504)),
 )
 def get_access_token(company_id: CompanyId) -> Response[str]:
     request = scope(app)

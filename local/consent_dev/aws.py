@@ -13,9 +13,16 @@ from typing import Any
 import boto3
 
 from consent_dev import dynamodb_rules
-from consent_dev.template import load_template, resolve, resources_of_type
+from consent_dev.template import (
+    PSEUDO_PARAMETERS,
+    deployed_with,
+    load_template,
+    parameter_defaults,
+    resolve,
+    resources_of_type,
+)
 
-REGION = "eu-west-2"
+REGION = PSEUDO_PARAMETERS["AWS::Region"]
 # Documented fakes: moto accepts any credentials. Never real ones.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
@@ -127,6 +134,7 @@ class Deployed:
     topics: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
     queues: dict[str, str] = field(default_factory=dict)  # ARNs
+    keys: dict[str, str] = field(default_factory=dict)  # KMS key ARNs
     queue_urls: dict[str, str] = field(default_factory=dict)
     subscriptions: dict[str, str] = field(default_factory=dict)  # ARNs
     stream_arns: dict[str, str] = field(default_factory=dict)  # by table
@@ -134,6 +142,9 @@ class Deployed:
     def refs(self) -> dict[str, str]:
         """What `Ref` and `Fn::GetAtt` give for each created resource, for `consent_dev.template.resolve`."""
         refs: dict[str, str] = {**self.tables, **self.topics, **self.secrets, **self.queue_urls}
+        for logical_id, arn in self.keys.items():
+            refs[logical_id] = arn.rsplit("/", 1)[-1]
+            refs[f"{logical_id}.Arn"] = arn
         for logical_id, name in self.tables.items():
             refs[f"{logical_id}.Arn"] = f"arn:aws:dynamodb:{REGION}:123456789012:table/{name}"
         refs.update({f"{logical_id}.StreamArn": arn for logical_id, arn in self.stream_arns.items()})
@@ -142,6 +153,10 @@ class Deployed:
             refs[f"{logical_id}.Arn"] = arn
             refs[f"{logical_id}.QueueName"] = arn.rsplit(":", 1)[-1]
             refs[f"{logical_id}.QueueUrl"] = self.queue_urls[logical_id]
+        # An HTTP API is not embedded (the local API Gateway serves its routes): a stand-in for its id (its Ref),
+        # e.g. in the webhook URL reconciliation is given.
+        for logical_id in resources_of_type("AWS::Serverless::HttpApi"):
+            refs[logical_id] = logical_id.lower()[:10]
         return refs
 
 
@@ -168,6 +183,9 @@ def deploy(endpoint: str, *, suffix: str | None = None, secret_values: dict[str,
     session = boto3.session.Session(region_name=REGION, **{k.lower(): v for k, v in FAKE_CREDENTIALS.items()})
     template = load_template()
     deployed = deploy_tables(endpoint, suffix=suffix)
+    kms = session.client("kms", endpoint_url=endpoint)
+    for logical_id in resources_of_type("AWS::KMS::Key", template):
+        deployed.keys[logical_id] = kms.create_key(Description=f"{logical_id}-{suffix}")["KeyMetadata"]["Arn"]
     sns = session.client("sns", endpoint_url=endpoint)
     for logical_id in resources_of_type("AWS::SNS::Topic", template):
         deployed.topics[logical_id] = sns.create_topic(Name=f"{logical_id}-{suffix}")["TopicArn"]
@@ -177,8 +195,11 @@ def deploy(endpoint: str, *, suffix: str | None = None, secret_values: dict[str,
         arn = secrets.create_secret(Name=f"{logical_id}-{suffix}", SecretString=value)["ARN"]
         deployed.secrets[logical_id] = arn
     _create_queues(session.client("sqs", endpoint_url=endpoint), template, suffix, deployed)
+    defaults = parameter_defaults(template)
     for logical_id, resource in resources_of_type("AWS::SNS::Subscription", template).items():
-        properties = resolve(resource["Properties"], deployed.refs())
+        if not deployed_with(resource, defaults, template):
+            continue  # e.g. the alarm topic's e-mail, with no address given
+        properties = resolve(resource["Properties"], {**defaults, **deployed.refs()})
         attributes = {name: _attribute(properties[name]) for name in _SUBSCRIPTION_ATTRIBUTES if name in properties}
         deployed.subscriptions[logical_id] = sns.subscribe(
             TopicArn=properties["TopicArn"],

@@ -50,18 +50,20 @@ class Budget:
 _READ_COMPANY = {"dynamodb.Query": 1}
 _OWNER_THEN_PAGE = {"dynamodb.GetItem": 1, "dynamodb.Query": 1}
 _READ_THEN_WRITE = {"dynamodb.Query": 1, "dynamodb.TransactWriteItems": 1}
+# A route that may call Codat first counts one of the customer's requests (one UpdateItem: `usecases.quotas`).
+_COUNTED = {"dynamodb.UpdateItem": 1}
 # A webhook: already seen? (GetItem) → the company with its connections (Query) → one transaction with the
 # change, its ledger entries and the webhook id.
 _WEBHOOK_APPLIED = {"dynamodb.GetItem": 1, "dynamodb.Query": 1, "dynamodb.TransactWriteItems": 1}
 
 BUDGET: dict[str, Budget] = {
     "POST /companies": Budget(
-        {"dynamodb.UpdateItem": 1, "dynamodb.TransactWriteItems": 1},
+        {"dynamodb.UpdateItem": 2, "dynamodb.GetItem": 1, "dynamodb.TransactWriteItems": 1},
         {"POST /companies": 1},
-        "with Idempotency-Key: claim the key, create in Codat, one transaction",
+        "counted; with Idempotency-Key: claim the key, check the company cap, create in Codat, one transaction",
     ),
     "POST /companies (same Idempotency-Key again)": Budget(
-        {"dynamodb.UpdateItem": 1, "dynamodb.GetItem": 1}, {}, "the first answer, replayed"
+        {"dynamodb.UpdateItem": 2, "dynamodb.GetItem": 1}, {}, "counted; the first answer, replayed"
     ),
     "POST /companies/{companyId}/journeys": Budget(_READ_THEN_WRITE),
     "GET /companies": Budget({"dynamodb.Query": 1}, {}, "one GSI1 page"),
@@ -69,16 +71,20 @@ BUDGET: dict[str, Budget] = {
     "GET /companies/{companyId} (another customer's)": Budget(_READ_COMPANY, {}, "404, same cost as found"),
     "GET /companies/{companyId}/connections": Budget(_OWNER_THEN_PAGE, {}, "per page"),
     "GET /companies/{companyId}/events": Budget(_OWNER_THEN_PAGE, {}, "per page"),
-    "GET /integrations": Budget({}, {}, "cached in memory (INTEGRATIONS_CACHE_SECONDS)"),
-    "GET /integrations (new container or cache expired)": Budget({}, {"GET /integrations": 1}, "up to 500 per page"),
+    "GET /integrations": Budget(_COUNTED, {}, "counted; cached in memory (INTEGRATIONS_CACHE_SECONDS)"),
+    "GET /integrations (new container or cache expired)": Budget(
+        _COUNTED, {"GET /integrations": 1}, "counted; up to 500 per page"
+    ),
     "POST /companies/{companyId}/connections": Budget(
-        _READ_THEN_WRITE, {"POST /companies/{companyId}/connections": 1}, "new connection"
+        {**_COUNTED, **_READ_THEN_WRITE}, {"POST /companies/{companyId}/connections": 1}, "counted; new connection"
     ),
     "POST /companies/{companyId}/connections (reused)": Budget(
-        _READ_THEN_WRITE, {"GET /companies/{companyId}/connections/{connectionId}": 1}, "fresh linkUrl"
+        {**_COUNTED, **_READ_THEN_WRITE},
+        {"GET /companies/{companyId}/connections/{connectionId}": 1},
+        "counted; fresh linkUrl",
     ),
     "GET /companies/{companyId}/access-token": Budget(
-        {"dynamodb.GetItem": 1}, {"GET /companies/{companyId}/accessToken": 1}
+        {**_COUNTED, "dynamodb.GetItem": 1}, {"GET /companies/{companyId}/accessToken": 1}, "counted"
     ),
     "DELETE /companies/{companyId}/connections/{connectionId}": Budget(
         _READ_THEN_WRITE, {"PATCH /companies/{companyId}/connections/{connectionId}": 1}, "unlink a Linked one"
@@ -96,9 +102,9 @@ BUDGET: dict[str, Budget] = {
         "Codat refuses to unlink; still PendingAuth there, so deleted (its link dies)",
     ),
     "DELETE /companies/{companyId}": Budget(
-        {"dynamodb.Query": 2, "dynamodb.BatchWriteItem": 1, "dynamodb.TransactWriteItems": 1},
+        {"dynamodb.Query": 2, "dynamodb.GetItem": 1, "dynamodb.BatchWriteItem": 1, "dynamodb.TransactWriteItems": 1},
         {"DELETE /companies/{companyId}": 1},
-        "BatchWriteItem per 25 items",
+        "never counted (a customer can always withdraw); one company fewer in the cap; BatchWriteItem per 25 items",
     ),
     "webhook connection.created": Budget(_WEBHOOK_APPLIED, {}, "confirms one our API made"),
     "webhook connection.created (made outside our API)": Budget(_WEBHOOK_APPLIED, {}, "adopted"),

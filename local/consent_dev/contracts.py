@@ -21,7 +21,14 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from consent.contract import asyncapi_document, data_schema, event_schema, example_message, schema_file_name
+from consent.contract import (
+    TOPIC_LOGICAL_ID,
+    asyncapi_document,
+    data_schema,
+    event_schema,
+    example_message,
+    schema_file_name,
+)
 from consent.events import CONTRACT_VERSION, EVENT_CATALOG, SCHEMA_MAJOR, ConsentEventType
 from consent.settings import DEFAULT_SCHEMA_BASE_URI
 from consent_dev.template import REPO_ROOT, load_template, resources_of_type
@@ -41,6 +48,8 @@ def template_consumers(template: dict[str, Any] | None = None) -> list[dict[str,
     consumers = []
     for resource in resources_of_type("AWS::SNS::Subscription", template or load_template()).values():
         properties = resource["Properties"]
+        if properties.get("TopicArn") != {"Ref": TOPIC_LOGICAL_ID}:
+            continue  # another topic's (the alarms')
         endpoint = properties["Endpoint"]
         name = endpoint["Fn::GetAtt"][0] if isinstance(endpoint, dict) and "Fn::GetAtt" in endpoint else str(endpoint)
         consumer: dict[str, Any] = {

@@ -25,14 +25,17 @@ from werkzeug.utils import send_from_directory
 from werkzeug.wrappers import Request, Response
 
 from consent.api.problems import PROBLEM_JSON, Problem
+from consent.codat.client import CodatClient
 from consent.contract import event_schema, schema_file_name
 from consent.events import ConsentEventType
 from consent.services import Services
 from consent.settings import Settings
+from consent.usecases.webhook_consumers import ensure as ensure_webhook_consumer
 from consent_dev import contracts
 from consent_dev.aws import REGION, Deployed, MotoServer, deploy, empty_tables
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
 from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
+from consent_dev.cors import CorsPolicy, cors_policy
 from consent_dev.jwt_auth import TOKEN_SECONDS, JwtAuthorizer, LocalIssuer, Unauthorized
 from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, load_handler
 from consent_dev.streams import StreamPump
@@ -226,11 +229,16 @@ class ApiGateway:
     exactly the routes that have one there."""
 
     def __init__(
-        self, functions_by_id: Mapping[str, LambdaFunction], api_routes: Iterable[Route], authorizer: JwtAuthorizer
+        self,
+        functions_by_id: Mapping[str, LambdaFunction],
+        api_routes: Iterable[Route],
+        authorizer: JwtAuthorizer,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self._functions = dict(functions_by_id)
         self._routes = list(api_routes)
         self._authorizer = authorizer
+        self._cors = cors
 
     def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route in self._routes:
@@ -244,6 +252,13 @@ class ApiGateway:
         return sorted({name for function in self._functions.values() for name in function.services.catalog.names})
 
     def handle(self, request: Request) -> Response:
+        if self._cors is None:
+            return self._handle(request)
+        if self._cors.is_preflight(request):  # answered by API Gateway itself: no route, no authorizer
+            return self._cors.preflight(request)
+        return self._cors.decorate(request, self._handle(request))
+
+    def _handle(self, request: Request) -> Response:
         if (request.content_length or 0) > MAX_REQUEST_BYTES:
             # API Gateway refuses a payload over its quota before routing, in its own words.
             return gateway_response(413, "Request Entity Too Large")
@@ -413,8 +428,11 @@ class DevStack:
         *,
         environ: Mapping[str, str] | None = None,
         issuer: LocalIssuer | None = None,
+        parameters: Mapping[str, str] | None = None,
     ):
         self.codat = CodatTarget.from_environment(os.environ if environ is None else environ)
+        # The template's parameters as a deployment would set them (sam deploy --parameter-overrides).
+        self.parameters = {**parameter_defaults(), **(parameters or {})}
         self._codat_port = codat_port if codat_port is not None else (port + 1 if port else 0)
         self._server = _bind(port, self._wsgi)
         # The bank's identity provider, locally: its keys are made now; `issuer=` lets a test mint tokens first.
@@ -554,10 +572,25 @@ class DevStack:
         except (OSError, SystemExit) as error:  # werkzeug exits on a taken port (after saying so on stderr)
             taken = f"{HOST}:{self._codat_port}"
             raise DevStackError(f"cannot serve the Codat simulator on {taken}: choose another PORT") from error
-        # Codat's delivery schedule (retries after 5 s, 5 min, …), to the local webhook route; starts the worker.
-        self.simulator.configure_webhooks(self.webhook_url, self.codat.webhook_secret)
+        # Codat's delivery schedule (retries after 5 s, 5 min, …), signed with the webhook secret; starts the worker.
+        self.simulator.configure_deliveries(self.codat.webhook_secret)
+        consumer = self._ensure_webhook_consumer()
         self._mark("codat", state="up", mode="simulator", url=self.codat_url)
-        self._mark("webhooks", state="delivering", url=self.webhook_url)
+        self._mark("webhooks", state="delivering", url=self.webhook_url, consumer=consumer)
+
+    def _ensure_webhook_consumer(self) -> str:
+        """The simulator's webhook consumer for the local webhook route, made as `make codat-webhooks` makes it in
+        Codat: the same use case, over HTTP to the simulator. Its id."""
+        credential = base64.b64encode(self.codat.api_key.encode()).decode()
+        codat = CodatClient(base_url=self.codat_url, api_key=lambda: credential)
+        try:
+            setup = ensure_webhook_consumer(codat, self.webhook_url)
+        finally:
+            codat.close()
+        consumer = setup.created or next(iter(setup.found.healthy if setup.found else ()), None)
+        if setup.failure is not None or consumer is None:
+            raise DevStackError(f"the Codat simulator refused the webhook consumer: {setup.failure}")
+        return consumer.id
 
     def _start_api(self) -> None:
         refs = self._refs()
@@ -576,7 +609,7 @@ class DevStack:
         api_routes = routes(template)
         defaults = parameter_defaults(template)
         authorizer = JwtAuthorizer(self.issuer, (self.issuer.audience,), identity_claim=defaults["IdentityClaim"])
-        self.gateway = ApiGateway(api_functions, api_routes, authorizer)
+        self.gateway = ApiGateway(api_functions, api_routes, authorizer, cors_policy(self.parameters, template))
         self._mark("api", state="up", url=self.api_url, routes=len(api_routes), functions=sorted(api_functions))
 
     def _start_relay(self) -> None:
@@ -605,7 +638,7 @@ class DevStack:
         """What the template's Refs resolve to here: parameter defaults, the embedded resources, this Codat."""
         assert self.deployed is not None
         return {
-            **parameter_defaults(),
+            **self.parameters,
             "AWS::Region": REGION,
             "AWS::AccountId": "123456789012",
             "CodatBaseUrl": self.codat_url,
@@ -818,6 +851,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m consent_dev.devserver", description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", DEFAULT_PORT)), help="API port")
     parser.add_argument("--codat-port", type=int, default=None, help="simulator port (default: --port + 1)")
+    parser.add_argument(
+        "--allowed-origins",
+        default=os.environ.get("ALLOWED_ORIGINS", ""),
+        help="the template's AllowedOrigins: browser origins of another app that may call the API (CORS)",
+    )
     args = parser.parse_args(argv)
     # Before the handlers are imported (by start()): Powertools reads these once, at import.
     for name, value in powertools_environment().items():
@@ -837,7 +875,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     try:
-        stack = DevStack(args.port, args.codat_port)
+        stack = DevStack(args.port, args.codat_port, parameters={"AllowedOrigins": args.allowed_origins})
         stack.start()
     except (DevStackError, OSError) as error:
         print(f"make dev: {error}", file=sys.stderr)

@@ -185,6 +185,25 @@ NOT_CALLED_BY_CODE: dict[tuple[str, Permission], str] = {
     ("OutboxRelayFunction", Permission("sqs:SendMessage", "arn:OutboxRelayFailureQueue")): (
         "Lambda's event source mapping sends a discarded batch to the on-failure destination with the function's role"
     ),
+    **{
+        (function, Permission("kms:Decrypt", "arn:ConsentKey")): (
+            "DynamoDB and Secrets Manager decrypt the table's and the secrets' keys under the stack's key as the caller"
+        )
+        for function in (
+            "CreateCompanyFunction",
+            "ConsentStatusFunction",
+            "CreateConnectionFunction",
+            "RevokeFunction",
+            "WebhookHandlerFunction",
+            "ReconcileFunction",
+        )
+    },
+    ("OutboxRelayFunction", Permission("kms:Decrypt", "arn:ConsentKey")): (
+        "the event source mapping reads the stream (under the stack's key) with the function's role"
+    ),
+    ("OutboxRelayFunction", Permission("kms:GenerateDataKey", "arn:ConsentKey")): (
+        "the event source mapping sends to the failure queue (under the stack's key) with the function's role"
+    ),
 }
 
 

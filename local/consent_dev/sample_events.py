@@ -564,13 +564,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--customer-id", default=SAMPLE_IDS.customer_id, help="the JWT's sub")
     parser.add_argument("--company-id", default=SAMPLE_IDS.company_id)
     parser.add_argument("--connection-id", default=SAMPLE_IDS.connection_id)
+    parser.add_argument(
+        "--stack",
+        help="a deployed stack's name: sign the webhook samples with its own CodatWebhookSecret (read with your AWS "
+        "credentials; never printed), into .artifacts/events-<stack>/ unless --out says otherwise",
+    )
     args = parser.parse_args(argv)
     ids = SampleIds(args.customer_id, args.company_id, args.connection_id)
-    if ids != SAMPLE_IDS and args.out is None:
+    if ids != SAMPLE_IDS and args.out is None and args.stack is None:
         parser.error("events/ keeps the documented ids: write samples for other ids elsewhere (--out DIR)")
-    out: Path = args.out or EVENTS_DIR
+    out: Path = args.out or (REPO_ROOT / ".artifacts" / f"events-{args.stack}" if args.stack else EVENTS_DIR)
     now = datetime.now(UTC)
     written = write_samples(out, now=now, ids=ids)
+    signer = "the documented dev secret"
+    if args.stack:
+        secret = stack_webhook_secret(args.stack)
+        for path in written:
+            event = json.loads(path.read_text(encoding="utf-8"))
+            if event.get("rawPath") == "/webhooks/codat":
+                path.write_text(render(resign(event, now, secret)), encoding="utf-8")
+        signer = f"stack {args.stack}'s own secret"
     until = (now + timedelta(minutes=5)).strftime("%H:%M:%S")
-    print(f"wrote {len(written)} sample events to {out} (webhook samples signed until {until} UTC)")
+    print(f"wrote {len(written)} sample events to {out} (webhook samples signed with {signer} until {until} UTC)")
     return 0
+
+
+def stack_webhook_secret(stack: str, session: Any = None) -> str:
+    """The webhook secret a deployed stack verifies with: its CodatWebhookSecret (the first, during a rotation)."""
+    import boto3  # noqa: PLC0415 - only for a deployed stack
+
+    session = session or boto3.session.Session()
+    outputs = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    arn = next((o["OutputValue"] for o in outputs if o["OutputKey"] == "CodatWebhookSecretArn"), None)
+    if arn is None:
+        raise SystemExit(f"stack {stack} has no CodatWebhookSecretArn output")
+    value = session.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    return str(value).split()[0]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -13,6 +13,13 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+# CloudFormation's pseudo parameters, as the local stack stands in for them (the refs given to `resolve` win).
+PSEUDO_PARAMETERS = {
+    "AWS::Region": "eu-west-2",
+    "AWS::AccountId": "123456789012",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -126,22 +133,58 @@ def parameter_defaults(template: dict[str, Any] | None = None) -> dict[str, Any]
     return {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
 
 
+def condition(name: str, parameters: Mapping[str, Any], template: dict[str, Any] | None = None) -> bool:
+    """A template condition's value for these parameter values (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition)."""
+    conditions = (template or load_template()).get("Conditions", {})
+
+    def evaluate(spec: Any) -> Any:
+        ((kind, argument),) = spec.items()
+        if kind == "Ref":
+            return parameters[argument]
+        if kind in ("Condition", "Fn::Condition"):  # `!Condition X` reads as Fn::Condition
+            return evaluate(conditions[argument])
+        if kind == "Fn::Equals":
+            left, right = (evaluate(v) if isinstance(v, dict) else v for v in argument)
+            return str(left) == str(right)
+        if kind == "Fn::Not":
+            return not evaluate(argument[0])
+        if kind == "Fn::And":
+            return all(evaluate(a) for a in argument)
+        if kind == "Fn::Or":
+            return any(evaluate(a) for a in argument)
+        raise ValueError(f"condition {kind} is not emulated")
+
+    return bool(evaluate(conditions[name]))
+
+
+def deployed_with(
+    resource: Mapping[str, Any], parameters: Mapping[str, Any], template: dict[str, Any] | None = None
+) -> bool:
+    """Whether CloudFormation creates `resource` with these parameter values (its `Condition`, if any)."""
+    name = resource.get("Condition")
+    return name is None or condition(name, parameters, template)
+
+
 def resolve(value: Any, refs: dict[str, Any]) -> Any:
     """A template value with its intrinsics (Ref, GetAtt, Sub) replaced from `refs` (logical id or
-    parameter → value; GetAtt as "Id.Attribute")."""
+    parameter → value; GetAtt as "Id.Attribute"; pseudo parameters default to `PSEUDO_PARAMETERS`)."""
     if isinstance(value, dict) and len(value) == 1:
         ((name, argument),) = value.items()
         if name == "Ref":
-            return refs[argument]
+            return _ref(argument, refs)
         if name == "Fn::GetAtt":
             return refs[".".join(argument)]
         if name == "Fn::Sub":
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(refs[m.group(1)]), argument)
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(_ref(m.group(1), refs)), argument)
     if isinstance(value, dict):
         return {k: resolve(v, refs) for k, v in value.items()}
     if isinstance(value, list):
         return [resolve(v, refs) for v in value]
     return value
+
+
+def _ref(name: str, refs: dict[str, Any]) -> Any:
+    return refs[name] if name in refs or name not in PSEUDO_PARAMETERS else PSEUDO_PARAMETERS[name]
 
 
 def function_environment(function: Function, refs: dict[str, Any]) -> dict[str, str]:

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
     from consent.usecases.integrations import IntegrationCatalog
 
 
+# SHA-256 of the key of `make dev`'s documented webhook secret (consent_dev.codat_webhooks.DEV_WEBHOOK_SECRET).
+_DEV_WEBHOOK_KEY_SHA256 = "3ce2a8ee278d392d6c8aca5f8c2fc9c4a1c6184c416337b7956f9d89bc2253b6"
+
+
+def _in_aws_lambda() -> bool:
+    """Deployed: Lambda's own runtime sets AWS_EXECUTION_ENV (`make dev` and the tests do not)."""
+    return os.environ.get("AWS_EXECUTION_ENV", "").startswith("AWS_Lambda_")
+
+
 class Services:
     """The ports of one process. Each is built on first use, so a function pays only for what it uses
     (the status function never creates an HTTP client); tests and the local server pass their own."""
@@ -101,7 +110,11 @@ class Services:
                 raise SettingsError("set CODAT_WEBHOOK_SECRET_NAME (or CODAT_WEBHOOK_SECRET for local runs)")
             value = self.secrets(self.settings.webhook_secret_name)
         if value != self._webhook_secret_seen:
-            self._webhook_keys = parse_secrets(value)
+            keys = parse_secrets(value)
+            if _in_aws_lambda() and any(hashlib.sha256(key).hexdigest() == _DEV_WEBHOOK_KEY_SHA256 for key in keys):
+                # Anyone can sign with the documented development secret: a deployed stack never accepts it.
+                raise SettingsError("the webhook secret is the documented development one: put Codat's own")
+            self._webhook_keys = keys
             self._webhook_secret_seen = value
         return self._webhook_keys
 

@@ -27,6 +27,7 @@ ENVIRONMENT = {
     "codat_max_attempts": "CODAT_MAX_ATTEMPTS",
     "webhook_secret_name": "CODAT_WEBHOOK_SECRET_NAME",
     "webhook_secret": "CODAT_WEBHOOK_SECRET",
+    "webhook_url": "CODAT_WEBHOOK_URL",
     "customer_ref_key_secret": "CUSTOMER_REF_KEY_SECRET_NAME",
     "customer_ref_key": "CUSTOMER_REF_KEY",
     "journeys_file": "JOURNEYS_FILE",
@@ -35,6 +36,9 @@ ENVIRONMENT = {
     "idempotency_ttl_hours": "IDEMPOTENCY_TTL_HOURS",
     "integrations_cache_seconds": "INTEGRATIONS_CACHE_SECONDS",
     "event_source": "EVENT_SOURCE",
+    "max_companies_per_customer": "MAX_COMPANIES_PER_CUSTOMER",
+    "customer_codat_requests_per_minute": "CUSTOMER_CODAT_REQUESTS_PER_MINUTE",
+    "customer_codat_requests_per_day": "CUSTOMER_CODAT_REQUESTS_PER_DAY",
     "event_schema_base_uri": "EVENT_SCHEMA_BASE_URI",
     "reconcile_codat_budget": "RECONCILE_CODAT_BUDGET",
     "pending_auth_max_age_hours": "PENDING_AUTH_MAX_AGE_HOURS",
@@ -64,6 +68,8 @@ class Settings(BaseModel):
     codat_max_attempts: int = Field(default=4, ge=1, le=8)
     webhook_secret_name: str | None = None
     webhook_secret: str | None = Field(default=None, repr=False)
+    # Our webhook route as Codat must call it: reconciliation checks Codat's consumer for it on each run.
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2000, pattern=r"^https?://[^\s/]+")
     # The key of the customer reference Codat keeps as a company tag (an HMAC of the customer id, never the id).
     customer_ref_key_secret: str | None = None
     customer_ref_key: str | None = Field(default=None, repr=False)
@@ -79,6 +85,11 @@ class Settings(BaseModel):
     event_schema_base_uri: str = Field(
         default=DEFAULT_SCHEMA_BASE_URI, min_length=1, max_length=200, pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:.*$"
     )
+    # Per customer, so that one customer cannot spend the bank's shared Codat quota (1,000 x (1 + connected
+    # companies) requests a day): companies at once, and the requests of the routes that may call Codat.
+    max_companies_per_customer: int = Field(default=20, ge=1, le=10_000)
+    customer_codat_requests_per_minute: int = Field(default=30, ge=1, le=100_000)
+    customer_codat_requests_per_day: int = Field(default=1000, ge=1, le=10_000_000)
     # Reconciliation: the Codat requests one run may send (retries and pages included). Codat's daily quota is
     # 1,000 x (1 + connected companies); a run every 15 minutes at the default stays well inside it.
     reconcile_codat_budget: int = Field(default=500, ge=1, le=10_000)

@@ -9,6 +9,7 @@ import that works only from this checkout, fails here."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import platform
@@ -30,7 +31,6 @@ from consent.store.dynamodb import DynamoDBConsentStore
 from consent.webhooks.codat_events import WebhookEnvelope
 from consent_dev.aws import Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
-from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
 from consent_dev.sample_events import (
     EVENTS_DIR,
     OUTBOX_RELAY,
@@ -54,6 +54,8 @@ from consent_dev.template import (
 )
 
 pytestmark = pytest.mark.build
+# What `make events --stack` signs a deployed stack's samples with: that stack's own secret (here, a fixed fake).
+STACK_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"a deployed stack's own secret 01").decode()
 
 CODAT_KEY = "build-test-codat-api-key"  # a fake, accepted only by the simulator
 GLOBALS = load_template()["Globals"]["Function"]
@@ -247,7 +249,8 @@ def codat_simulator(codat_server: tuple[CodatSimulator, SimServer]) -> Iterator[
 def deployed(moto_server: MotoServer) -> Deployed:
     return deploy(
         moto_server.endpoint,
-        secret_values={"CodatApiKeySecret": CODAT_KEY, "CodatWebhookSecret": DEV_WEBHOOK_SECRET},
+        # A deployed stack's own secret: in Lambda, the documented development one is refused.
+        secret_values={"CodatApiKeySecret": CODAT_KEY, "CodatWebhookSecret": STACK_WEBHOOK_SECRET},
     )
 
 
@@ -415,12 +418,12 @@ def test_every_built_function_answers_its_samples(
     sample: Sample = SAMPLES_BY_NAME[path.stem]
     event = json.loads(path.read_text(encoding="utf-8"))
     table = deployed.tables["ConsentTable"]
-    settings = Settings(table_name=table, webhook_secret=DEV_WEBHOOK_SECRET)
+    settings = Settings(table_name=table, webhook_secret=STACK_WEBHOOK_SECRET)
     seeding = Services(settings, store=DynamoDBConsentStore(aws_client("dynamodb"), table))
     happens = WebhookEnvelope.model_validate_json(event["body"]).generated_date if sample.is_webhook else SAMPLE_TIME
     seed(sample.world, seeding, codat_simulator, at=happens - timedelta(hours=1))
     if sample.is_webhook:
-        event = resign(event, datetime.now(UTC))  # a signature is accepted for 5 minutes
+        event = resign(event, datetime.now(UTC), STACK_WEBHOOK_SECRET)  # accepted for 5 minutes
     subscriber = EventsQueue.subscribe(deployed.topics["ConsentEventsTopic"])
 
     # When the function runs from the build output alone

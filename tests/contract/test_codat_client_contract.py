@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from consent.codat.client import CodatClient
-from consent.codat.models import CodatCompany, CodatConnection
+from consent.codat.models import CodatCompany, CodatConnection, WebhookConsumer, WebhookConsumers
+from consent.usecases.webhooks import HANDLED_EVENT_TYPES
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.codat_spec import CodatSpec, ResponseChecker
 
@@ -58,6 +59,45 @@ def test_every_request_of_the_client_validates_against_codats_spec(
     assert checker.violations == []
     assert len(simulator.requests) == 12
     assert all(request.status is not None and request.status < 400 for request in simulator.requests)
+
+
+def test_the_clients_webhook_consumer_calls_validate_against_codats_spec(
+    checked: tuple[CodatSimulator, CodatClient, ResponseChecker],
+) -> None:
+    simulator, client, checker = checked
+    url = "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/webhooks/codat"
+
+    created = client.create_webhook_consumer(url=url, event_types=sorted(HANDLED_EVENT_TYPES), idempotency_key="k-1")
+    listed = client.list_webhook_consumers()
+    client.delete_webhook_consumer(created.id)
+
+    assert listed == [created]
+    assert (created.url, set(created.event_types), created.disabled) == (url, HANDLED_EVENT_TYPES, False)
+    assert client.list_webhook_consumers() == []
+    assert simulator.contract_violations == []
+    assert checker.violations == []
+    assert [r.operation for r in simulator.requests] == [
+        "POST /webhooks",
+        "GET /webhooks",
+        "DELETE /webhooks/{webhookId}",
+        "GET /webhooks",
+    ]
+
+
+def test_every_event_type_the_receiver_handles_is_one_codat_sends(codat_spec: CodatSpec) -> None:
+    # What the consumer subscribes to must be Codat's names, or Codat would send nothing for it
+    assert set(codat_spec.raw["webhooks"]) >= HANDLED_EVENT_TYPES
+
+
+def test_the_specs_webhook_consumer_examples_parse_into_the_clients_models(codat_spec: CodatSpec) -> None:
+    listed = codat_spec.response_examples("GET", "/webhooks")
+    created = codat_spec.response_examples("POST", "/webhooks", 201)
+
+    assert [c.disabled for example in listed.values() for c in WebhookConsumers.model_validate(example).results] == [
+        False,
+        True,
+    ]
+    assert all(WebhookConsumer.model_validate(example).event_types for example in created.values())
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from consent_dev.codat_simulator import CodatSimulator, Fault
+from consent_dev.codat_simulator import CODAT_EVENT_TYPES, CodatSimulator, Fault
 from consent_dev.codat_spec import CodatSpec, ResponseChecker
 
 pytestmark = pytest.mark.contract
@@ -55,6 +55,13 @@ def test_every_simulated_operation_answers_as_the_spec_documents(
     ok(http.get("/integrations/qhnd"))
     ok(http.delete(f"/companies/{cid}"))
 
+    consumer = ok(http.post("/webhooks", json={"url": "https://bank.example/webhooks/codat", "eventTypes": ["a.b"]}))
+    assert consumer["disabled"] is False
+    filtered = {"url": "https://bank.example/in", "eventTypes": [], "disabled": None, "companyTags": ["region:uk"]}
+    ok(http.post("/webhooks", json=filtered, headers={"Idempotency-Key": "consumer-1"}))
+    assert len(ok(http.get("/webhooks"))["results"]) == 2
+    ok(http.delete(f"/webhooks/{consumer['id']}"))
+
     assert spec_check.violations == []
     assert sim.contract_violations == []
     exercised = {f"{method} {template}" for method, template, _ in spec_check.exchanges}
@@ -78,6 +85,8 @@ def test_error_answers_use_codats_error_schema(
         http.post(f"/companies/{company['id']}/connections", json={"platformKey": "zzzz"}).status_code,
         http.get("/companies", params={"tags": "no operator"}).status_code,
         http.get("/integrations", params={"query": "colour=blue"}).status_code,
+        http.delete(f"/webhooks/{missing}").status_code,
+        http.post("/webhooks", json={"eventTypes": ["connection.connected"]}).status_code,
     ]
     with sim.client(authorized=False, event_hooks={"response": [spec_check]}) as anonymous:
         statuses.append(anonymous.get("/companies").status_code)
@@ -85,7 +94,7 @@ def test_error_answers_use_codats_error_schema(
         sim.inject(Fault(kind="status", status=status))
         statuses.append(http.get(f"/companies/{company['id']}").status_code)
 
-    assert statuses == [404, 404, 400, 422, 404, 400, 400, 401, 403, 429, 500, 502, 503]
+    assert statuses == [404, 404, 400, 422, 404, 400, 400, 404, 400, 401, 403, 429, 500, 502, 503]
     assert spec_check.violations == []
     assert sim.contract_violations == []
 
@@ -165,3 +174,19 @@ def test_every_simulated_operation_exists_in_the_spec(sim: CodatSimulator, codat
     for operation in sim.operations:
         method, template = operation.split(" ")
         assert method.lower() in codat_spec.raw["paths"][template], operation
+
+
+def test_a_configured_consumer_subscribes_to_every_event_type_of_the_spec(codat_spec: CodatSpec) -> None:
+    assert set(CODAT_EVENT_TYPES) == set(codat_spec.raw["webhooks"])
+
+
+def test_the_specs_webhook_consumer_examples_pass_the_validator(codat_spec: CodatSpec) -> None:
+    listed = codat_spec.response_examples("GET", "/webhooks")
+    created = codat_spec.response_examples("POST", "/webhooks", 201)
+
+    assert listed
+    assert created
+    for example in listed.values():
+        assert codat_spec.validate_response("GET", "/webhooks", 200, example) == []
+    for example in created.values():
+        assert codat_spec.validate_response("POST", "/webhooks", 201, example) == []

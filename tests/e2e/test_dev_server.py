@@ -26,6 +26,7 @@ from openapi_spec_validator import validate
 
 from consent.contract import schema_file_name
 from consent.events import ConsentEventType
+from consent.usecases.webhooks import HANDLED_EVENT_TYPES
 from consent_dev.codat_simulator import CodatSimulator, serve
 from consent_dev.contracts import ASYNCAPI_FILE, validate_message
 from consent_dev.devserver import DevStack, DevStackError
@@ -208,6 +209,21 @@ def test_health_reports_every_part_up(http: httpx.Client) -> None:
         "outboxRelay": "running",
         "eventsLog": "running",
     }
+
+
+def test_make_dev_registers_its_webhook_route_with_codat_as_make_codat_webhooks_does(
+    stack: DevStack, http: httpx.Client
+) -> None:
+    # The simulator's webhook consumer for the local route was made through Codat's API, by the same use case
+    assert stack.simulator is not None
+    with httpx.Client(base_url=stack.codat_url, timeout=10.0) as codat:
+        listed = codat.get("/webhooks", headers={"Authorization": stack.simulator.authorization})
+        summary = codat.get("/_simulator/webhooks").json()
+    [consumer] = [c for c in listed.json()["results"] if c["url"] == stack.webhook_url]
+    assert (consumer["disabled"], set(consumer["eventTypes"])) == (False, HANDLED_EVENT_TYPES)
+    assert http.get("/health").json()["parts"]["webhooks"]["consumer"] == consumer["id"]
+    assert summary["url"] == stack.webhook_url
+    assert consumer["id"] in {c["id"] for c in summary["consumers"]}
 
 
 def _unsigned(claims: dict[str, Any]) -> str:

@@ -35,6 +35,8 @@ from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore, company_pk
 from consent.usecases.companies import create_company
 from consent.usecases.connections import create_connection
+from consent.usecases.quotas import spend_codat_allowance
+from consent.usecases.webhooks import HANDLED_EVENT_TYPES
 from consent_dev.aws import Deployed, MotoServer, deploy, deploy_tables
 from consent_dev.codat_simulator import CodatSimulator, Fault
 from consent_dev.codat_webhooks import connection_event, read_event, signed
@@ -42,7 +44,7 @@ from consent_dev.lambda_runtime import LambdaContext, load_handler
 from consent_dev.local_api import ApiResponse, LocalApi
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue, ReceivedEvent
-from consent_dev.template import functions, routes
+from consent_dev.template import functions, resolve, routes
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +113,7 @@ class Outcome:
     stored: Stored = Stored.ONCE
     done_in_codat: bool = False  # nothing stored, but Codat did its part: the retry must find it, not repeat it
     untouched: str | None = None
+    note: str | None = None  # said in the table only
 
     def text(self, row: Row) -> str:
         status = str(self.status)
@@ -123,6 +126,8 @@ class Outcome:
             parts.append(row.done_text)
         if self.untouched:
             parts.append(self.untouched)
+        if self.note:
+            parts.append(self.note)
         if self.stored is Stored.NOTHING:
             parts.append(row.retry_text)
         return " · ".join(parts)
@@ -169,6 +174,9 @@ _A_READ = {
     SNS: read(200, NO_SNS_CALL),
 }
 _THROTTLED = problem(503, "store_unavailable")
+# The customer's request count could not be written: the request goes on, uncounted (the quota guards Codat's
+# allowance; Codat's own 429 still does).
+_UNCOUNTED = Outcome(200, stored=Stored.READ, note="served uncounted")
 _THROTTLED_AFTER_CODAT = problem(503, "store_unavailable", done_in_codat=True)
 
 MATRIX: dict[str, dict[Failure, Outcome]] = {
@@ -192,7 +200,9 @@ MATRIX: dict[str, dict[Failure, Outcome]] = {
     "GET /companies/{companyId}/events": _A_READ,
     "GET /integrations": {
         **codat_problems(),
-        **without_dynamodb(read(200), NO_DYNAMODB_CALL, DYNAMODB_FAILURES),
+        THROTTLING: _UNCOUNTED,
+        RACE: read(200),  # another request of the customer's counted first: both counted
+        CONFLICT: _UNCOUNTED,
         SNS: read(200, NO_SNS_CALL),
     },
     "POST /companies/{companyId}/connections": {
@@ -205,7 +215,8 @@ MATRIX: dict[str, dict[Failure, Outcome]] = {
     "GET /companies/{companyId}/access-token": {
         **codat_problems(),
         THROTTLING: _THROTTLED,
-        **without_dynamodb(read(200), NO_DYNAMODB_WRITE, [RACE, CONFLICT]),
+        RACE: read(200),  # another request of the customer's counted first: both counted
+        CONFLICT: _UNCOUNTED,
         SNS: read(200, NO_SNS_CALL),
     },
     "DELETE /companies/{companyId}/connections/{connectionId}": {
@@ -491,8 +502,11 @@ class World:
 
 
 def snapshot(items: list[Item]) -> list[Item]:
-    """Every item but the Idempotency-Key records (claimed and released by a failed attempt: bookkeeping)."""
-    return sorted((i for i in items if _kind(i) != "idempotency"), key=lambda i: (i["PK"]["S"], i["SK"]["S"]))
+    """Every item but bookkeeping: the Idempotency-Key records (claimed and released by a failed attempt) and the
+    customer's count of Codat-calling requests (spent before anything else: a failed request still counts)."""
+    return sorted(
+        (i for i in items if _kind(i) not in ("idempotency", "rate")), key=lambda i: (i["PK"]["S"], i["SK"]["S"])
+    )
 
 
 def claims_in_flight(items: list[Item]) -> list[Item]:
@@ -529,7 +543,9 @@ class Row:
     write_op: str | None = None  # the DynamoDB call its change commits with
     read_op: str | None = None  # the DynamoDB call a read route reads with
     race_op: str | None = None  # where a concurrent writer gets in (default: `write_op`)
+    throttle_op: str | None = None  # the DynamoDB call throttling is tried on (default: `write_op`, else `read_op`)
     racer_events: tuple[str, ...] = ()  # the consent events the concurrent writer's own change publishes
+    codat_calls = 1  # the Codat calls its request makes while Codat fails, each with the client's whole budget
     store_retry_after = "1"
     nothing_text = "nothing stored"
     done_text = "stored once"
@@ -583,7 +599,10 @@ class CreateCompany(Row):
         [company] = [i for i in items if _kind(i) == "company"]
         company_id = company["PK"]["S"].removeprefix(company_pk(""))
         assert list(world.simulator.companies) == [company_id]  # one company in Codat, the one we recorded
-        assert sorted(_kind(i) for i in snapshot(items)) == ["company", "ledger", "ledger"]
+        # the company, its two first ledger entries, and its customer's company count, once
+        assert sorted(_kind(i) for i in snapshot(items)) == ["company", "ledger", "ledger", "quota"]
+        [quota] = [i for i in items if _kind(i) == "quota"]
+        assert quota["companies"]["N"] == "1"
         [claim] = [i for i in items if _kind(i) == "idempotency"]
         assert claim["state"]["S"] == "COMPLETED"
         assert result.body["companyId"] == company_id
@@ -698,8 +717,13 @@ class ListIntegrations(Row):
     success = 200
     nothing_text = ""
 
+    write_op = "UpdateItem"  # the customer's count of Codat-calling requests
+
     def when(self, world: World, ctx: Context) -> Result:
         return answered(world.api.get("/integrations", customer=ALICE, query={"sourceType": "banking"}))
+
+    def racer(self, world: World, ctx: Context) -> None:
+        spend_codat_allowance(world.services, ALICE)  # the customer's other tab, counted first
 
     def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
         assert "qhnd" in {i["platformKey"] for i in result.body["items"]}
@@ -742,6 +766,11 @@ class AccessToken(Row):
     slug = "access_token"
     success = 200
     read_op = "GetItem"
+    throttle_op = "GetItem"  # the owner check (the count before it goes on uncounted: see GET /integrations)
+    write_op = "UpdateItem"  # the customer's count of Codat-calling requests
+
+    def racer(self, world: World, ctx: Context) -> None:
+        spend_codat_allowance(world.services, ALICE)
 
     def given(self, world: World) -> Context:
         return {"company": world.company()}
@@ -808,10 +837,14 @@ class Erase(Row):
     def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
         # The tombstone, and nothing else (but the id of a webhook a racer delivered, remembered for 8 days, and
         # the create request's Idempotency-Key, spent: its hash and nothing else)
-        left = [i for i in items if _kind(i) not in ("webhook", "idempotency")]
+        left = [i for i in items if _kind(i) not in ("webhook", "idempotency", "rate", "quota")]
         assert [(i["PK"]["S"], i["type"]["S"]) for i in left] == [(company_pk(ctx["company"]), "company.erased")]
         keys = [i for i in items if _kind(i) == "idempotency"]
         assert [(set(i), i["state"]["S"]) for i in keys] == [({"PK", "SK", "kind", "state", "expiresAt"}, "ERASED")]
+        # The customer's company count is one fewer (its items are keyed by a hash: nothing names the customer)
+        [quota] = [i for i in items if _kind(i) == "quota"]
+        assert quota["companies"]["N"] == "0"
+        assert ALICE not in json.dumps([i for i in items if _kind(i) in ("quota", "rate")])
         assert "Acme Bakery Ltd" not in json.dumps(items)
         assert ctx["company"] not in world.simulator.companies
         for path in ("", "/connections", "/events"):
@@ -905,8 +938,15 @@ class Reconcile(Row):
     done_text = "healed once"
     retry_text = "next run heals"
     function = next(f for f in functions() if f.logical_id == "ReconcileFunction")
+    # As deployed (the template gives it CODAT_WEBHOOK_URL): Codat's webhook consumer is checked first, and the
+    # pass goes on whatever Codat answers, so a failing Codat meets both calls.
+    codat_calls = 2
+    webhook_url = str(resolve(function.environment["CODAT_WEBHOOK_URL"], {"ConsentApi": "a1b2c3d4e5"}))
 
     def given(self, world: World) -> Context:
+        world.services.settings = world.services.settings.model_copy(update={"webhook_url": self.webhook_url})
+        # `make codat-webhooks` made the consumer
+        world.simulator.add_webhook_consumer(self.webhook_url, sorted(HANDLED_EVENT_TYPES))
         world.simulator.initial_read_delay = 3600  # no first read completes while the cell runs
         company_id = world.company()
         connection_id = world.connection(company_id)
@@ -923,10 +963,11 @@ class Reconcile(Row):
         except Exception as error:  # the run fails: Lambda reports it, ReconcileErrorsAlarm fires
             return Result("run fails", type(error).__name__)
         if report["stopped"] != "pass_complete":
-            return Result(f"stops {report['stopped']}")
-        return Result("skips the company" if report["companies_skipped"] else "pass complete")
+            return Result(f"stops {report['stopped']}", body=report)
+        return Result("skips the company" if report["companies_skipped"] else "pass complete", body=report)
 
     def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
+        assert result.body["webhook_consumer"] == "healthy"
         [ours] = world.connections(ctx["company"])
         assert ours["status"] == "Deauthorized"
         assert world.get(f"/companies/{ctx['company']}").body["journeys"][0]["status"] == "action_required"
@@ -1044,7 +1085,7 @@ class Armed:
                 else:
                     world.dynamodb.conflict(operation)
         elif failure is THROTTLING:
-            operation = row.write_op or row.read_op
+            operation = row.throttle_op or row.write_op or row.read_op
             assert operation is not None
             world.dynamodb.throttle(operation)
         elif failure is RACE:
@@ -1070,9 +1111,10 @@ class Armed:
             if expected.untouched == NO_CODAT_CALL:
                 assert sent == []
             elif expected.stored is Stored.NOTHING:
-                # Every attempt of the client's budget (none again after a 401), within its time budget.
-                assert len(sent) == (1 if failure is C401 else CODAT_ATTEMPTS), [r.path for r in sent]
-                assert sum(sleeps) < CODAT_RETRY_BUDGET
+                # Every attempt of the client's budget (none again after a 401), within its time budget, per call.
+                calls = self.row.codat_calls
+                assert len(sent) == (1 if failure is C401 else CODAT_ATTEMPTS) * calls, [r.path for r in sent]
+                assert sum(sleeps) < CODAT_RETRY_BUDGET * calls
                 if failure is C429:
                     assert sleeps
                     assert all(s >= RETRY_AFTER for s in sleeps)  # Codat's Retry-After, honoured

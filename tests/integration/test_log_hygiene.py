@@ -172,10 +172,16 @@ def test_the_whole_journey_logs_no_secret_and_no_personal_data(
     assert call("GET", "/companies", query={"cursor": base64.b64encode(NAME.encode()).decode()}).status == 422
     assert call("DELETE", f"/companies/{company_id}/connections/{connection_id}").status == 200
     simulator.set_connection_status(company_id, connection_id, "Deauthorized")  # for reconciliation to heal
+    # (which also checks Codat's webhook consumer for our webhook URL: Codat has none)
+    webhook_url = "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/webhooks/codat"
+    reconciling = Services(
+        services.settings.model_copy(update={"webhook_url": webhook_url}), store=services.store, codat=services.codat
+    )
     report = load_handler(RECONCILE.code_uri, RECONCILE.handler)(
-        {}, LambdaContext(RECONCILE.logical_id), services=services
+        {}, LambdaContext(RECONCILE.logical_id), services=reconciling
     )
     assert report["companies_healed"] == 1
+    assert report["webhook_consumer"] == "missing"
     outbox.drain()
     assert call("DELETE", f"/companies/{company_id}").status == 204
 
@@ -190,6 +196,7 @@ def test_the_whole_journey_logs_no_secret_and_no_personal_data(
     # Then no log line holds any of them
     text = logs.text()
     assert "webhook received" in text  # the capture does see the product's logs
+    assert "webhook consumer unhealthy" in text
     found = {
         name: [line[:200] for line in text.splitlines() if any(v in line for v in variants(planted[name]))][:2]
         for name in leaked(text, planted)

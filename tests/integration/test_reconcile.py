@@ -4,6 +4,8 @@ as the webhooks would have left them; a second run changes nothing; the budget a
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +20,7 @@ from consent.services import Services
 from consent.settings import Settings
 from consent.store import Change
 from consent.store.dynamodb import DynamoDBConsentStore
+from consent.usecases.webhooks import HANDLED_EVENT_TYPES
 from consent_dev.codat_simulator import CodatSimulator, Fault
 from consent_dev.codat_webhooks import connection_event, signed
 from consent_dev.lambda_runtime import LambdaContext, load_handler
@@ -613,3 +616,123 @@ def test_a_company_made_now_is_tagged_keyed_and_never_retagged(
     assert simulator.companies[company_id].tags["consentCustomerRef"] == services.customer_ref(ALICE)
     assert simulator.count("PATCH", "/companies/{companyId}") == 0
     assert simulator.count("GET", "/companies/{companyId}") == 0
+
+
+# -- Codat's webhook consumer for our receiver, checked on each run ------------------------------------------------
+
+WEBHOOK_URL = "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/webhooks/codat"
+
+
+def consumer_metrics(capsys: pytest.CaptureFixture[str]) -> list[float]:
+    """The WebhookConsumerUnhealthy values the runs since the last call published (Powertools' EMF on stdout)."""
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    return [value for blob in blobs for value in blob.get("WebhookConsumerUnhealthy", [])]
+
+
+def test_each_run_checks_codats_webhook_consumer_and_publishes_whether_it_is_unhealthy(
+    simulator: CodatSimulator,
+    make_services: Callable[..., Services],
+    run: Callable[..., dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    checked = make_services(webhook_url=WEBHOOK_URL)
+    capsys.readouterr()
+    handled = sorted(HANDLED_EVENT_TYPES)
+
+    # When runs meet no consumer, then a healthy one, then one Codat disabled, then one short of a type
+    missing = run(checked)
+    healthy = simulator.add_webhook_consumer(WEBHOOK_URL, handled)
+    found = run(checked)
+    simulator.disable_webhook_consumer(healthy.id)
+    disabled = run(checked)
+    simulator.add_webhook_consumer(WEBHOOK_URL, handled[1:])
+    short = run(checked)
+
+    # Then each report says what it found, and the metric is 1 whenever it is not healthy
+    assert [r["webhook_consumer"] for r in (missing, found, disabled, short)] == [
+        "missing",
+        "healthy",
+        "disabled",
+        "short_of_event_types",
+    ]
+    assert consumer_metrics(capsys) == [1.0, 0.0, 1.0, 1.0]
+    # with one GET /webhooks a run, counted as the run's Codat requests, and nothing else sent about consumers
+    assert simulator.count("GET", "/webhooks") == 4
+    assert {r["codat_requests"] for r in (missing, found, disabled, short)} == {1}
+    assert simulator.count("POST", "/webhooks") == simulator.count("DELETE", "/webhooks/{webhookId}") == 0
+
+
+def test_without_a_webhook_url_no_consumer_is_checked(
+    simulator: CodatSimulator, run: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = run()
+
+    assert report["webhook_consumer"] is None
+    assert simulator.count("GET", "/webhooks") == 0
+    assert consumer_metrics(capsys) == []
+
+
+def test_the_consumer_check_is_one_request_of_the_runs_codat_budget(
+    api: LocalApi,
+    simulator: CodatSimulator,
+    make_services: Callable[..., Services],
+    authorize: Callable[..., None],
+    run: Callable[..., dict[str, Any]],
+) -> None:
+    companies = drifted(api, simulator, authorize, 3, "Deauthorized")
+    budgeted = make_services(reconcile_codat_budget=2, webhook_url=WEBHOOK_URL)
+
+    first = run(budgeted)
+
+    # Then the check and one company spent the two requests; the next run checks again and goes on
+    assert (first["stopped"], first["codat_requests"], first["companies_checked"]) == ("budget_spent", 2, 1)
+    assert [r.operation for r in simulator.calls()[-2:]] == ["GET /webhooks", "GET /companies/{companyId}/connections"]
+    second = run(budgeted)
+    assert (second["webhook_consumer"], second["companies_checked"]) == ("missing", 1)
+    assert len(listed_companies(simulator)) == 2 < len(companies)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault(kind="status", status=503, times=None),
+        Fault(kind="status", status=429, retry_after=600, times=None),
+        Fault(kind="status", status=403, times=None),
+        Fault(kind="malformed", times=None),
+    ],
+    ids=["5xx", "429", "403", "malformed"],
+)
+def test_codat_refusing_the_consumer_check_is_recorded_and_the_pass_goes_on(
+    api: LocalApi,
+    simulator: CodatSimulator,
+    make_services: Callable[..., Services],
+    authorize: Callable[..., None],
+    run: Callable[..., dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    fault: Fault,
+) -> None:
+    companies = drifted(api, simulator, authorize, 2, "Unlinked")
+    capsys.readouterr()
+    # Given Codat refusing GET /webhooks only
+    simulator.inject(dataclasses.replace(fault, method="GET", path="^/webhooks$"))
+
+    report = run(make_services(webhook_url=WEBHOOK_URL))
+
+    # Then the finding is unknown (no metric: an alarm on it must not flap), and every company is healed
+    assert report["webhook_consumer"] == "unknown"
+    assert consumer_metrics(capsys) == []
+    assert (report["stopped"], report["companies_healed"]) == ("pass_complete", 2)
+    for company_id, connection_id in companies.items():
+        assert connections(api, company_id)[connection_id]["status"] == "Unlinked"
+
+
+def test_a_run_with_too_little_time_left_does_not_check_the_consumer_either(
+    api: LocalApi, simulator: CodatSimulator, make_services: Callable[..., Services], run: Callable[..., Any]
+) -> None:
+    new_connection(api, new_company(api))
+    start = len(simulator.calls())
+
+    report = run(make_services(webhook_url=WEBHOOK_URL), timeout=5.0)
+
+    assert (report["stopped"], report["webhook_consumer"]) == ("time_low", "unknown")
+    assert simulator.calls()[start:] == []

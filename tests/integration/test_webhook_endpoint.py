@@ -115,6 +115,29 @@ def test_the_same_event_correctly_signed_is_accepted(api: LocalApi, table_items:
     assert len(parked(table_items)) == 1
 
 
+def test_a_deployed_stack_never_accepts_the_documented_development_secret(
+    api: LocalApi,
+    table_items: Items,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a function in Lambda itself (its runtime sets AWS_EXECUTION_ENV) whose secret is make dev's fake
+    monkeypatch.setenv("AWS_EXECUTION_ENV", "AWS_Lambda_python3.13")
+    raw, headers = signed(unknown_company_event())  # signed with the documented development secret
+    capsys.readouterr()
+
+    # When a webhook signed with it arrives (anyone can sign with a documented secret)
+    response = api.post(WEBHOOK, body=raw, headers=headers)
+
+    # Then nothing is applied, the operator is told, and the failure is counted (alarmed)
+    assert_problem(response, 500, "webhook_secret_misconfigured")
+    assert parked(table_items) == []
+    assert any("development one" in str(r.__dict__.get("error")) for r in caplog.records)
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert [m["WebhooksFailed"] for m in metrics if "WebhooksFailed" in m] == [[1.0]]
+
+
 def test_svix_header_names_are_accepted(api: LocalApi, table_items: Items) -> None:
     raw, headers = signed(unknown_company_event())
     svix = {name.replace("webhook-", "svix-"): value for name, value in headers.items()}

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from consent.usecases.webhooks import HANDLED_EVENT_TYPES
 from consent_dev.codat_spec import require_spec, spec_path
 from consent_dev.codat_webhooks import connection_event, read_event, signed
 from consent_dev.local_api import ApiResponse, LocalApi
@@ -276,6 +277,28 @@ def test_every_published_example_is_accepted_when_signed_and_does_what_it_should
     } <= types
     # the examples' connection was adopted, then deleted by the last of them
     assert api.get(f"/companies/{company_id}/connections", customer=ALICE).body["items"] == []
+
+
+def test_the_event_types_codats_consumer_subscribes_to_are_exactly_those_the_receiver_applies(
+    deliver: Callable[..., ApiResponse], table_items: Any
+) -> None:
+    # Given every event of Codat's spec, about a company we do not know
+    require_spec()
+    examples = _examples()
+
+    # When each arrives
+    for number, (event_type, spec) in enumerate(examples.items()):
+        body = next(iter(spec["examples"].values()))
+        assert deliver(body, message_id=f"msg_type_{number}").status == 204, event_type
+
+    # Then those parked for their type are exactly those outside what `make codat-webhooks` subscribes to
+    parked_for_type = {
+        i["eventType"]["S"]
+        for i in table_items()
+        if i["kind"]["S"] == "parked" and "not part of the consent journey" in i["reason"]["S"]
+    }
+    assert parked_for_type == set(examples) - HANDLED_EVENT_TYPES
+    assert set(examples) >= HANDLED_EVENT_TYPES
 
 
 def test_a_first_read_with_entries_that_name_no_connection_or_data_type_still_completes_the_journey(

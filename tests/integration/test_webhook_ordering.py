@@ -8,12 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import hypothesis
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
 from consent.events import to_cloud_event
 from consent.services import Services
+from consent.settings import Settings
 from consent.store import LedgerRecord
 from consent_dev.codat_webhooks import connection_event, read_event, signed
 from consent_dev.local_api import LocalApi
@@ -131,13 +133,22 @@ class Run:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Every example of the property below creates a company for the same customer: her quotas (tested in
+    test_customer_quotas) must not be what a long run of examples meets."""
+    return settings.model_copy(
+        update={"max_companies_per_customer": 10_000, "customer_codat_requests_per_minute": 100_000}
+    )
+
+
+@pytest.fixture
 def reference(api: LocalApi, store: Any, services: Services) -> dict[str, Any]:
     run = Run(api, store, services)
     run.deliver(list(range(len(events_for("-", "-")))))
     return run.outcome()
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hypothesis.settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_any_order_and_any_duplicates_end_in_the_same_state(
     api: LocalApi,

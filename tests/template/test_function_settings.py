@@ -36,14 +36,7 @@ def codat_url() -> Iterator[str]:
 @pytest.fixture
 def refs(moto_server: MotoServer, codat_url: str) -> dict[str, Any]:
     deployed: Deployed = deploy(moto_server.endpoint, secret_values={"CodatApiKeySecret": SIM_KEY})
-    return {
-        **parameter_defaults(),
-        "CodatBaseUrl": codat_url,
-        **deployed.tables,
-        **deployed.topics,
-        **deployed.secrets,
-        **{f"{name}.Arn": f"arn:aws:dynamodb:eu-west-2:123456789012:table/{t}" for name, t in deployed.tables.items()},
-    }
+    return {**parameter_defaults(), "CodatBaseUrl": codat_url, **deployed.refs()}
 
 
 # A request each route should accept, and its success status.
@@ -117,6 +110,8 @@ def test_reconciliation_runs_on_the_environment_the_template_gives_it(
 
     # Then it checked the company (Codat over HTTP with the key from Secrets Manager) and re-tagged it
     assert report["companies_checked"] >= 1, report
+    # and Codat's webhook consumer for the stack's webhook URL (none in this Codat)
+    assert report["webhook_consumer"] == "missing", report
     refreshed = services.store.get_company_by_id(company_id)
     assert refreshed is not None
     assert refreshed.company.customer_ref_keyed

@@ -44,12 +44,12 @@ def test_the_relay_follows_new_ledger_entries_and_reports_failures_per_record() 
 
 def test_failures_are_kept_encrypted_for_two_weeks_and_alarmed() -> None:
     queue = RESOURCES["OutboxRelayFailureQueue"]["Properties"]
-    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["KmsMasterKeyId"] == {"Fn::GetAtt": ["ConsentKey", "Arn"]}
     assert queue["MessageRetentionPeriod"] == 14 * 24 * 3600
     alarmed = {
         (a["Properties"]["Namespace"], a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"]))
         for a in RESOURCES.values()
-        if a["Type"] == "AWS::CloudWatch::Alarm"
+        if a["Type"] == "AWS::CloudWatch::Alarm" and "MetricName" in a["Properties"]  # not a metric-math alarm
     }
     relay = json.dumps([{"Name": "FunctionName", "Value": {"Ref": "OutboxRelayFunction"}}])
     assert ("AWS/Lambda", "IteratorAge", relay) in alarmed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consent.settings import ENVIRONMENT, Settings
-from consent_dev.template import load_template, parameter_defaults
+from consent_dev.template import load_template, parameter_defaults, resolve, routes
 
 pytestmark = pytest.mark.template
 
@@ -42,3 +42,17 @@ def test_its_logs_are_kept_like_the_others_and_its_errors_alarmed() -> None:
     alarm = RESOURCES["ReconcileErrorsAlarm"]["Properties"]
     assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/Lambda", "Errors")
     assert alarm["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ReconcileFunction"}}]
+
+
+def test_it_checks_codats_webhook_consumer_for_the_stacks_own_webhook_route() -> None:
+    # The URL Codat must call: the webhook handler's route on the stack's HTTP API
+    [webhook] = [route for route in routes() if route.function == "WebhookHandlerFunction"]
+    [event] = RESOURCES["WebhookHandlerFunction"]["Properties"]["Events"].values()
+    api = event["Properties"]["ApiId"]["Ref"]
+    assert RESOURCES[api]["Type"] == "AWS::Serverless::HttpApi"
+
+    configured = RECONCILE["Environment"]["Variables"][ENVIRONMENT["webhook_url"]]
+
+    url = resolve(configured, {api: "a1b2c3d4e5", "AWS::Region": "eu-west-1", "AWS::URLSuffix": "amazonaws.com"})
+    assert url == f"https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com{webhook.path}"
+    assert Settings(table_name="consent", webhook_url=url).webhook_url == url

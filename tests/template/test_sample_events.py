@@ -22,6 +22,7 @@ from consent.services import Services
 from consent.webhooks import receiver
 from consent.webhooks.codat_events import WebhookEnvelope
 from consent_dev.codat_simulator import CodatSimulator
+from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
 from consent_dev.lambda_runtime import LambdaContext, load_handler, parse_body
 from consent_dev.local_api import LocalApi
 from consent_dev.sample_events import (
@@ -428,3 +429,44 @@ def test_the_schedule_sample_runs_a_reconciliation_that_heals_a_missed_webhook(
 def test_every_sample_has_what_its_customer_should_see() -> None:
     http = {s.name for s in SAMPLES if s.status is not None}
     assert http == set(THEN)
+
+
+class _StackSession:
+    """What boto3 would answer for a deployed stack: its outputs, and its webhook secret (two, mid-rotation)."""
+
+    SECRET = "whsec_" + __import__("base64").b64encode(b"the stack's own webhook secret!!").decode()
+
+    def client(self, service: str) -> Any:
+        session = self
+
+        class Client:
+            def describe_stacks(self, StackName: str) -> dict[str, Any]:
+                assert service == "cloudformation"
+                outputs = [{"OutputKey": "CodatWebhookSecretArn", "OutputValue": f"arn:secret:{StackName}"}]
+                return {"Stacks": [{"Outputs": outputs}]}
+
+            def get_secret_value(self, SecretId: str) -> dict[str, Any]:
+                assert service == "secretsmanager"
+                assert SecretId == "arn:secret:bank-prod"
+                return {"SecretString": f"{session.SECRET} whsec_b2xkLW9uZS1iZWluZy1yb3RhdGVkLW91dCEhISE="}
+
+        return Client()
+
+
+def test_samples_for_a_deployed_stack_are_signed_with_its_own_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consent.webhooks.signature import parse_secrets, verify  # noqa: PLC0415
+    from consent_dev import sample_events  # noqa: PLC0415
+
+    real = sample_events.stack_webhook_secret
+    monkeypatch.setattr(sample_events, "stack_webhook_secret", lambda stack: real(stack, _StackSession()))
+    assert sample_events.main(["--stack", "bank-prod", "--out", str(tmp_path)]) == 0
+
+    webhooks = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    webhooks = [e for e in webhooks if e.get("rawPath") == "/webhooks/codat"]
+    assert webhooks
+    for event in webhooks:
+        verify(event["headers"], event["body"].encode(), parse_secrets(_StackSession.SECRET))
+        with pytest.raises(Exception, match="signature"):
+            verify(event["headers"], event["body"].encode(), parse_secrets(DEV_WEBHOOK_SECRET))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +11,9 @@ from typing import Any
 import pytest
 
 from consent.settings import ENVIRONMENT, Settings
+from consent_dev.cors import cors_policy
 from consent_dev.lambda_runtime import load_handler
-from consent_dev.template import REPO_ROOT, TEMPLATE_PATH, functions, load_template, routes
+from consent_dev.template import REPO_ROOT, TEMPLATE_PATH, functions, load_template, parameter_defaults, routes
 
 pytestmark = pytest.mark.template
 
@@ -89,3 +91,30 @@ def test_the_layer_is_built_from_shared_for_python_313_by_its_makefile() -> None
     assert f"LAYER_ARCHITECTURE ?= {layer['Metadata']['BuildArchitecture']}\n" in makefile
     requirements = (REPO_ROOT / "shared" / "requirements.txt").read_text().split()
     assert not any(r.startswith("boto3") for r in requirements), "boto3 comes with the Lambda runtime"
+
+
+@pytest.mark.parametrize(
+    ("origins", "accepted"),
+    [
+        ("", True),
+        ("https://app.example-bank.com", True),
+        ("https://app.example-bank.com,http://localhost:3000", True),
+        ("*", False),
+        ("https://app.example-bank.com,*", False),
+        ("https://*.example-bank.com", False),
+        ("app.example-bank.com", False),
+    ],
+)
+def test_allowed_origins_are_listed_never_a_wildcard(origins: str, accepted: bool) -> None:
+    pattern = load_template()["Parameters"]["AllowedOrigins"]["AllowedPattern"]
+    assert (re.fullmatch(pattern, origins) is not None) is accepted
+
+
+def test_cors_follows_the_allowed_origins_parameter() -> None:
+    assert cors_policy({**parameter_defaults(), "AllowedOrigins": ""}) is None
+    policy = cors_policy({**parameter_defaults(), "AllowedOrigins": "https://a.example,https://b.example"})
+    assert policy is not None
+    assert policy.allow_origins == ("https://a.example", "https://b.example")
+    assert {"authorization", "content-type", "idempotency-key"} <= set(policy.allow_headers)
+    assert {"retry-after", "idempotent-replayed", "x-request-id"} <= set(policy.expose_headers)
+    assert not policy.allow_credentials

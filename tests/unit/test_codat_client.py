@@ -246,3 +246,55 @@ def test_a_budgeted_client_sends_no_more_requests_than_its_budget_retries_includ
     # the client it came from is not limited
     simulator.clear_faults()
     assert codat.get_company(company.id).id == company.id
+
+
+# -- webhook consumers (`make codat-webhooks`, reconciliation's health check) -----------------------------
+
+WEBHOOK_URL = "https://a1b2c3d4e5.execute-api.eu-west-2.amazonaws.com/webhooks/codat"
+
+
+def test_creates_lists_and_deletes_webhook_consumers(codat: CodatClient, simulator: CodatSimulator) -> None:
+    other = simulator.add_webhook_consumer("https://elsewhere.example/hook", ["read.completed"], disabled=True)
+
+    created = codat.create_webhook_consumer(
+        url=WEBHOOK_URL, event_types=["connection.connected", "read.completed"], idempotency_key="consumer-1"
+    )
+    listed = codat.list_webhook_consumers()
+    codat.delete_webhook_consumer(created.id)
+
+    assert [(c.id, c.url, c.event_types, c.disabled) for c in listed] == [
+        (other.id, other.url, ("read.completed",), True),
+        (created.id, WEBHOOK_URL, ("connection.connected", "read.completed"), False),
+    ]
+    [post] = simulator.calls("POST", "/webhooks")
+    assert post.json == {"url": WEBHOOK_URL, "eventTypes": ["connection.connected", "read.completed"]}
+    assert post.headers["idempotency-key"] == "consumer-1"
+    assert [c.id for c in simulator.webhook_consumers] == [other.id]
+    with pytest.raises(CodatNotFound):
+        codat.delete_webhook_consumer(created.id)
+
+
+def test_a_create_whose_answer_failed_is_retried_with_its_key_and_makes_one_consumer(
+    codat: CodatClient, simulator: CodatSimulator
+) -> None:
+    # Codat made the consumer, and its answer was lost on the way
+    simulator.inject(Fault(kind="lose_response", method="POST", path="^/webhooks$"))
+
+    created = codat.create_webhook_consumer(url=WEBHOOK_URL, event_types=["read.completed"], idempotency_key="k-9")
+
+    assert len(simulator.calls("POST", "/webhooks")) == 2
+    assert [c.id for c in simulator.webhook_consumers] == [created.id]
+
+
+def test_webhook_consumers_with_nulls_where_codats_spec_allows_them_are_read(
+    codat: CodatClient, simulator: CodatSimulator
+) -> None:
+    body = (
+        b'{"results": [{"id": "8a210b68-6988-11ed-a1eb-0242ac120002", "url": "https://x.example/h",'
+        b' "eventTypes": null, "disabled": null, "companyTags": null, "surprise": 1}]}'
+    )
+    simulator.inject(Fault(kind="malformed", status=200, body=body, method="GET", path="^/webhooks$"))
+
+    [consumer] = codat.list_webhook_consumers()
+
+    assert (consumer.event_types, consumer.disabled, consumer.company_tags) == ((), False, ())

@@ -292,6 +292,79 @@ def test_integrations_page_and_filter_by_source_type_and_enabled(sim: CodatSimul
     assert again["totalResults"] == banking["totalResults"] + 1
 
 
+def test_webhook_consumers_are_created_listed_and_deleted_as_codat_does(
+    sim: CodatSimulator, sim_client: httpx.Client
+) -> None:
+    # Given no consumer yet
+    assert sim_client.get("/webhooks").json() == {"results": []}
+
+    # When two are created, one of them disabled and filtered by company tags
+    hook = "https://bank.example/webhooks/codat"
+    first = sim_client.post("/webhooks", json={"url": hook, "eventTypes": ["read.completed"]})
+    second = sim_client.post(
+        "/webhooks",
+        json={"url": hook, "eventTypes": [], "disabled": True, "companyTags": ["region:uk"]},
+        headers={"Idempotency-Key": "second"},
+    )
+    replayed = sim_client.post(
+        "/webhooks",
+        json={"url": hook, "eventTypes": [], "disabled": True, "companyTags": ["region:uk"]},
+        headers={"Idempotency-Key": "second"},
+    )
+
+    # Then Codat answers 201 with each, lists both (no paging: at most 50) and a replay creates nothing
+    assert (first.status_code, second.status_code, replayed.status_code) == (201, 201, 201)
+    assert first.json() == {"id": first.json()["id"], "url": hook, "eventTypes": ["read.completed"], "disabled": False}
+    assert second.json()["companyTags"] == ["region:uk"]
+    assert replayed.json() == second.json()
+    listed = sim_client.get("/webhooks").json()["results"]
+    assert listed == [first.json(), second.json()]
+    assert [c.id for c in sim.webhook_consumers] == [first.json()["id"], second.json()["id"]]
+
+    # And a delete answers 204, then 404 for the same id
+    assert sim_client.delete(f"/webhooks/{first.json()['id']}").status_code == 204
+    assert_codat_error(sim_client.delete(f"/webhooks/{first.json()['id']}"), 404)
+    assert [c["id"] for c in sim_client.get("/webhooks").json()["results"]] == [second.json()["id"]]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"eventTypes": ["read.completed"]},
+        {"url": "not a url", "eventTypes": ["read.completed"]},
+        {"url": "https://bank.example/hook", "eventTypes": "read.completed"},
+        {"url": "https://bank.example/hook", "companyTags": ["no-colon"]},
+        {"url": "https://bank.example/hook", "companyTags": [f"k{i}:v" for i in range(11)]},
+    ],
+    ids=["no-url", "not-a-url", "event-types-not-a-list", "tag-without-value", "eleven-tags"],
+)
+def test_a_webhook_consumer_codat_would_refuse_is_refused(body: dict[str, Any]) -> None:
+    # The simulator's own rules, as Codat's (without the spec validator, which refuses some of these too)
+    with CodatSimulator(spec=None).client() as http:
+        assert_codat_error(http.post("/webhooks", json=body), 400)
+        assert http.get("/webhooks").json() == {"results": []}
+
+
+def test_codat_keeps_at_most_fifty_webhook_consumers(sim: CodatSimulator, sim_client: httpx.Client) -> None:
+    for number in range(50):
+        sim.add_webhook_consumer(f"https://bank.example/hook/{number}", ["read.completed"])
+
+    refused = sim_client.post("/webhooks", json={"url": "https://bank.example/one-more", "eventTypes": []})
+
+    assert "limited to 50" in assert_codat_error(refused, 400)["error"]
+    assert len(sim.webhook_consumers) == 50
+
+
+def test_webhook_consumers_are_configuration_and_survive_a_reset(sim: CodatSimulator, sim_client: httpx.Client) -> None:
+    kept = sim.add_webhook_consumer("https://bank.example/hook", ["read.completed"])
+    create_company(sim_client)
+
+    sim.reset()
+
+    assert sim.companies == {}
+    assert [c["id"] for c in sim_client.get("/webhooks").json()["results"]] == [kept.id]
+
+
 # --- faults -----------------------------------------------------------------------------------------------------
 
 

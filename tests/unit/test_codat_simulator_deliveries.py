@@ -20,7 +20,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from consent.webhooks.signature import decode_secret, verify
-from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
+from consent_dev.codat_simulator import CODAT_EVENT_TYPES, CodatSimulator, SimServer, serve
 from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
 from consent_dev.local_api import LocalApi
 
@@ -323,6 +323,110 @@ def test_a_read_is_not_announced_for_a_connection_disconnected_before_it_complet
 
     assert "read.completed.initial" not in [e.event_type for e in codat_sim.events]
     assert codat_sim.flush_deliveries(0.5)
+
+
+# --- webhook consumers: who gets what ---------------------------------------------------------------------------
+
+
+def test_each_event_goes_to_every_enabled_consumer_whose_event_types_include_it(
+    codat_sim: CodatSimulator, http: httpx.Client, receivers: Callable[..., Receiver]
+) -> None:
+    # Given four consumers made through Codat's API: two subscribed to some types, one disabled, one to no type
+    everything = ["company.created", "connection.created", "connection.connected", "read.completed.initial"]
+    bank, reads, disabled, empty = receivers(), receivers(), receivers(), receivers()
+    for endpoint, body in (
+        (bank, {"url": bank.url, "eventTypes": everything[:3]}),
+        (reads, {"url": reads.url, "eventTypes": ["company.created", "read.completed.initial"]}),
+        (disabled, {"url": disabled.url, "eventTypes": everything, "disabled": True}),
+        (empty, {"url": empty.url, "eventTypes": []}),
+    ):
+        assert http.post("/webhooks", json=body).status_code == 201, endpoint.url
+    codat_sim.configure_deliveries(SECRET)
+
+    # When a company is made and its connection authorized (first read included)
+    connection = new_connection(http)
+    codat_sim.set_connection_status(connection["companyId"], connection["id"], "Linked")
+    assert codat_sim.flush_deliveries(5.0)
+
+    # Then each enabled consumer got exactly its types, signed; the disabled one and the one of no type nothing
+    assert bank.types() == everything[:3]
+    assert reads.types() == ["company.created", "read.completed.initial"]
+    assert (disabled.requests, empty.requests) == ([], [])
+    assert all(r.verifies() for r in bank.requests + reads.requests)
+    # and one event is one message id (`webhook-id`) to every consumer, as Svix's
+    assert bank.requests[0].headers["webhook-id"] == reads.requests[0].headers["webhook-id"]
+    assert {(m.consumer_id, m.status) for m in codat_sim.webhook_messages} == {
+        (c.id, "delivered") for c in codat_sim.webhook_consumers if c.url in (bank.url, reads.url)
+    }
+
+
+def test_a_consumer_with_company_tags_gets_only_the_events_of_companies_carrying_every_one(
+    codat_sim: CodatSimulator, receivers: Callable[..., Receiver]
+) -> None:
+    uk, gold_uk = receivers(), receivers()
+    codat_sim.add_webhook_consumer(uk.url, ["company.created"], company_tags=["region:uk"])
+    codat_sim.add_webhook_consumer(gold_uk.url, ["company.created"], company_tags=["region:uk", "tier:gold"])
+    codat_sim.configure_deliveries(SECRET)
+
+    codat_sim.add_company("Untagged")
+    codat_sim.add_company("British", tags={"region": "uk"})
+    codat_sim.add_company("British Gold", tags={"region": "uk", "tier": "gold"})
+    codat_sim.add_company("Case Differs", tags={"region": "UK", "tier": "gold"})
+    assert codat_sim.flush_deliveries(5.0)
+
+    assert [r.event["payload"]["name"] for r in uk.requests] == ["British", "British Gold"]
+    assert [r.event["payload"]["name"] for r in gold_uk.requests] == ["British Gold"]
+
+
+def test_configure_webhooks_is_one_consumer_of_every_event_type_which_configuring_again_moves(
+    codat_sim: CodatSimulator, http: httpx.Client, receivers: Callable[..., Receiver]
+) -> None:
+    first, second = receivers(), receivers()
+    codat_sim.configure_webhooks(first.url, SECRET)
+    [consumer] = http.get("/webhooks").json()["results"]
+    assert consumer["url"] == first.url
+    assert set(consumer["eventTypes"]) == set(CODAT_EVENT_TYPES)
+
+    codat_sim.configure_webhooks(second.url, SECRET)
+    codat_sim.add_company("Acme Bakery")
+    assert codat_sim.flush_deliveries(5.0)
+
+    assert [(c["id"], c["url"]) for c in http.get("/webhooks").json()["results"]] == [(consumer["id"], second.url)]
+    assert (first.types(), second.types()) == ([], ["company.created"])
+    assert codat_sim.webhook_url == second.url
+
+
+def test_the_disable_route_stops_deliveries_to_that_consumer_as_codat_does_after_days_of_failures(
+    codat_sim: CodatSimulator, http: httpx.Client, server: SimServer, receivers: Callable[..., Receiver]
+) -> None:
+    # Given a consumer whose endpoint failed once, its retry five minutes away, and a healthy one beside it
+    failing, healthy = receivers(500), receivers()
+    doomed = codat_sim.add_webhook_consumer(failing.url, ["company.created"])
+    codat_sim.add_webhook_consumer(healthy.url, ["company.created"])
+    codat_sim.configure_deliveries(SECRET, schedule=[0, 300])
+    codat_sim.add_company("First")
+    deadline = time.monotonic() + 5.0
+    while len(codat_sim.deliveries) < 2 and time.monotonic() < deadline:  # each consumer's first attempt
+        time.sleep(0.01)
+    assert sorted(d.status or 0 for d in codat_sim.deliveries) == [204, 500]
+
+    # When Codat disables it (the simulator's control route: no API key, not Codat's API)
+    route = f"{server.url}/_simulator/webhooks/{doomed.id}/disable"
+    with httpx.Client(timeout=5.0) as anonymous:
+        disabled = anonymous.post(route)
+        unknown = anonymous.post(route.replace(doomed.id, "7b1f5a8e-0c0a-4a55-9d61-2f4d3b8e6c01"))
+        wrong_method = anonymous.get(route)
+    codat_sim.add_company("Second")
+
+    # Then its pending message ends unsent and nothing more goes to it; the other consumer gets everything
+    assert codat_sim.flush_deliveries(5.0)
+    assert (disabled.status_code, disabled.json()["disabled"]) == (200, True)
+    assert (unknown.status_code, wrong_method.status_code) == (404, 405)
+    assert [r.event["payload"]["name"] for r in failing.requests] == ["First"]
+    assert [r.event["payload"]["name"] for r in healthy.requests] == ["First", "Second"]
+    assert [(m.status, m.attempts) for m in codat_sim.webhook_messages if m.consumer_id == doomed.id] == [("failed", 1)]
+    # and Codat's API shows it disabled
+    assert [c["disabled"] for c in http.get("/webhooks").json()["results"]] == [True, False]
 
 
 # --- the Link pages, over real HTTP -----------------------------------------------------------------------------

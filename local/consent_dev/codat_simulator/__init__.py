@@ -1,6 +1,7 @@
-"""A fake of Codat: its Platform API (companies, connections, integrations) with fault injection, its Link pages,
-and its signed webhook deliveries."""
+"""A fake of Codat: its Platform API (companies, connections, integrations, webhook consumers) with fault injection,
+its Link pages, and its signed webhook deliveries."""
 
+from .consumers import CODAT_EVENT_TYPES, WebhookConsumer
 from .control import ConnectionStateError
 from .core import CodatSimulator, Outcome, RecordedRequest, SimulatedConnectionDrop
 from .deliveries import CODAT_RETRY_SCHEDULE, Delivery, WebhookMessage
@@ -11,6 +12,7 @@ from .transport import SimTransport
 from .wsgi import SimServer, make_wsgi_app, serve
 
 __all__ = [
+    "CODAT_EVENT_TYPES",
     "CODAT_RETRY_SCHEDULE",
     "CodatSimulator",
     "Company",
@@ -27,6 +29,7 @@ __all__ = [
     "SimServer",
     "SimTransport",
     "SimulatedConnectionDrop",
+    "WebhookConsumer",
     "WebhookMessage",
     "make_wsgi_app",
     "serve",

@@ -6,8 +6,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import query as codat_query
+from .consumers import MAX_COMPANY_TAG_LENGTH, MAX_COMPANY_TAGS, MAX_CONSUMERS, consumer_json
 from .render import company_json, connection_json, integration_json, page_json
 from .responses import CodatError, SimResponse, empty_response, json_response
 from .state import Company, Connection, SimState
@@ -310,6 +312,54 @@ def get_integration(ctx: Context) -> SimResponse:
     return json_response(200, integration_json(integration))
 
 
+# --- webhook consumers ------------------------------------------------------------------------------------------
+
+
+def list_webhook_consumers(ctx: Context) -> SimResponse:
+    # At most 50 exist, so Codat answers them all at once: no paging.
+    return json_response(200, {"results": [consumer_json(c) for c in ctx.state.webhook_consumers.all()]})
+
+
+def create_webhook_consumer(ctx: Context) -> SimResponse:
+    body = _json_object(ctx)
+    url, event_types = body.get("url"), body.get("eventTypes") or []
+    disabled, company_tags = body.get("disabled"), body.get("companyTags")
+    problems: list[str] = []
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+        problems.append("url is required: an absolute http(s) URL.")
+    # Any event type name is taken (the spec's own examples use older names such as "DataSyncCompleted").
+    if not isinstance(event_types, list) or not all(isinstance(t, str) and t for t in event_types):
+        problems.append("eventTypes must be a list of event type names.")
+    if disabled is not None and not isinstance(disabled, bool):
+        problems.append("disabled must be true or false.")
+    if company_tags is not None and (
+        not isinstance(company_tags, list)
+        or len(company_tags) > MAX_COMPANY_TAGS
+        or not all(
+            isinstance(t, str) and 0 < len(t) <= MAX_COMPANY_TAG_LENGTH and ":" in t.strip(":") for t in company_tags
+        )
+    ):
+        problems.append(f"companyTags: at most {MAX_COMPANY_TAGS}, each tagKey:tagValue.")
+    if problems:
+        raise CodatError(400, "Error processing request - not valid.", messages=problems)
+    if len(ctx.state.webhook_consumers) >= MAX_CONSUMERS:
+        raise CodatError(
+            400,
+            f"The number of webhook consumers you can create is limited to {MAX_CONSUMERS}.",
+            messages=["Delete an unused webhook consumer first."],
+        )
+    assert isinstance(url, str)
+    consumer = ctx.state.webhook_consumers.add(url, event_types, disabled=bool(disabled), company_tags=company_tags)
+    return json_response(201, consumer_json(consumer))
+
+
+def delete_webhook_consumer(ctx: Context) -> SimResponse:
+    consumer_id = ctx.params["webhookId"]
+    if not ctx.state.webhook_consumers.delete(consumer_id):
+        raise CodatError(404, f"Webhook consumer {consumer_id} not found")
+    return empty_response(204)
+
+
 def build_router() -> Router:
     router = Router()
     router.add("POST", "/companies", create_company)
@@ -325,4 +375,7 @@ def build_router() -> Router:
     router.add("DELETE", "/companies/{companyId}/connections/{connectionId}", delete_connection)
     router.add("GET", "/integrations", list_integrations)
     router.add("GET", "/integrations/{platformKey}", get_integration)
+    router.add("GET", "/webhooks", list_webhook_consumers)
+    router.add("POST", "/webhooks", create_webhook_consumer)
+    router.add("DELETE", "/webhooks/{webhookId}", delete_webhook_consumer)
     return router

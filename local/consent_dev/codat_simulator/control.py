@@ -5,7 +5,9 @@
 - ``POST /_simulator/webhooks/flush?timeout=5``: complete pending first reads and deliver every pending webhook now,
   retrying without Codat's waits until each is delivered or out of attempts (at most ``timeout`` seconds, ≤ 30);
   answers ``drained`` and the delivery summary.
-- ``GET /_simulator/webhooks``: the endpoint, and every message with its attempts.
+- ``GET /_simulator/webhooks``: the webhook consumers, and every message with its consumer and attempts.
+- ``POST /_simulator/webhooks/{webhookId}/disable``: Codat disables the consumer, as it does after days of failed
+  deliveries (nothing more is sent to it; Codat's API can only delete it); answers it as ``GET /webhooks`` lists it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .api import SimRequest
+from .consumers import consumer_json
 from .responses import CodatError, SimResponse, json_response
 
 if TYPE_CHECKING:
@@ -27,6 +30,7 @@ _SERVICE = "CodatSimulator"
 _DEAUTHORIZE = re.compile(
     r"/_simulator/companies/(?P<company_id>[^/]+)/connections/(?P<connection_id>[^/]+)/deauthorize/?"
 )
+_DISABLE_CONSUMER = re.compile(r"/_simulator/webhooks/(?P<consumer_id>[^/]+)/disable/?")
 
 
 class ConnectionStateError(Exception):
@@ -52,6 +56,14 @@ def handle_control(sim: CodatSimulator, request: SimRequest) -> SimResponse:
         except ConnectionStateError as error:
             return _error(409, str(error))
         return json_response(200, sim.get_connection(company_id, connection_id))
+    disable = _DISABLE_CONSUMER.fullmatch(request.path)
+    if disable is not None:
+        if request.method != "POST":
+            return _error(405, "Use POST.", {"Allow": "POST"})
+        try:
+            return json_response(200, consumer_json(sim.disable_webhook_consumer(disable["consumer_id"])))
+        except KeyError:
+            return _error(404, f"No webhook consumer {disable['consumer_id']}")
     if path == "/_simulator/webhooks/flush":
         if request.method != "POST":
             return _error(405, "Use POST.", {"Allow": "POST"})
@@ -69,12 +81,13 @@ def handle_control(sim: CodatSimulator, request: SimRequest) -> SimResponse:
 
 
 def webhooks_summary(sim: CodatSimulator) -> dict[str, Any]:
-    attempts: dict[str, list[dict[str, Any]]] = {}
+    attempts: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for delivery in sim.deliveries:
-        attempts.setdefault(delivery.message_id, []).append(
+        attempts.setdefault((delivery.message_id, delivery.consumer_id), []).append(
             {
                 "attempt": delivery.attempt,
                 "at": delivery.at.isoformat(),
+                "url": delivery.url,
                 "status": delivery.status,
                 "error": delivery.error,
                 "seconds": round(delivery.duration, 3),
@@ -85,12 +98,18 @@ def webhooks_summary(sim: CodatSimulator) -> dict[str, Any]:
             "messageId": message.message_id,
             "eventId": message.event.id,
             "eventType": message.event.event_type,
+            "consumerId": message.consumer_id,
             "status": message.status,
-            "attempts": attempts.get(message.message_id, []),
+            "attempts": attempts.get((message.message_id, message.consumer_id), []),
         }
         for message in sim.webhook_messages
     ]
-    return {"url": sim.webhook_url, "delivering": sim.delivering, "messages": messages}
+    return {
+        "url": sim.webhook_url,
+        "delivering": sim.delivering,
+        "consumers": [consumer_json(consumer) for consumer in sim.webhook_consumers],
+        "messages": messages,
+    }
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> SimResponse:

@@ -17,6 +17,7 @@ from consent_dev.codat_spec import CodatSpec, load_codat_spec, pointer
 
 from .api import Context, SimRequest, build_router
 from .catalogue import default_integrations
+from .consumers import CODAT_EVENT_TYPES, WebhookConsumer, WebhookConsumers
 from .control import ConnectionStateError, handle_control, is_control_path
 from .deliveries import DEFAULT_TIMEOUT, Delivery, WebhookDispatcher, WebhookMessage, WebhookSettings, scaled_schedule
 from .faults import DropError, Fault, FaultKind, FaultRegistry
@@ -118,11 +119,18 @@ class CodatSimulator:
         self._router = build_router()
         self._idempotency = IdempotencyStore()
         self._dispatcher: WebhookDispatcher | None = None
+        self._consumers = WebhookConsumers()
+        self._own_consumer_id: str | None = None  # the one configure_webhooks() made
         self._initial_read_delay = initial_read_delay
         self._state = self._new_state()
 
     def _new_state(self) -> SimState:
-        state = SimState(self.clock, default_integrations(), initial_read_delay=self._initial_read_delay)
+        state = SimState(
+            self.clock,
+            default_integrations(),
+            initial_read_delay=self._initial_read_delay,
+            webhook_consumers=self._consumers,
+        )
         state.base_url = lambda: self.base_url
         state.on_event = self._on_event
         return state
@@ -185,8 +193,8 @@ class CodatSimulator:
         return len(self.calls(method, template))
 
     def reset(self) -> None:
-        """Forget all state, requests, violations, faults, idempotency keys and webhook messages (the API key and
-        the webhook endpoint stay)."""
+        """Forget all state, requests, violations, faults, idempotency keys and webhook messages (the API key, the
+        delivery settings and the webhook consumers stay: they are the client's configuration)."""
         with self._lock:
             self._state = self._new_state()
             self.requests.clear()
@@ -278,6 +286,38 @@ class CodatSimulator:
 
     # --- webhook deliveries ----------------------------------------------------------------------------------
 
+    def configure_deliveries(
+        self,
+        secret: str,
+        *,
+        schedule: Sequence[float] | None = None,
+        time_scale: float = 1.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        start: bool = True,
+    ) -> None:
+        """Deliver every event from now on to each webhook consumer it is for (``GET/POST /webhooks``), signed
+        with ``secret`` (``whsec_…``; Codat's Portal shows a consumer's secret, here one for all), as Codat does.
+        Until this is called, events are only recorded, whatever consumers exist.
+
+        ``schedule`` lists the wait before each attempt, in seconds, the first counted from the event and each later
+        one from the failure before it; Codat's (Svix's) is the default: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h,
+        i.e. 8 attempts. Every wait is multiplied by ``time_scale`` (e.g. 0.001 for tests). An attempt fails on a
+        non-2xx answer (3xx included), after ``timeout`` seconds, or on a connection error; after the last, the
+        message is marked failed. A message whose consumer is deleted or disabled meanwhile ends failed, unsent.
+        ``transport`` replaces the network (an httpx transport). Configuring again applies to pending messages too.
+        ``start``: start the worker now (else ``start_deliveries()``)."""
+        decode_secret(secret)  # a malformed secret fails here, not on the worker
+        settings = WebhookSettings(secret, scaled_schedule(schedule, time_scale), timeout, transport)
+        with self._lock:
+            if self._dispatcher is None:
+                self._dispatcher = WebhookDispatcher(settings, self._tick, self._consumers.endpoint)
+            else:
+                self._dispatcher.configure(settings)
+            dispatcher = self._dispatcher
+        if start:
+            dispatcher.start()
+
     def configure_webhooks(
         self,
         url: str,
@@ -289,29 +329,46 @@ class CodatSimulator:
         transport: httpx.BaseTransport | None = None,
         start: bool = True,
     ) -> None:
-        """Deliver every event from now on to ``url``, signed with ``secret`` (``whsec_…``), as Codat does.
-
-        ``schedule`` lists the wait before each attempt, in seconds, the first counted from the event and each later
-        one from the failure before it; Codat's (Svix's) is the default: 0, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h,
-        i.e. 8 attempts. Every wait is multiplied by ``time_scale`` (e.g. 0.001 for tests). An attempt fails on a
-        non-2xx answer (3xx included), after ``timeout`` seconds, or on a connection error; after the last, the
-        message is marked failed. ``transport`` replaces the network (an httpx transport). Configuring again changes
-        the endpoint for pending messages too. ``start``: start the worker now (else ``start_deliveries()``)."""
-        decode_secret(secret)  # a malformed secret fails here, not on the worker
-        settings = WebhookSettings(url, secret, scaled_schedule(schedule, time_scale), timeout, transport)
+        """Deliver every event from now on to ``url``: ``configure_deliveries`` (see there), and a webhook consumer
+        for every Codat event type at ``url``. Configuring again moves that consumer (enabled again) to the new
+        ``url``, for its pending messages too; other consumers are left as they are."""
+        self.configure_deliveries(
+            secret, schedule=schedule, time_scale=time_scale, timeout=timeout, transport=transport, start=start
+        )
         with self._lock:
-            if self._dispatcher is None:
-                self._dispatcher = WebhookDispatcher(settings, self._tick)
+            own = self._own_consumer_id
+            if own is not None and self._consumers.get(own) is not None:
+                self._consumers.point(own, url, CODAT_EVENT_TYPES)
             else:
-                self._dispatcher.configure(settings)
-            dispatcher = self._dispatcher
-        if start:
-            dispatcher.start()
+                self._own_consumer_id = self._consumers.add(url, CODAT_EVENT_TYPES).id
+
+    @property
+    def webhook_consumers(self) -> list[WebhookConsumer]:
+        """Codat's webhook consumers (copies), oldest first, as ``GET /webhooks`` lists them."""
+        return self._consumers.all()
+
+    def add_webhook_consumer(
+        self,
+        url: str,
+        event_types: Sequence[str],
+        *,
+        disabled: bool = False,
+        company_tags: Sequence[str] | None = None,
+    ) -> WebhookConsumer:
+        """A consumer made directly (as if in Codat's Portal); no request is recorded."""
+        return self._consumers.add(url, event_types, disabled=disabled, company_tags=company_tags)
+
+    def disable_webhook_consumer(self, consumer_id: str) -> WebhookConsumer:
+        """What Codat does after days of failed deliveries: nothing more is sent to it (KeyError if absent)."""
+        consumer = self._consumers.disable(consumer_id)
+        if self._dispatcher is not None:
+            self._dispatcher.wake()  # its pending messages end now, not at their next attempt
+        return consumer
 
     def start_deliveries(self) -> None:
-        """Start the delivery worker (a no-op when running). Needs ``configure_webhooks`` first."""
+        """Start the delivery worker (a no-op when running). Needs ``configure_deliveries`` first."""
         if self._dispatcher is None:
-            raise RuntimeError("configure_webhooks(url, secret) first")
+            raise RuntimeError("configure_deliveries(secret) (or configure_webhooks(url, secret)) first")
         self._dispatcher.start()
 
     def stop_deliveries(self, timeout: float = 5.0) -> None:
@@ -321,7 +378,11 @@ class CodatSimulator:
 
     @property
     def webhook_url(self) -> str | None:
-        return self._dispatcher.settings.url if self._dispatcher is not None else None
+        """Where events go: the consumer ``configure_webhooks`` made, else the first enabled one (None: nowhere)."""
+        own = self._consumers.get(self._own_consumer_id) if self._own_consumer_id else None
+        if own is not None:
+            return own.url
+        return next((c.url for c in self._consumers.all() if not c.disabled), None)
 
     @property
     def delivering(self) -> bool:
@@ -335,7 +396,8 @@ class CodatSimulator:
 
     @property
     def webhook_messages(self) -> list[WebhookMessage]:
-        """Every event queued for delivery (since webhooks were configured), with its status and attempt count."""
+        """Every event queued for delivery (since deliveries were configured), one message per consumer it is for,
+        with its status and attempt count."""
         return self._dispatcher.messages if self._dispatcher is not None else []
 
     def deliver_now(self) -> None:
@@ -349,7 +411,7 @@ class CodatSimulator:
         """Wait until nothing is pending: no first read still to complete, no message still to deliver.
 
         True when drained; False if ``timeout`` seconds passed first (e.g. a retry waits longer, or the worker was
-        never started). Without a webhook endpoint only the reads are waited for. ``hurry``: skip every wait
+        never started). Without delivery settings only the reads are waited for. ``hurry``: skip every wait
         meanwhile (``deliver_now`` over and over), so each message ends delivered or out of attempts."""
         deadline = time.monotonic() + timeout
         while True:
@@ -386,7 +448,9 @@ class CodatSimulator:
             problems = self.spec.validate(event.body, where)
             self.contract_violations.extend(f"webhook: {event.event_type}: {p}" for p in problems)
         if self._dispatcher is not None:
-            self._dispatcher.enqueue(event)
+            consumers = self._consumers.receiving(event)
+            if consumers:
+                self._dispatcher.enqueue(event, consumers)
 
     def transport(self) -> SimTransport:
         """An httpx transport serving this simulator in-process."""

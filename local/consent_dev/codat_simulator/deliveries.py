@@ -1,4 +1,5 @@
-"""Codat's webhook deliveries as Svix makes them: signed POSTs from a worker thread, retried on Codat's schedule."""
+"""Codat's webhook deliveries as Svix makes them: signed POSTs from a worker thread, retried on Codat's schedule,
+one message per event and consumer."""
 
 from __future__ import annotations
 
@@ -42,6 +43,8 @@ class Delivery:
     status: int | None
     error: str | None
     duration: float
+    consumer_id: str = ""
+    url: str = ""
 
     @property
     def succeeded(self) -> bool:
@@ -50,11 +53,13 @@ class Delivery:
 
 @dataclass
 class WebhookMessage:
-    """One event on its way to the endpoint; ``message_id`` is the ``webhook-id`` of every attempt."""
+    """One event on its way to one consumer; ``message_id`` is the ``webhook-id`` of every attempt (the same for
+    each consumer of the event, as Svix's message id is)."""
 
     message_id: str
     event: SimEvent
     body: bytes
+    consumer_id: str
     status: MessageStatus = "pending"
     attempts: int = 0
     next_attempt: float = field(default=0.0, repr=False)  # time.monotonic()
@@ -62,9 +67,9 @@ class WebhookMessage:
 
 @dataclass(frozen=True)
 class WebhookSettings:
-    """Where and how to deliver: ``schedule[n]`` is the wait before attempt n+1, already scaled."""
+    """How to deliver: ``schedule[n]`` is the wait before attempt n+1, already scaled. Where: each message's
+    consumer says."""
 
-    url: str
     secret: str
     schedule: tuple[float, ...]
     timeout: float
@@ -82,11 +87,18 @@ class WebhookDispatcher:
     """Queues events and delivers each independently, oldest due first, one attempt at a time. Thread-safe.
 
     ``tick`` runs on the worker before it looks for work (the simulator completes due reads there, which may queue
-    more events); it returns how long until it has more to do, or None."""
+    more events); it returns how long until it has more to do, or None. ``endpoint`` gives a consumer's URL at the
+    time of an attempt, or None once it is deleted or disabled: its pending messages then end failed, unsent."""
 
-    def __init__(self, settings: WebhookSettings, tick: Callable[[], float | None] = lambda: None) -> None:
+    def __init__(
+        self,
+        settings: WebhookSettings,
+        tick: Callable[[], float | None] = lambda: None,
+        endpoint: Callable[[str], str | None] = lambda consumer_id: None,
+    ) -> None:
         self._settings = settings
         self._tick = tick
+        self._endpoint = endpoint
         self._changed = threading.Condition()
         self._messages: list[WebhookMessage] = []
         self._deliveries: list[Delivery] = []
@@ -97,7 +109,7 @@ class WebhookDispatcher:
     # --- control ------------------------------------------------------------------------------------------------
 
     def configure(self, settings: WebhookSettings) -> None:
-        """New endpoint settings; messages still pending go to the new URL on their next attempt."""
+        """New delivery settings, for the messages still pending too."""
         with self._changed:
             self._settings = settings
             self._changed.notify_all()
@@ -152,14 +164,17 @@ class WebhookDispatcher:
 
     # --- queue and records --------------------------------------------------------------------------------------
 
-    def enqueue(self, event: SimEvent) -> WebhookMessage:
+    def enqueue(self, event: SimEvent, consumer_ids: Sequence[str]) -> list[WebhookMessage]:
+        """One message for each consumer the event goes to, under one message id."""
         body = json.dumps(event.body, separators=(",", ":")).encode()
-        message = WebhookMessage(f"msg_{uuid.uuid4().hex}", event, body)
+        message_id = f"msg_{uuid.uuid4().hex}"
+        messages = [WebhookMessage(message_id, event, body, consumer_id) for consumer_id in consumer_ids]
         with self._changed:
-            message.next_attempt = time.monotonic() + self._settings.schedule[0]
-            self._messages.append(message)
+            for message in messages:
+                message.next_attempt = time.monotonic() + self._settings.schedule[0]
+                self._messages.append(message)
             self._changed.notify_all()
-        return message
+        return messages
 
     @property
     def deliveries(self) -> list[Delivery]:
@@ -193,11 +208,15 @@ class WebhookDispatcher:
                 with self._changed:
                     if self._stopping:
                         return
+                    self._drop_orphans()
                     message, wait = self._next_due(time.monotonic())
                     if message is None:
                         waits = [w for w in (wait, more_in, _IDLE_POLL) if w is not None]
                         self._changed.wait(max(0.0, min(waits)))
                         continue
+                    url = self._endpoint(message.consumer_id)
+                    if url is None:
+                        continue  # its consumer went since _drop_orphans: dropped on the next turn
                     message.attempts += 1
                     attempt, settings = message.attempts, self._settings
                     self._in_flight = True
@@ -205,7 +224,7 @@ class WebhookDispatcher:
                     if client is not None:
                         client.close()
                     client, client_for = _client(settings), settings
-                delivery = _attempt(client, settings, message, attempt)
+                delivery = _attempt(client, settings, message, attempt, url)
                 self._record(message, delivery, settings)
         finally:
             if client is not None:
@@ -218,6 +237,20 @@ class WebhookDispatcher:
         except Exception:  # a bug there must not stop deliveries
             log.exception("the simulator's delivery tick failed")
             return None
+
+    def _drop_orphans(self) -> None:
+        # Under our lock. Codat sends nothing more to a consumer once it is deleted or disabled: its pending
+        # messages end failed, unsent, now rather than at their next attempt. (`endpoint` takes the consumers' own
+        # lock, never the simulator's.)
+        for message in self._messages:
+            if message.status == "pending" and self._endpoint(message.consumer_id) is None:
+                message.status = "failed"
+                self._changed.notify_all()
+                log.info(
+                    "webhook %s %s: its consumer is deleted or disabled, not sent",
+                    message.event.event_type,
+                    message.message_id,
+                )
 
     def _next_due(self, now: float) -> tuple[WebhookMessage | None, float | None]:
         pending = [m for m in self._messages if m.status == "pending"]
@@ -260,7 +293,9 @@ def _client(settings: WebhookSettings) -> httpx.Client:
     return httpx.Client(timeout=settings.timeout, follow_redirects=False, transport=settings.transport)
 
 
-def _attempt(client: httpx.Client, settings: WebhookSettings, message: WebhookMessage, attempt: int) -> Delivery:
+def _attempt(
+    client: httpx.Client, settings: WebhookSettings, message: WebhookMessage, attempt: int, url: str
+) -> Delivery:
     # Same webhook-id on every attempt; a fresh timestamp and signature each time, as Svix signs per attempt.
     body, headers = signed(message.body, settings.secret, message_id=message.message_id)
     headers["user-agent"] = _USER_AGENT
@@ -268,7 +303,7 @@ def _attempt(client: httpx.Client, settings: WebhookSettings, message: WebhookMe
     status: int | None = None
     error: str | None = None
     try:
-        status = client.post(settings.url, content=body, headers=headers).status_code
+        status = client.post(url, content=body, headers=headers).status_code
     except httpx.TimeoutException as timeout:
         error = f"timeout after {settings.timeout:g} s ({type(timeout).__name__})"
     except httpx.HTTPError as failure:
@@ -277,5 +312,14 @@ def _attempt(client: httpx.Client, settings: WebhookSettings, message: WebhookMe
         error = f"{type(failure).__name__}: {failure}"
     event = message.event
     return Delivery(
-        message.message_id, event.id, event.event_type, attempt, at, status, error, time.monotonic() - started
+        message.message_id,
+        event.id,
+        event.event_type,
+        attempt,
+        at,
+        status,
+        error,
+        time.monotonic() - started,
+        message.consumer_id,
+        url,
     )

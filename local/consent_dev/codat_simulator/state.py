@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from .consumers import WebhookConsumers
 from .webhook_bodies import webhook_body
 
 ConnectionStatus = Literal["PendingAuth", "Linked", "Unlinked", "Deauthorized"]
@@ -126,6 +127,8 @@ class SimEvent:
     connection_id: str | None = None
     id: str = field(default_factory=new_id)
     body: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The company's tags when it happened: a consumer with `companyTags` receives only its companies' events.
+    company_tags: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,8 @@ class SimState:
     on_event: Callable[[SimEvent], None] | None = None
     initial_read_delay: float = DEFAULT_INITIAL_READ_DELAY
     pending_reads: list[PendingRead] = field(default_factory=list)
+    # The client's configuration rather than its data: the simulator hands the same one to each new state.
+    webhook_consumers: WebhookConsumers = field(default_factory=WebhookConsumers)
 
     def now(self) -> str:
         return codat_timestamp(self.clock.now())
@@ -169,7 +174,9 @@ class SimState:
             base_url=self.base_url(),
         )
         connection_id = connection.id if connection is not None else None
-        event = SimEvent(event_type, body["generatedDate"], company.id, connection_id, event_id, body)
+        event = SimEvent(
+            event_type, body["generatedDate"], company.id, connection_id, event_id, body, dict(company.tags)
+        )
         self.events.append(event)
         if self.on_event is not None:
             self.on_event(event)

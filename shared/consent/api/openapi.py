@@ -15,6 +15,7 @@ _ERROR_TEXT = {
     413: "Body over 64 KiB",
     415: "The body is not `application/json`",
     422: "Validation failed (`errors` names the fields)",
+    429: "Over the customer's quota: `rate_limited` (retry after `Retry-After`) or `company_quota_exceeded`",
     502: "Codat refused or answered badly",
     503: "Codat or our database is unavailable: retry after `Retry-After`",
     504: "Codat did not answer in time: retry",

@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.identity import customer_id_from_event
@@ -24,6 +25,7 @@ from consent.api.problems import PROBLEM_JSON, FieldError, Problem, validation_f
 from consent.codat.errors import (
     CodatAuthFailed,
     CodatBadResponse,
+    CodatBudgetExhausted,
     CodatError,
     CodatNotFound,
     CodatRateLimited,
@@ -31,7 +33,7 @@ from consent.codat.errors import (
     CodatTimeout,
     CodatUnavailable,
 )
-from consent.observability import logger
+from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import ConflictError, CursorError, StoreUnavailable
 
@@ -90,6 +92,11 @@ def create_resolver() -> APIGatewayHttpResolver:
 
     @app.exception_handler(CodatError)
     def _codat(error: CodatError) -> Response[str]:
+        # The alarms watch these: Codat down or limiting us, or refusing this deployment's key.
+        if isinstance(error, CodatAuthFailed):
+            metrics.add_metric(name="CodatKeyRefused", unit=MetricUnit.Count, value=1)
+        elif isinstance(error, CodatRateLimited | CodatUnavailable | CodatTimeout | CodatBudgetExhausted):
+            metrics.add_metric(name="CodatUnavailable", unit=MetricUnit.Count, value=1)
         logger.warning(
             "codat call failed",
             extra={

@@ -8,7 +8,7 @@ import random
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, overload
 
@@ -33,6 +33,8 @@ from consent.codat.models import (
     CodatIntegration,
     CompanyAccessToken,
     Page,
+    WebhookConsumer,
+    WebhookConsumers,
 )
 from consent.observability import logger
 
@@ -189,6 +191,26 @@ class CodatClient:
     def list_integrations(self, source_type: str | None = None) -> list[CodatIntegration]:
         clauses = ["enabled=true"] + ([f"sourceType={source_type}"] if source_type else [])
         return self._all_pages("/integrations", CodatIntegration, {"query": "&&".join(clauses)})
+
+    # -- webhook consumers -------------------------------------------------------------------
+
+    def list_webhook_consumers(self) -> list[WebhookConsumer]:
+        """Every webhook consumer of our Codat client, in one answer (Codat keeps at most 50)."""
+        return list(self._call("GET", "/webhooks", WebhookConsumers).results)
+
+    def create_webhook_consumer(self, *, url: str, event_types: Sequence[str], idempotency_key: str) -> WebhookConsumer:
+        """A new consumer, enabled, for `event_types` of every company (no company-tag filter). Codat gives it
+        a signing secret of its own, which only its Portal shows."""
+        return self._call(
+            "POST",
+            "/webhooks",
+            WebhookConsumer,
+            json={"url": url, "eventTypes": list(event_types)},
+            idempotency_key=idempotency_key,
+        )
+
+    def delete_webhook_consumer(self, consumer_id: str) -> None:
+        self._call("DELETE", f"/webhooks/{consumer_id}", None)
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -76,6 +76,33 @@ class CompanyAccessToken(_CodatModel):
     access_token: str = Field(alias="accessToken", repr=False)
     expires_in: int = Field(alias="expiresIn")
     token_type: str = Field(default="Bearer", alias="tokenType")
+
+
+def _empty_when_null(value: object) -> object:
+    # Codat's spec marks `disabled` and `companyTags` nullable: null means the default (a tolerant reader: any list).
+    return () if value is None else value
+
+
+def _false_when_null(value: object) -> object:
+    return False if value is None else value
+
+
+class WebhookConsumer(_CodatModel):
+    """Where Codat delivers webhooks, and which (`GET /webhooks`). Its signing secret is not in the API: it is
+    shown in Codat's Portal only."""
+
+    id: str
+    url: str
+    event_types: Annotated[tuple[str, ...], BeforeValidator(_empty_when_null)] = Field(default=(), alias="eventTypes")
+    disabled: Annotated[bool, BeforeValidator(_false_when_null)] = False
+    # `tagKey:tagValue` filters: when set, only events of companies with matching tags are delivered.
+    company_tags: Annotated[tuple[str, ...], BeforeValidator(_empty_when_null)] = Field(default=(), alias="companyTags")
+
+
+class WebhookConsumers(_CodatModel):
+    """`GET /webhooks`: every consumer of the client at once (Codat keeps at most 50; the list is not paged)."""
+
+    results: Annotated[tuple[WebhookConsumer, ...], BeforeValidator(_empty_when_null)] = ()
 
 
 class CodatErrorBody(_CodatModel):

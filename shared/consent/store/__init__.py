@@ -8,6 +8,7 @@ from consent.store.port import (
     IdempotencyClaim,
     IdempotencyOutcome,
     ParkedWebhook,
+    QuotaExceeded,
     StoreRejected,
     StoreUnavailable,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "LedgerKey",
     "LedgerRecord",
     "ParkedWebhook",
+    "QuotaExceeded",
     "StoreRejected",
     "StoreUnavailable",
 ]

@@ -9,6 +9,8 @@ Items (PK / SK):
   COMPANY#<companyId> / PARKED#<webhook-id>          an authentic webhook that cannot be applied, and why
   PARKED#<webhook-id> / PARKED                       the same, for a company we do not know (TTL)
   RECONCILE#cursor / RECONCILE                       where reconciliation's pass over the companies stopped
+  QUOTA#<hash of customerId> / COMPANIES             the customer's company count (for the per-customer cap)
+  QUOTA#<hash of customerId> / RATE#<day>            the customer's Codat-calling requests that UTC day and minute
 GSI1 (GSI1PK = CUSTOMER#<customerId>, GSI1SK = <companyCreatedAt>#<companyId>#COMPANY|CONNECTION#<id>)
 lists a customer's companies with their connections, newest first, in one Query per page.
 Company and connection reads by id are one strongly consistent Query on the company's partition.
@@ -24,6 +26,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -38,6 +41,7 @@ from consent.store.port import (
     IdempotencyResult,
     Page,
     ParkedWebhook,
+    QuotaExceeded,
     StoreRejected,
     StoreUnavailable,
 )
@@ -84,6 +88,23 @@ def ledger_sk(entry: LedgerRecord | LedgerKey) -> str:
 
 def customer_pk(customer_id: str) -> str:
     return f"CUSTOMER#{customer_id}"
+
+
+def quota_pk(customer_id: str) -> str:
+    """A customer's quota items, keyed by a hash: they outlive the customer's companies, and an erasure leaves
+    nothing that names the customer."""
+    return f"QUOTA#{hashlib.sha256(customer_id.encode()).hexdigest()}"
+
+
+def _quota_key(customer_id: str) -> Item:
+    return {"PK": _s(quota_pk(customer_id)), "SK": _s("COMPANIES")}
+
+
+def _failed_condition(error: ConflictError, index: int) -> bool:
+    """Whether a cancelled transaction failed on the condition of its item at `index`."""
+    cause = error.__cause__
+    reasons = cause.response.get("CancellationReasons", []) if isinstance(cause, ClientError) else []
+    return index < len(reasons) and reasons[index].get("Code") == "ConditionalCheckFailed"
 
 
 def _s(value: str) -> AttributeValueTypeDef:
@@ -231,7 +252,12 @@ class DynamoDBConsentStore(ConsentStore):
     # -- companies ---------------------------------------------------------------------------
 
     def create_company(
-        self, company: CompanyRecord, ledger: list[LedgerRecord], idempotency: IdempotencyResult | None
+        self,
+        company: CompanyRecord,
+        ledger: list[LedgerRecord],
+        idempotency: IdempotencyResult | None,
+        *,
+        max_companies: int | None = None,
     ) -> None:
         company_item = self._company_item(company)
         if idempotency is not None:
@@ -248,7 +274,65 @@ class DynamoDBConsentStore(ConsentStore):
         ]
         if idempotency is not None:
             items.append(self._complete_idempotency(idempotency))
-        self._transact(items)
+        values = {":one": _n(1), ":kind": _s("quota")}
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": _quota_key(company.customer_id),
+            "UpdateExpression": "ADD companies :one SET kind = :kind",
+            "ExpressionAttributeValues": values,
+        }
+        if max_companies is not None:
+            update["ConditionExpression"] = "attribute_not_exists(companies) OR companies < :max"
+            values[":max"] = _n(max_companies)
+        items.append({"Update": update})  # type: ignore[typeddict-item]
+        try:
+            self._transact(items)
+        except ConflictError as error:
+            if _failed_condition(error, len(items) - 1):
+                raise QuotaExceeded("companies") from None
+            raise
+
+    def customer_companies(self, customer_id: str) -> int:
+        item = self._call(
+            self._db.get_item, TableName=self._table, Key=_quota_key(customer_id), ConsistentRead=True
+        ).get("Item")
+        return int(item["companies"]["N"]) if item and "companies" in item else 0
+
+    def spend_codat_allowance(self, customer_id: str, now: datetime, *, per_minute: int, per_day: int) -> None:
+        """One UpdateItem on the customer's item of the day: the day's count and this minute's count, each
+        conditional on its limit, so a refused request counts nothing. The item expires the next day."""
+        day = now.astimezone(UTC).strftime("%Y-%m-%d")
+        minute = now.astimezone(UTC).strftime("m%H%M")
+        key = {"PK": _s(quota_pk(customer_id)), "SK": _s(f"RATE#{day}")}
+        midnight = int(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) + 86_400
+        try:
+            self._call(
+                self._db.update_item,
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="ADD #day :one, #minute :one SET kind = :kind, expiresAt = :expires",
+                ConditionExpression=(
+                    "(attribute_not_exists(#day) OR #day < :perDay) "
+                    "AND (attribute_not_exists(#minute) OR #minute < :perMinute)"
+                ),
+                ExpressionAttributeNames={"#day": "requests", "#minute": minute},
+                ExpressionAttributeValues={
+                    ":one": _n(1),
+                    ":perDay": _n(per_day),
+                    ":perMinute": _n(per_minute),
+                    ":kind": _s("rate"),
+                    ":expires": _n(midnight + 86_400),
+                },
+            )
+        except ConflictError:
+            seconds = int(now.timestamp())
+            item = self._call(self._db.get_item, TableName=self._table, Key=key, ConsistentRead=True).get("Item", {})
+            if int(item.get("requests", {}).get("N", "0")) >= per_day:
+                raise QuotaExceeded("codat_requests_per_day", retry_after=max(1, midnight - seconds)) from None
+            if int(item.get(minute, {}).get("N", "0")) >= per_minute:
+                raise QuotaExceeded("codat_requests_per_minute", retry_after=60 - seconds % 60) from None
+            # Refused, yet under both limits (a transaction conflict on the item): not the customer's doing.
+            raise StoreUnavailable("the request count could not be updated") from None
 
     def commit(self, change: Change) -> None:
         items: list[TransactWriteItemTypeDef] = []
@@ -416,6 +500,19 @@ class DynamoDBConsentStore(ConsentStore):
             idempotency_pk = company_item.get("idempotencyPK", {}).get("S")
             if idempotency_pk:
                 final.append(self._spend_idempotency_key(idempotency_pk))
+            if tombstone.customer_id and self.customer_companies(tombstone.customer_id) > 0:
+                # One company fewer for the customer's cap (counted when it was created).
+                final.append(
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": _quota_key(tombstone.customer_id),
+                            "UpdateExpression": "ADD companies :minusOne",
+                            "ConditionExpression": "companies > :zero",
+                            "ExpressionAttributeValues": {":minusOne": _n(-1), ":zero": _n(0)},
+                        }
+                    }
+                )
             try:
                 self._transact(final)
             except ConflictError:

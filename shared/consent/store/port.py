@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
@@ -22,6 +23,16 @@ class StoreRejected(Exception):
 
 class ConflictError(Exception):
     """A conditional write lost a race: what it read has changed. Safe to re-read and retry."""
+
+
+class QuotaExceeded(Exception):
+    """A customer's quota refused the request before anything was done. `retry_after`: seconds until the same
+    request may pass (None when only the customer's own action can lift it, as erasing a company)."""
+
+    def __init__(self, kind: str, retry_after: int | None = None) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.retry_after = retry_after
 
 
 class CursorError(ValueError):
@@ -184,9 +195,27 @@ class ConsentStore(ABC):
 
     @abstractmethod
     def create_company(
-        self, company: CompanyRecord, ledger: list[LedgerRecord], idempotency: IdempotencyResult | None
+        self,
+        company: CompanyRecord,
+        ledger: list[LedgerRecord],
+        idempotency: IdempotencyResult | None,
+        *,
+        max_companies: int | None = None,
     ) -> None:
-        """Write a new company, its first ledger entries and the idempotent response, all or nothing."""
+        """Write a new company, its first ledger entries and the idempotent response, all or nothing; and count
+        it among its customer's companies. With `max_companies`, QuotaExceeded (nothing written) when the customer
+        has that many already."""
+
+    # -- per-customer quotas ---------------------------------------------------------------------
+
+    @abstractmethod
+    def customer_companies(self, customer_id: str) -> int:
+        """How many companies the customer has (created and not erased)."""
+
+    @abstractmethod
+    def spend_codat_allowance(self, customer_id: str, now: datetime, *, per_minute: int, per_day: int) -> None:
+        """Count one request of the customer's that may call Codat, or raise QuotaExceeded (nothing counted)
+        when the customer has made `per_minute` of them this UTC minute or `per_day` this UTC day."""
 
     @abstractmethod
     def get_company(

@@ -16,7 +16,7 @@ from consent.codat.errors import CodatError
 from consent.codat.models import CUSTOMER_TAG, REQUEST_TAG, CodatCompany
 from consent.domain import Actor, Company, JourneyProgress, JourneyStatus
 from consent.journeys import JourneyDefinition, evaluate
-from consent.observability import metrics
+from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import (
     Change,
@@ -25,9 +25,11 @@ from consent.store import (
     ConflictError,
     IdempotencyClaim,
     IdempotencyOutcome,
+    QuotaExceeded,
     StoreUnavailable,
 )
 from consent.store.port import IdempotencyResult
+from consent.usecases import quotas
 from consent.usecases.ledger import entry
 from consent.usecases.progress import settle
 
@@ -65,6 +67,7 @@ def create_company(
 ) -> Answer:
     """Create the Codat company and our record of it; exactly once per idempotency key."""
     journey = _journey(services, request.journey)
+    quotas.spend_codat_allowance(services, customer_id)
     token: str | None = None
     previous_attempt_reached_codat = False
     if idempotency_key is not None:
@@ -78,6 +81,13 @@ def create_company(
         request_ref = str(uuid.uuid4())
 
     reached_codat = previous_attempt_reached_codat
+    if not previous_attempt_reached_codat:
+        try:
+            quotas.check_company_cap(services, customer_id)
+        except Problem:
+            if idempotency_key is not None and token is not None:
+                services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=False)
+            raise
     try:
         codat_company = None
         if previous_attempt_reached_codat:
@@ -103,6 +113,13 @@ def create_company(
                 token=token,
             )
         )
+    except QuotaExceeded as refused:
+        # Another request of the customer's took the last company slot between our check and our write: the
+        # company Codat just made is not kept (deleted there), and the key is given back.
+        deleted = _delete_unkept(services, codat_company.id if codat_company is not None else None)
+        if idempotency_key is not None and token is not None:
+            services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=not deleted)
+        raise quotas.quota_problem(refused) from None
     except ConflictError:
         if idempotency_key is None:
             raise
@@ -118,6 +135,20 @@ def create_company(
             maybe = reached_codat and (not isinstance(error, CodatError) or error.maybe_applied)
             services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=maybe)
         raise
+
+
+def _delete_unkept(services: Services, company_id: str | None) -> bool:
+    """Delete a Codat company we will not record; whether it is gone (a failure is logged and counted: the
+    company is tagged with the customer's reference, and no customer sees it)."""
+    if company_id is None:
+        return True
+    try:
+        services.codat.delete_company(company_id)
+    except CodatError:
+        metrics.add_metric(name="UnkeptCodatCompanies", unit=MetricUnit.Count, value=1)
+        logger.warning("a Codat company over the customer's cap could not be deleted", extra={"company_id": company_id})
+        return False
+    return True
 
 
 def _written(write: Callable[[], Answer]) -> Answer:
@@ -193,7 +224,9 @@ def _record_company(
         if idempotency_key is not None and token is not None
         else None
     )
-    services.store.create_company(record, ledger, idempotency)
+    services.store.create_company(
+        record, ledger, idempotency, max_companies=services.settings.max_companies_per_customer
+    )
     metrics.add_metric(name="CompaniesCreated", unit=MetricUnit.Count, value=1)
     return Answer(201, body)
 

@@ -14,6 +14,7 @@ from consent.domain import Actor, Connection, ConnectionStatus, SourceType
 from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerRecord
 from consent.timeline import EventKind, StatusEvent
+from consent.usecases import quotas
 from consent.usecases.ledger import connection_entry
 from consent.usecases.progress import settle
 from consent.usecases.status_events import CONFIRMED_BY_CODAT, LATE, entry_id_of
@@ -34,6 +35,7 @@ def create_connection(
     """Codat's link for `platformKey`: a company's not-Linked connection to it is reused with a fresh
     link (also how a customer re-authorizes), otherwise one Codat connection is created and recorded."""
     view = _company(services, customer_id, company_id)
+    quotas.spend_codat_allowance(services, customer_id)  # after the owner check: a 404 never reaches Codat
     integration = services.integrations.get(request.platform_key)
     if integration is None:
         # Well formed, refused by the current state (the integrations the bank has enabled in Codat): 409, as
@@ -293,6 +295,7 @@ def access_token(services: Services, customer_id: str, company_id: str) -> Acces
     """Codat's company access token for the Link SDK / Connections SDK: passed through, never kept."""
     if services.store.company_owner(company_id) != customer_id:
         raise not_found("company")
+    quotas.spend_codat_allowance(services, customer_id)
     token = services.codat.get_access_token(company_id)
     return AccessToken(access_token=token.access_token, expires_in=token.expires_in)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
@@ -12,6 +13,10 @@ from consent.codat.client import CodatClient
 from consent.codat.errors import CodatError
 from consent.domain import Resource, SourceType
 from consent.observability import logger
+from consent.usecases import quotas
+
+if TYPE_CHECKING:
+    from consent.services import Services
 
 # When Codat fails, a cached list this old is still better than an error (integrations change rarely).
 _STALE_FOR_SECONDS = 24 * 3600
@@ -66,5 +71,7 @@ class IntegrationCatalog:
         return next((i for i in self.all() if i.platform_key == platform_key), None)
 
 
-def list_integrations(catalog: IntegrationCatalog, source_type: SourceType | None) -> IntegrationList:
-    return IntegrationList(items=catalog.of_type(source_type))
+def list_integrations(services: Services, customer_id: str, source_type: SourceType | None) -> IntegrationList:
+    """The enabled integrations (from the cache; Codat when it is stale): a request that may reach Codat."""
+    quotas.spend_codat_allowance(services, customer_id)
+    return IntegrationList(items=services.integrations.of_type(source_type))

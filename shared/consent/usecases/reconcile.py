@@ -3,7 +3,8 @@
 A run walks the companies (a pass over the table that resumes where the last run stopped) within a Codat
 request budget and the function's remaining time. What Codat reports is recorded as status events observed
 at the time of the check, through the same order-safe step as the webhooks, so a webhook arriving later
-cannot be undone and a second run that sees the same thing changes nothing."""
+cannot be undone and a second run that sees the same thing changes nothing. Each run also checks, first, that
+Codat still has a healthy webhook consumer for our receiver (`WebhookConsumerUnhealthy`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from consent.services import Services
 from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, StoreRejected
 from consent.timeline import EventKind, StatusEvent, derive
 from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents, entry_id_of
+from consent.usecases.webhook_consumers import check as check_webhook_consumer
 
 # Ids of what reconciliation records are derived from what it observed (uuid5), never random: two runs that
 # see the same drift write the same ledger entry, which the store accepts once.
@@ -88,6 +90,9 @@ class ReconcileReport:
     codat_requests: int = 0
     stopped: Stop = Stop.PASS_COMPLETE
     skipped_ids: list[str] = field(default_factory=list)
+    # Codat's webhook consumer for CODAT_WEBHOOK_URL: a `ConsumerStatus` value, "unknown" when Codat did not
+    # answer (or the run had no time or budget to ask), None when no webhook URL is configured.
+    webhook_consumer: str | None = None
 
     def add(self, check: CompanyCheck) -> None:
         self.companies_checked += 1
@@ -107,6 +112,7 @@ def reconcile(services: Services) -> ReconcileReport:
     codat = services.codat.with_budget(budget)
     report = ReconcileReport()
     try:
+        report.webhook_consumer = _check_webhook_consumer(services, codat, budget)
         report.stopped = _sweep(services, codat, budget, report)
     finally:
         report.codat_requests = budget.used
@@ -115,6 +121,27 @@ def reconcile(services: Services) -> ReconcileReport:
         metrics.add_metric(name="ReconcileCompaniesHealed", unit="Count", value=report.companies_healed)
         metrics.add_metric(name="ReconcileCodatRequests", unit="Count", value=report.codat_requests)
     return report
+
+
+def _check_webhook_consumer(services: Services, codat: CodatClient, budget: RequestBudget) -> str | None:
+    """One `GET /webhooks` of the run's budget. Whatever Codat answers, the run goes on: a refusal is recorded
+    (and, if it is Codat's state rather than this request, the pass meets it next and stops as it always does)."""
+    url = services.settings.webhook_url
+    if url is None:
+        return None
+    if _must_stop(services, budget) is not None:
+        return "unknown"  # the pass stops at once too, for the same reason
+    try:
+        found = check_webhook_consumer(codat, url)
+    except CodatError as error:
+        logger.warning("webhook consumer not checked", extra={"webhook_url": url, "error": type(error).__name__})
+        return "unknown"
+    if found.is_healthy:
+        logger.info("webhook consumer healthy", extra={"webhook_consumer": found.to_dict()})
+    else:
+        logger.warning("webhook consumer unhealthy", extra={"webhook_consumer": found.to_dict()})
+    metrics.add_metric(name="WebhookConsumerUnhealthy", unit="Count", value=0 if found.is_healthy else 1)
+    return found.status.value
 
 
 def _sweep(services: Services, codat: CodatClient, budget: RequestBudget, report: ReconcileReport) -> Stop:

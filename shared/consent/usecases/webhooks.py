@@ -39,9 +39,14 @@ _CONNECTION_EVENTS = {
     "connection.deleted": EventKind.DELETED,
 }
 _DISCONNECTED = {ConnectionStatus.UNLINKED: EventKind.UNLINKED, ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED}
+_READ_EVENTS = frozenset({"read.completed", "read.completed.initial"})
+_COMPANY_EVENTS = frozenset({"company.deleted"})
 # Events about the client or the company that need no change of ours: remembered (so never re-applied)
 # and logged.
 _NOTICES = frozenset({"company.created", "client.rateLimit.reached", "client.rateLimit.reset"})
+# Every Codat event type `apply_webhook` dispatches (any other is parked): what Codat's webhook consumer for our
+# receiver must subscribe to (`consent.usecases.webhook_consumers`).
+HANDLED_EVENT_TYPES = frozenset(_CONNECTION_EVENTS) | _READ_EVENTS | _COMPANY_EVENTS | _NOTICES
 
 
 class Outcome(StrEnum):
@@ -87,9 +92,9 @@ def _apply_once(services: Services, webhook_id: str, envelope: WebhookEnvelope) 
     kind = envelope.event_type
     if kind in _CONNECTION_EVENTS:
         _apply_connection_event(services, webhook_id, envelope)
-    elif kind in ("read.completed", "read.completed.initial"):
+    elif kind in _READ_EVENTS:
         _apply_read(services, webhook_id, envelope, initial=kind == "read.completed.initial")
-    elif kind == "company.deleted":
+    elif kind in _COMPANY_EVENTS:
         _apply_company_deleted(services, webhook_id, envelope)
     elif kind in _NOTICES:
         logger.warning("codat notice", extra={"codat_event_type": kind, "webhook_id": webhook_id})

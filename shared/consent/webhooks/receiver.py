@@ -35,6 +35,7 @@ def handle(event: dict[str, Any], services: Services, *, now: Any = time.time) -
     except (StoreUnavailable, ConflictError) as error:
         # Not applied: a 5xx makes Codat deliver again (immediately, then 5 s, 5 min, …).
         logger.warning("webhook not applied, Codat will retry", extra={"error": type(error).__name__})
+        metrics.add_metric(name="WebhooksNotApplied", unit="Count", value=1)
         retry = Problem(503, "store_unavailable", "The webhook could not be recorded. Retry.")
         return _answer(503, request_id, retry.body(request_id), {"Retry-After": "5"})
     except StoreRejected:
@@ -55,6 +56,7 @@ def _receive(event: dict[str, Any], services: Services, request_id: str, now: An
         keys = services.webhook_keys()
     except (SettingsError, ValueError) as error:
         logger.error("webhook secret misconfigured", extra={"error": str(error)})
+        metrics.add_metric(name="WebhooksFailed", unit="Count", value=1)
         raise Problem(500, "webhook_secret_misconfigured", "The webhook secret is not configured.") from error
     try:
         message = verify(headers, body, keys, now=now)

@@ -1,0 +1,106 @@
+"""CORS as the deployed HTTP API does it, from the template's own `CorsConfiguration` (one source of truth).
+
+API Gateway answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) itself, before any
+route or authorizer, and adds `Access-Control-Allow-Origin` (the request's origin, when allowed) and
+`Access-Control-Expose-Headers` to every other answer, whatever the function returned. An origin that is not
+allowed gets no CORS header at all, so the browser refuses the answer to the page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from consent_dev.template import condition, load_template
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    allow_origins: tuple[str, ...]
+    allow_headers: tuple[str, ...]
+    allow_methods: tuple[str, ...]
+    expose_headers: tuple[str, ...]
+    max_age: int
+    allow_credentials: bool
+
+    def allows(self, origin: str | None) -> bool:
+        return origin is not None and origin in self.allow_origins
+
+    @staticmethod
+    def is_preflight(request: Request) -> bool:
+        return (
+            request.method == "OPTIONS"
+            and "Origin" in request.headers
+            and "Access-Control-Request-Method" in request.headers
+        )
+
+    def preflight(self, request: Request) -> Response:
+        response = Response(status=204)
+        origin = request.headers.get("Origin")
+        if self.allows(origin):
+            response.headers["Access-Control-Allow-Origin"] = str(origin)
+            response.headers["Access-Control-Allow-Methods"] = ",".join(self.allow_methods)
+            response.headers["Access-Control-Allow-Headers"] = ",".join(self.allow_headers)
+            response.headers["Access-Control-Max-Age"] = str(self.max_age)
+            if self.allow_credentials:
+                response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+        return response
+
+    def decorate(self, request: Request, response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        for name in [n for n, _ in response.headers.items() if n.lower().startswith("access-control-")]:
+            del response.headers[name]  # the function's own CORS headers: API Gateway ignores them
+        if self.allows(origin):
+            response.headers["Access-Control-Allow-Origin"] = str(origin)
+            if self.expose_headers:
+                response.headers["Access-Control-Expose-Headers"] = ",".join(self.expose_headers)
+            if self.allow_credentials:
+                response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers.add("Vary", "Origin")
+        return response
+
+
+def cors_policy(parameters: Mapping[str, Any], template: dict[str, Any] | None = None) -> CorsPolicy | None:
+    """The API's CORS policy for these parameter values, as the template declares it (None: no CORS)."""
+    template = template or load_template()
+    [api] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::HttpApi"]
+    configured = api["Properties"].get("CorsConfiguration")
+    if configured is None:
+        return None
+    config = _evaluate(configured, parameters, lambda name: condition(name, parameters, template))
+    if not isinstance(config, dict):
+        return None
+    return CorsPolicy(
+        allow_origins=tuple(config.get("AllowOrigins", ())),
+        allow_headers=tuple(config.get("AllowHeaders", ())),
+        allow_methods=tuple(config.get("AllowMethods", ())),
+        expose_headers=tuple(config.get("ExposeHeaders", ())),
+        max_age=int(config.get("MaxAge", 0)),
+        allow_credentials=bool(config.get("AllowCredentials", False)),
+    )
+
+
+_NO_VALUE = object()
+
+
+def _evaluate(value: Any, parameters: Mapping[str, Any], conditions: Callable[[str], bool]) -> Any:
+    """The intrinsics this configuration uses: Ref (parameters, AWS::NoValue), Fn::If, Fn::Split."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, argument),) = value.items()
+        if name == "Ref":
+            return _NO_VALUE if argument == "AWS::NoValue" else parameters[argument]
+        if name == "Fn::If":
+            name_of, when_true, when_false = argument
+            return _evaluate(when_true if conditions(name_of) else when_false, parameters, conditions)
+        if name == "Fn::Split":
+            separator, text = argument
+            return str(_evaluate(text, parameters, conditions)).split(separator)
+    if isinstance(value, dict):
+        evaluated = {k: _evaluate(v, parameters, conditions) for k, v in value.items()}
+        return {k: v for k, v in evaluated.items() if v is not _NO_VALUE}
+    if isinstance(value, list):
+        return [v for v in (_evaluate(item, parameters, conditions) for item in value) if v is not _NO_VALUE]
+    return None if value is _NO_VALUE else value

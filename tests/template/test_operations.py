@@ -118,3 +118,12 @@ def test_the_readme_deploy_section_names_every_parameter_with_its_default_and_ev
             assert f"`{default}`" in row, (name, default)
     for name in template["Outputs"]:
         assert f"`{name}`" in section, name
+
+
+def test_the_alarm_topic_is_under_a_key_cloudwatch_may_use() -> None:
+    # CloudWatch cannot publish to a topic under AWS's managed SNS key: the alarms would never arrive.
+    resources = load_template()["Resources"]
+    assert resources["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": ["ConsentKey", "Arn"]}
+    statements = resources["ConsentKey"]["Properties"]["KeyPolicy"]["Statement"]
+    [cloudwatch] = [s for s in statements if s["Principal"].get("Service") == "cloudwatch.amazonaws.com"]
+    assert {"kms:GenerateDataKey*", "kms:Decrypt"} <= set(cloudwatch["Action"])

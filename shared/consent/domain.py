@@ -1,6 +1,6 @@
 """The consent domain's resources: companies, connections, journey progress and the consent ledger.
 
-These are the shapes of PRODUCT.md §3, camelCase on the wire, snake_case in Python."""
+These are the API's resource shapes, camelCase on the wire, snake_case in Python."""
 
 from __future__ import annotations
 

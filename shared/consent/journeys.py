@@ -126,7 +126,7 @@ class Standing:
 
 
 def standing(journey: JourneyDefinition, tally: Tally, *, previous: Standing | None, now: datetime) -> Standing:
-    """The rule (PRODUCT.md §4): pending → linking → linked → complete; once complete, losing a required
+    """The rule: pending → linking → linked → complete; once complete, losing a required
     connection gives action_required until it is linked and read again."""
     all_linked = all(tally.linked[source_type] > 0 for source_type in journey.required)
     all_read = all(tally.read[source_type] > 0 for source_type in journey.required)
@@ -175,7 +175,7 @@ def evaluate(
     previous: JourneyProgress | None,
     now: datetime,
 ) -> JourneyProgress:
-    """The journey's progress given the company's connections (PRODUCT.md §4)."""
+    """The journey's progress given the company's connections (the rule above)."""
     connections = list(connections)
     before = Standing(previous.status, previous.completed_at) if previous else None
     now_standing = standing(journey, Tally.of(journey, connections), previous=before, now=now)

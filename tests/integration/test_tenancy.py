@@ -1,5 +1,5 @@
 """A customer never reaches another customer's company or connection: every route that takes an id
-answers 404 for someone else's id exactly as for an id that does not exist (PRODUCT.md §2)."""
+answers 404 for someone else's id exactly as for an id that does not exist."""
 
 from __future__ import annotations
 

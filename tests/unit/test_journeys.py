@@ -1,4 +1,4 @@
-"""Journeys: the catalogue from configuration and the progress rule of PRODUCT.md §4."""
+"""Journeys: the catalogue from configuration and the progress rule."""
 
 from __future__ import annotations
 

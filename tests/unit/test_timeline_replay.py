@@ -1,5 +1,5 @@
 """The journey replay is incremental (one connection's change updates a tally); it must say exactly what
-evaluating the whole journey afresh after every event says — the rule as PRODUCT.md §4 states it."""
+evaluating the whole journey afresh after every event says — the rule as the product states it."""
 
 from __future__ import annotations
 

@@ -70,6 +70,13 @@ test: lint browser-deps node-deps ## lint, then the whole test suite, offline
 test-fast: install node-deps ## the test suite without lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+TIERS := unit integration contract template build e2e browser fuzz
+.PHONY: $(addprefix test-,$(TIERS))
+test-tier: ## make test-unit, test-integration, test-contract, test-template, test-build, test-e2e, test-browser, test-fuzz
+	@echo "one tier of the suite: make $(addprefix test-,$(TIERS))"
+$(addprefix test-,$(TIERS)): test-%: install node-deps
+	$(BIN)/pytest -m $* $(PYTEST_ARGS)
+
 $(SAM): 
 	@python=$$(scripts/find-python) && $$python -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/pip install --quiet aws-sam-cli

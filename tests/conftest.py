@@ -79,6 +79,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+# -- tiers: every test carries the marker of its folder (tests/<tier>/), so `make test-<tier>` selects it --------
+
+TIERS = ("unit", "integration", "contract", "template", "build", "e2e", "browser", "fuzz")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = item.path.parent.name
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
 # -- the event contract: every event the suite publishes is checked against its published schema -----------------
 
 CONTRACT_VIOLATIONS: list[str] = []

@@ -13,7 +13,8 @@ from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain import Company
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
-from consent.usecases import companies, connections
+from consent.usecases import catalog, companies, connections
+from consent.usecases.catalog import JourneyList
 
 app = create_resolver()
 
@@ -31,6 +32,17 @@ def list_companies(
     request = scope(app)
     page = companies.list_companies(request.services, request.customer_id, limit=limit, cursor=cursor)
     return json_response(200, page.to_json())
+
+
+@app.get(
+    "/journeys",
+    summary="The journeys this deployment offers (from its journeys file)",
+    tags=["Journeys"],
+    responses=responses(200, JourneyList, "The journeys, by name"),
+)
+def list_journeys() -> Response[str]:
+    request = scope(app)
+    return json_response(200, catalog.list_journeys(request.services.catalog).to_json())
 
 
 @app.get(

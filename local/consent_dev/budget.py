@@ -71,6 +71,7 @@ BUDGET: dict[str, Budget] = {
     "GET /companies/{companyId} (another customer's)": Budget(_READ_COMPANY, {}, "404, same cost as found"),
     "GET /companies/{companyId}/connections": Budget(_OWNER_THEN_PAGE, {}, "per page"),
     "GET /companies/{companyId}/events": Budget(_OWNER_THEN_PAGE, {}, "per page"),
+    "GET /journeys": Budget({}, {}, "from the journeys file"),
     "GET /integrations": Budget(_COUNTED, {}, "counted; cached in memory (INTEGRATIONS_CACHE_SECONDS)"),
     "GET /integrations (new container or cache expired)": Budget(
         _COUNTED, {"GET /integrations": 1}, "counted; up to 500 per page"
@@ -369,6 +370,10 @@ def _company_read(suffix: str, *, other_customer: bool = False) -> Callable[[Wor
     return prepare
 
 
+def _journeys(world: World) -> RequestFactory:
+    return lambda: Request("GET", "/journeys", world.customer)
+
+
 def _integrations(world: World) -> RequestFactory:
     request = Request("GET", "/integrations", world.customer)
     assert request.send(world.api).status == 200  # now cached
@@ -510,6 +515,7 @@ CASES: tuple[Case, ...] = (
     Case("GET /companies/{companyId} (another customer's)", 404, _company_read("", other_customer=True)),
     Case("GET /companies/{companyId}/connections", 200, _company_read("/connections")),
     Case("GET /companies/{companyId}/events", 200, _company_read("/events")),
+    Case("GET /journeys", 200, _journeys),
     Case("GET /integrations", 200, _integrations),
     Case("GET /integrations (new container or cache expired)", 200, _integrations_uncached, new_container=True),
     Case("POST /companies/{companyId}/connections", 201, _new_connection),

@@ -411,6 +411,7 @@ def _samples() -> tuple[Sample, ...]:
         api("get_company", "GET /companies/{companyId}", company, 200),
         api("get_company_connections", "GET /companies/{companyId}/connections", company, 200),
         api("get_company_events", "GET /companies/{companyId}/events", company, 200, query={"limit": "50"}),
+        api("get_journeys", "GET /journeys", World.EMPTY, 200),
         api("get_integrations", "GET /integrations", World.EMPTY, 200, query={"sourceType": "accounting"}),
         api(
             "post_company_connections",

@@ -27,6 +27,7 @@ class JourneyDefinition(BaseModel):
 
     name: str = Field(pattern=JOURNEY_NAME_PATTERN)
     title: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=500)
     required: tuple[SourceType, ...] = Field(min_length=1)
     optional: tuple[SourceType, ...] = ()
 

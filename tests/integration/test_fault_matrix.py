@@ -198,6 +198,11 @@ MATRIX: dict[str, dict[Failure, Outcome]] = {
     "GET /companies/{companyId}": _A_READ,
     "GET /companies/{companyId}/connections": _A_READ,
     "GET /companies/{companyId}/events": _A_READ,
+    "GET /journeys": {
+        **without_codat(read(200)),
+        **without_dynamodb(read(200), NO_DYNAMODB_CALL, DYNAMODB_FAILURES),
+        SNS: read(200, NO_SNS_CALL),
+    },
     "GET /integrations": {
         **codat_problems(),
         THROTTLING: _UNCOUNTED,
@@ -710,6 +715,20 @@ class ListEvents(ReadRoute):
         assert types == ["company.created", "journey.started", "connection.created"]
 
 
+class ListJourneys(Row):
+    name = "GET /journeys"
+    label = "`GET /journeys` (from configuration)"
+    slug = "journeys"
+    success = 200
+    nothing_text = ""
+
+    def when(self, world: World, ctx: Context) -> Result:
+        return answered(world.api.get("/journeys", customer=ALICE))
+
+    def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
+        assert [j["name"] for j in result.body["items"]] == ["loan_application", "onboarding"]
+
+
 class ListIntegrations(Row):
     name = "GET /integrations"
     label = "`GET /integrations` (nothing cached)"
@@ -987,6 +1006,7 @@ ROWS: tuple[Row, ...] = (
     GetCompany(),
     ListConnections(),
     ListEvents(),
+    ListJourneys(),
     ListIntegrations(),
     CreateConnection(),
     AccessToken(),

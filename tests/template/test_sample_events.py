@@ -275,6 +275,15 @@ def _ledger_shown(seen: Seen) -> None:
     assert {"connection.linked", "sync.completed", "journey.completed"} <= set(types)
 
 
+@then("get_journeys")
+def _journeys_listed(seen: Seen) -> None:
+    assert [(j["name"], j["required"]) for j in seen.body["items"]] == [
+        ("loan_application", ["accounting", "banking"]),
+        ("onboarding", ["banking"]),
+    ]
+    assert all(j["title"] and j["description"] for j in seen.body["items"])
+
+
 @then("get_integrations")
 def _integrations_listed(seen: Seen) -> None:
     assert {i["sourceType"] for i in seen.body["items"]} == {"accounting"}

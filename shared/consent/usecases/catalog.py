@@ -1,0 +1,37 @@
+"""The journeys this deployment offers, as the bank's app shows them (GET /journeys): from configuration only."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from consent.domain import Resource, SourceType
+from consent.journeys import JourneyCatalog
+
+
+class Journey(Resource):
+    name: str = Field(description="What `POST /companies` takes as `journey`.")
+    title: str | None = Field(default=None, description="The journey's name for the customer.")
+    description: str | None = Field(default=None, description="What the journey is for, for the customer.")
+    required: list[SourceType] = Field(
+        description="Source types that each need a Linked connection (and its first read)."
+    )
+    optional: list[SourceType] = Field(description="Source types the customer may also connect within the journey.")
+
+
+class JourneyList(Resource):
+    items: list[Journey] = Field(default_factory=list)
+
+
+def list_journeys(catalog: JourneyCatalog) -> JourneyList:
+    return JourneyList(
+        items=[
+            Journey(
+                name=j.name,
+                title=j.title,
+                description=j.description,
+                required=list(j.required),
+                optional=list(j.optional),
+            )
+            for j in (catalog.journeys[name] for name in catalog.names)
+        ]
+    )

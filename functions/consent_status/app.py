@@ -21,6 +21,11 @@ app = create_resolver()
 
 @app.get(
     "/companies",
+    operation_id="listCompanies",
+    description=(
+        "The caller's companies, newest first, each with its journeys and its first 100 connections "
+        "(`connectionsNextCursor` pages on). From the table only: no Codat call."
+    ),
     summary="The caller's companies, newest first",
     tags=["Companies"],
     responses=responses(200, CompanyList, "A page of companies"),
@@ -36,6 +41,11 @@ def list_companies(
 
 @app.get(
     "/journeys",
+    operation_id="listJourneys",
+    description=(
+        "The journeys this deployment offers, from its journeys file: what `POST /companies` takes as "
+        "`journey`, with the title and description to show the customer and the source types each asks for."
+    ),
     summary="The journeys this deployment offers (from its journeys file)",
     tags=["Journeys"],
     responses=responses(200, JourneyList, "The journeys, by name"),
@@ -47,6 +57,11 @@ def list_journeys() -> Response[str]:
 
 @app.get(
     "/companies/<companyId>",
+    operation_id="getCompany",
+    description=(
+        "One of the caller's companies: its journeys (status, requirements, when completed) and its first 100"
+        " connections. Another customer's company is a 404, as an unknown one."
+    ),
     summary="One company with its journeys and connections (no Codat call)",
     tags=["Companies"],
     responses=responses(200, Company, "The company", errors=(404,)),
@@ -58,6 +73,11 @@ def get_company(company_id: CompanyId) -> Response[str]:
 
 @app.get(
     "/companies/<companyId>/connections",
+    operation_id="listConnections",
+    description=(
+        "Manage connections: every connection of the company (deleted ones are left out), in connection id "
+        "order, paged."
+    ),
     summary="Manage connections: the company's connections",
     tags=["Connections"],
     responses=responses(200, ConnectionList, "A page of connections", errors=(404,)),
@@ -74,6 +94,11 @@ def list_connections(
 
 @app.get(
     "/companies/<companyId>/events",
+    operation_id="listConsentEvents",
+    description=(
+        "The consent ledger: who consented to, authorized, revoked or lost what, and when, oldest first, "
+        "paged. It is the bank's record of consent."
+    ),
     summary="The consent ledger, oldest first",
     tags=["Consent ledger"],
     responses=responses(200, LedgerPage, "A page of ledger entries", errors=(404,)),

@@ -20,6 +20,12 @@ app = create_resolver()
 
 @app.post(
     "/companies",
+    operation_id="createCompany",
+    description=(
+        "Creates the customer's company in Codat and here, and starts its first journey. Send an "
+        "`Idempotency-Key`: a retry with the same key and body answers as the first request did (`Idempotent-"
+        "Replayed: true`)."
+    ),
     summary="Create the customer's company (in Codat too) and start a journey",
     tags=["Companies"],
     responses=responses(
@@ -37,6 +43,8 @@ def create_company(body: CreateCompanyRequest, idempotency_key: IdempotencyKey =
 
 @app.post(
     "/companies/<companyId>/journeys",
+    operation_id="startJourney",
+    description="Starts another journey for the company; the connections it already has count toward it at once.",
     summary="Start another journey for the company",
     tags=["Companies"],
     responses=responses(200, Company, "The company with the journey started", errors=(404, 409, 413, 415)),

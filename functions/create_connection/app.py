@@ -22,6 +22,11 @@ app = create_resolver()
 
 @app.get(
     "/integrations",
+    operation_id="listIntegrations",
+    description=(
+        "The integrations the bank has enabled in Codat, optionally of one source type: what `POST "
+        "/companies/{companyId}/connections` takes as `platformKey`."
+    ),
     summary="Codat's enabled integrations, by source type",
     tags=["Connections"],
     responses=responses(200, IntegrationList, "The integrations", errors=(429, 502)),
@@ -36,6 +41,12 @@ def list_integrations(
 
 @app.post(
     "/companies/<companyId>/connections",
+    operation_id="createConnection",
+    description=(
+        "Codat's link for an integration: the customer opens `linkUrl` to authorize access. A not-Linked "
+        "connection to the same platform is reused with a fresh link (200), which is also how a customer re-"
+        "authorizes."
+    ),
     summary="Codat's link for an integration: a new connection (201) or the reused one (200)",
     tags=["Connections"],
     responses=responses(
@@ -54,6 +65,11 @@ def create_connection(company_id: CompanyId, body: CreateConnectionRequest) -> R
 
 @app.get(
     "/companies/<companyId>/access-token",
+    operation_id="getAccessToken",
+    description=(
+        "Codat's company access token, for Codat's Link SDK in the bank's front end. Passed through, never "
+        "stored or logged."
+    ),
     summary="Codat's company access token for the Link SDK (never stored)",
     tags=["Connections"],
     responses=responses(200, AccessToken, "The token; `Cache-Control: no-store`", errors=(404, 429, 502, 504)),

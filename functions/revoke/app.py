@@ -19,6 +19,11 @@ app = create_resolver()
 
 @app.delete(
     "/companies/<companyId>/connections/<connectionId>",
+    operation_id="revokeConnection",
+    description=(
+        "The customer withdraws her consent: the connection is unlinked in Codat (deleted there if it was "
+        "never authorized) and the ledger records it. Idempotent; never rate limited."
+    ),
     summary="Revoke a connection: unlink it in Codat (idempotent)",
     tags=["Connections"],
     responses=responses(200, Connection, "The connection, Unlinked (or as it was)", errors=(404, 409, 502, 504)),
@@ -31,6 +36,11 @@ def revoke_connection(company_id: CompanyId, connection_id: ConnectionId) -> Res
 
 @app.delete(
     "/companies/<companyId>",
+    operation_id="eraseCompany",
+    description=(
+        "Erases the company in Codat and here: everything but one tombstone ledger entry. Idempotent; never "
+        "rate limited."
+    ),
     summary="Erase the company, in Codat and here",
     tags=["Companies"],
     responses=responses(204, None, "Erased", errors=(404, 502, 504)),

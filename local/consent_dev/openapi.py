@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
-from consent.api.problems import PROBLEM_JSON
+from consent.api.openapi import ERROR_CODES, OPERATION_CODES
+from consent.api.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE
 from consent.journeys import load_catalog
 from consent_dev.lambda_runtime import load_module
 from consent_dev.template import functions
@@ -80,7 +82,62 @@ def build_openapi(journeys: Iterable[str] | None = None) -> dict[str, Any]:
     document["paths"]["/webhooks/codat"] = {"post": _webhook_operation(document)}
     _drop_powertools_validation_schemas(document)
     _offer_journeys(document, sorted(journeys) if journeys is not None else load_catalog().names)
+    _name_problem_codes(document)
+    _drop_property_titles(document)
+    document["servers"] = SERVERS
     return document
+
+
+SERVERS = [
+    {
+        "url": "https://{apiId}.execute-api.{region}.amazonaws.com",
+        "description": "A deployed stack (its `ApiUrl` output)",
+        "variables": {"apiId": {"default": "abcdef1234"}, "region": {"default": "eu-west-2"}},
+    },
+    {"url": "http://127.0.0.1:3000", "description": "`make dev`"},
+]
+
+
+def _name_problem_codes(document: dict[str, Any]) -> None:
+    """Each problem answer says which `code`s it can carry (a closed list) and shows one."""
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            own = OPERATION_CODES.get(operation.get("operationId", ""), {})
+            for status, response in operation.get("responses", {}).items():
+                if PROBLEM_JSON not in response.get("content", {}):
+                    continue
+                codes = own.get(int(status), ERROR_CODES[int(status)])
+                if int(status) == 401 and int(status) not in own:
+                    codes = ("unauthenticated",)  # every route behind the JWT authorizer (the webhook says its own)
+                example = {
+                    "type": f"{PROBLEM_TYPE_BASE}{codes[0]}",
+                    "title": HTTPStatus(int(status)).phrase,
+                    "status": int(status),
+                    "detail": response.get("description", ""),
+                    "code": codes[0],
+                    "requestId": "4f6c2b1e-8d3a-4c57-9f0e-2a7b9c1d5e63",
+                }
+                response["content"][PROBLEM_JSON] = {
+                    "schema": {
+                        "allOf": [
+                            problem,
+                            {
+                                "type": "object",
+                                "properties": {"status": {"const": int(status)}, "code": {"enum": list(codes)}},
+                            },
+                        ]
+                    },
+                    "example": example,
+                }
+                response["description"] = f"{response.get('description', '')} (`code`: {', '.join(codes)})"
+
+
+def _drop_property_titles(document: dict[str, Any]) -> None:
+    """pydantic titles each property after its Python name (`Companyid`): generators would name types after them."""
+    for schema in document["components"]["schemas"].values():
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
 
 
 def _offer_journeys(document: dict[str, Any], names: list[str]) -> None:
@@ -98,7 +155,11 @@ def _webhook_operation(document: dict[str, Any]) -> dict[str, Any]:
     return {
         "tags": ["Webhooks"],
         "summary": "Codat's webhooks (Standard Webhooks signature; no JWT)",
-        "operationId": "codat_webhook",
+        "operationId": "receiveCodatWebhook",
+        "description": (
+            "Codat's signed webhooks: verified, applied exactly once whatever the order, and acknowledged with 204 "
+            "(an event that cannot be applied is parked, never retried). Register this URL with `make codat-webhooks`."
+        ),
         "security": [{"codatWebhookSignature": []}],
         "parameters": _WEBHOOK_HEADERS,
         "requestBody": {

@@ -18,6 +18,7 @@ from consent.timeline import (
     Milestone,
     Replay,
     StatusEvent,
+    derive,
     replay,
 )
 
@@ -163,3 +164,125 @@ def test_a_journey_over_a_thousand_connections_is_replayed_in_event_time() -> No
     accounting_requirement = result.progress.requirements[0]
     assert accounting_requirement.source_type == SourceType.ACCOUNTING
     assert accounting_requirement.connection_ids == sorted(c.connection_id for c in accounting)
+
+
+# -- paths the property above cannot see: it calls the same `apply` on both sides ------------------------------
+
+
+def event(seconds: int, kind: EventKind, event_id: str, **more: object) -> StatusEvent:
+    return StatusEvent(at=T0 + timedelta(seconds=seconds), id=event_id, kind=kind, actor="codat", **more)  # type: ignore[arg-type]
+
+
+def bank(*history: StatusEvent, connection_id: str = "bank") -> ConnectionTimeline:
+    return ConnectionTimeline(connection_id, SourceType.BANKING, list(history))
+
+
+LINKED_AND_READ = (event(1, EventKind.LINKED, "l1"), event(2, EventKind.INITIAL_READ, "r1"))
+
+
+def test_a_connection_is_derived_in_event_time_whatever_the_order_it_is_told_in() -> None:
+    linked, read = LINKED_AND_READ
+
+    state = derive([read, event(0, EventKind.CREATED, "c0"), linked])
+
+    assert state.status == ConnectionStatus.LINKED
+    assert state.linked_at == linked.at
+    assert state.initial_read_done
+    assert state.latest == linked  # the newest status-setting event, not the read
+
+
+def test_our_record_of_creating_a_connection_never_overrides_a_status_codat_reported() -> None:
+    # Given Codat's link, and our "created" record stamped later by our clock
+    state = derive(
+        [event(0, EventKind.CREATED, "c0"), event(1, EventKind.LINKED, "l1"), event(5, EventKind.CREATED, "c5")]
+    )
+
+    # Then the connection is linked
+    assert state.status == ConnectionStatus.LINKED
+    assert state.latest is not None
+    assert state.latest.id == "l1"
+
+
+def test_a_failure_reason_is_kept_and_cleared_by_a_later_link() -> None:
+    failed = event(1, EventKind.FAILED, "f1", status=ConnectionStatus.PENDING_AUTH, reason="cancelled by the customer")
+
+    assert derive([failed]).status_reason == "cancelled by the customer"
+    assert derive([failed, event(2, EventKind.LINKED, "l2")]).status_reason is None
+    # A reason carried by anything but a failure is not a failure reason.
+    assert (
+        derive([failed, event(2, EventKind.UNLINKED, "u2", reason="unlinked in Codat's portal")]).status_reason is None
+    )
+
+
+def test_a_relink_resets_linked_at_and_needs_a_new_first_read() -> None:
+    first = [*LINKED_AND_READ, event(3, EventKind.DEAUTHORIZED, "d3")]
+    relink = event(4, EventKind.LINKED, "l4")
+
+    relinked = derive([*first, relink])
+    read_again = derive([*first, relink, event(5, EventKind.INITIAL_READ, "r5")])
+
+    assert relinked.linked_at == relink.at
+    assert not relinked.initial_read_done
+    assert read_again.initial_read_done
+
+
+def test_a_deleted_connection_stops_counting_and_the_journey_needs_action() -> None:
+    # Given an onboarding journey completed by a bank connection, which is then deleted
+    deleted = event(3, EventKind.DELETED, "x3")
+
+    result = replay(
+        ONBOARDING, started_at=T0, started_by="customer:alice", connections=[bank(*LINKED_AND_READ, deleted)]
+    )
+
+    # Then the journey needs action, and the connection is no longer among those satisfying it
+    assert [(m.status, m.cause) for m in result.milestones] == [
+        (JourneyStatus.LINKED, "l1"),
+        (JourneyStatus.COMPLETE, "r1"),
+        (JourneyStatus.ACTION_REQUIRED, "x3"),
+    ]
+    assert result.progress.status == JourneyStatus.ACTION_REQUIRED
+    assert result.progress.requirements[0].connection_ids == []
+    assert derive([*LINKED_AND_READ, deleted]).deleted
+
+
+def test_completing_twice_announces_two_distinct_milestones() -> None:
+    history = [*LINKED_AND_READ, event(3, EventKind.DEAUTHORIZED, "d3"), event(4, EventKind.LINKED, "l4")]
+    history.append(event(5, EventKind.INITIAL_READ, "r5"))
+
+    result = replay(ONBOARDING, started_at=T0, started_by="customer:alice", connections=[bank(*history)])
+
+    completions = [m for m in result.milestones if m.status == JourneyStatus.COMPLETE]
+    assert [(m.cause, m.entry_id) for m in completions] == [
+        ("r1", "journey:onboarding:complete:1"),
+        ("r5", "journey:onboarding:complete:2"),
+    ]
+    assert result.progress.completed_at == T0 + timedelta(seconds=5)
+
+
+def test_an_event_exactly_at_the_counts_at_once_boundary_counts_at_once() -> None:
+    # Given a bank linked and read before the journey starts, the read exactly at the boundary
+    read_at = T0 + timedelta(seconds=2)
+    started_at = T0 + timedelta(seconds=10)
+
+    result = replay(
+        ONBOARDING,
+        started_at=started_at,
+        started_by="customer:alice",
+        connections=[bank(*LINKED_AND_READ)],
+        counts_at_once_until=read_at,
+    )
+
+    # Then the journey is complete from its start, and says so once, as of its start
+    assert [(m.status, m.cause, m.at) for m in result.milestones] == [(JourneyStatus.COMPLETE, "start", started_at)]
+    assert result.progress.completed_at == started_at
+
+
+def test_two_connections_of_one_source_type_one_unlinked_keep_the_journey_complete() -> None:
+    second = bank(event(3, EventKind.LINKED, "l3"), event(4, EventKind.INITIAL_READ, "r4"), connection_id="bank-2")
+    first = bank(*LINKED_AND_READ, event(5, EventKind.UNLINKED, "u5"))
+
+    result = replay(ONBOARDING, started_at=T0, started_by="customer:alice", connections=[first, second])
+
+    assert result.progress.status == JourneyStatus.COMPLETE
+    assert [m.status for m in result.milestones] == [JourneyStatus.LINKED, JourneyStatus.COMPLETE]
+    assert result.progress.requirements[0].connection_ids == ["bank-2"]

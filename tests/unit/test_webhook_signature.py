@@ -13,6 +13,8 @@ implementation, tampering with any byte, the ±5 minute window, secret rotation,
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -381,3 +383,135 @@ def test_verify_either_returns_or_raises_signature_error(
     assert message.body == BODY
     assert message.message_id == MESSAGE_ID
     assert abs(now - TIMESTAMP) <= TOLERANCE_SECONDS
+
+
+# -- the limits, at their boundaries, with a correct signature on both sides -----------------------------------
+
+
+def signed(message_id: str = MESSAGE_ID, timestamp: int = TIMESTAMP) -> dict[str, str]:
+    return headers(message_id, timestamp, sign(KEYS[0], message_id, timestamp, BODY))
+
+
+@pytest.mark.parametrize(("length", "accepted"), [(256, True), (257, False)])
+def test_a_correctly_signed_id_is_accepted_up_to_256_characters(length: int, accepted: bool) -> None:
+    message_id = "m" * length
+
+    if accepted:
+        assert check(signed(message_id)).message_id == message_id
+    else:
+        with pytest.raises(SignatureError, match="^oversized webhook headers$"):
+            check(signed(message_id))
+
+
+@pytest.mark.parametrize(("position", "accepted"), [(16, True), (17, False)])
+def test_only_the_first_16_signature_entries_are_tried(position: int, accepted: bool) -> None:
+    other = sign(decode_secret(OTHER_SECRET), MESSAGE_ID, TIMESTAMP, BODY)
+    entries = " ".join([*[other] * (position - 1), SIGNATURE])
+
+    if accepted:
+        assert check(headers(signature=entries)).message_id == MESSAGE_ID
+    else:
+        with pytest.raises(SignatureError, match="^no matching signature$"):
+            check(headers(signature=entries))
+
+
+@pytest.mark.parametrize(("length", "accepted"), [(4096, True), (4097, False)])
+def test_a_signature_header_is_read_up_to_4096_characters(length: int, accepted: bool) -> None:
+    # The valid entry first, then an entry of another version padding the header to the length.
+    padding = "v2," + "A" * (length - len(SIGNATURE) - 4)
+    entries = f"{SIGNATURE} {padding}"
+    assert len(entries) == length
+
+    if accepted:
+        assert check(headers(signature=entries)).message_id == MESSAGE_ID
+    else:
+        with pytest.raises(SignatureError, match="^oversized webhook headers$"):
+            check(headers(signature=entries))
+
+
+@pytest.mark.parametrize(("digits", "accepted"), [(12, True), (13, False)])
+def test_a_correctly_signed_timestamp_is_read_up_to_12_digits(digits: int, accepted: bool) -> None:
+    timestamp = 10 ** (digits - 1)
+
+    if accepted:
+        assert check(signed(timestamp=timestamp), now=timestamp).timestamp == timestamp
+    else:
+        with pytest.raises(SignatureError, match="^webhook-timestamp is not a Unix time$"):
+            check(signed(timestamp=timestamp), now=timestamp)
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        SIGNATURE[:10] + "!" + SIGNATURE[10:],  # one character outside the alphabet, which lax decoding skips
+        SIGNATURE[:10] + "\n" + SIGNATURE[10:],
+        SIGNATURE + "=",
+    ],
+    ids=["stray-bang", "stray-newline", "extra-padding"],
+)
+def test_a_valid_signature_with_a_character_that_is_not_base64_is_refused(entries: str) -> None:
+    with pytest.raises(SignatureError, match="^no matching signature$"):
+        check(headers(signature=entries))
+
+
+@pytest.mark.parametrize("separator", ["\t", "\n", "  "])
+def test_entries_are_separated_by_single_spaces_only(separator: str) -> None:
+    other = sign(decode_secret(OTHER_SECRET), MESSAGE_ID, TIMESTAMP, BODY)
+    if separator == "  ":
+        # An empty entry between two spaces is skipped, not fatal.
+        assert check(headers(signature=other + separator + SIGNATURE)).message_id == MESSAGE_ID
+        return
+
+    with pytest.raises(SignatureError, match="^no matching signature$"):
+        check(headers(signature=other + separator + SIGNATURE))
+
+
+def test_an_id_carrying_raw_bytes_is_verified_over_those_bytes() -> None:
+    # A header byte that is not UTF-8 reaches us as a surrogate escape: the signer signed the byte itself.
+    message_id = b"msg_\xff".decode("utf-8", "surrogateescape")
+    signed_content = b"msg_\xff." + str(TIMESTAMP).encode() + b"." + BODY
+    signature = "v1," + base64.b64encode(hmac.new(KEYS[0], signed_content, hashlib.sha256).digest()).decode()
+
+    assert check(headers(message_id, TIMESTAMP, signature)).message_id == message_id
+
+
+@pytest.mark.parametrize(
+    ("sent", "now", "reason"),
+    [
+        ({"webhook-id": MESSAGE_ID}, TIMESTAMP, "^missing webhook-id, webhook-timestamp or webhook-signature$"),
+        (headers(timestamp="16142653300x"), TIMESTAMP, "^webhook-timestamp is not a Unix time$"),
+        (headers(), TIMESTAMP + TOLERANCE_SECONDS + 1, "^webhook-timestamp is outside the tolerance$"),
+        (headers(message_id="\ud800"), TIMESTAMP, "^webhook-id is not text$"),
+    ],
+)
+def test_a_refusal_says_why(sent: dict[str, str], now: int, reason: str) -> None:
+    # The reason is what the refusal's log line shows an operator.
+    with pytest.raises(SignatureError, match=reason):
+        check(sent, now=now)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        SECRET[:10] + "-_-_" + SECRET[10:],  # the URL-safe alphabet: lax decoding would skip it
+        SECRET[:10] + "!" + SECRET[10:],
+        SECRET + "!",
+    ],
+    ids=["url-safe", "stray-character", "stray-trailing-character"],
+)
+def test_a_secret_that_is_not_strict_base64_is_a_configuration_error(secret: str) -> None:
+    with pytest.raises(ValueError, match="^a webhook secret must be base64 after its whsec_ prefix$"):
+        decode_secret(secret)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("", "^no webhook secret configured$"),
+        (" , ", "^no webhook secret configured$"),
+        ("whsec_", "^empty webhook secret$"),
+    ],
+)
+def test_an_unusable_secret_says_why(value: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_secrets(value)

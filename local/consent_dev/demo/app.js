@@ -4,21 +4,25 @@
 
 const POLL_MS = 2000; // GET /companies/{id} is served from DynamoDB: polling costs no Codat quota
 
-const JOURNEYS = {
-  onboarding: "Business onboarding",
-  loan_application: "Loan application",
-};
 const SOURCE_TYPES = {
   banking: { title: "Bank accounts", noun: "bank" },
   accounting: { title: "Accounting software", noun: "accounting software" },
   commerce: { title: "Commerce and payments", noun: "commerce platform" },
 };
 const JOURNEY_STATUS = {
-  pending: ["Not started", "Connect the software marked required below."],
-  linking: ["Waiting for you", "Authorize access on Codat's page to continue."],
-  linked: ["Connected — reading your data", "Codat is fetching your data for the first time."],
-  complete: ["Complete", "Everything the bank needs is connected and up to date."],
-  action_required: ["Action required", "A connection this journey needs was revoked or lost: connect it again."],
+  pending: "Not started",
+  linking: "In progress",
+  linked: "Connected — reading your data",
+  complete: "Complete",
+  action_required: "Action required",
+};
+// What the customer reads for a refused request, by the problem's stable `code` (the detail is for developers).
+const PROBLEM_MESSAGES = {
+  connection_already_linked: "This software is already connected.",
+  accounting_already_linked: "Only one accounting package can be connected at a time: revoke the connected one first.",
+  source_type_not_in_journeys: "This kind of software is not part of what you applied for.",
+  validation_failed: "Please check what you entered.",
+  not_found: "This company no longer exists: it was erased or does not belong to you.",
 };
 const EVENT_LABELS = {
   "company.created": "Company created",
@@ -48,6 +52,8 @@ const state = {
   token: null,
   company: null,
   integrations: null,
+  journeys: null, // name → the journey's definition, from GET /journeys
+  tilesKey: null, // what the tiles were last drawn from, so a poll redraws them only when something changed
   freshLinks: new Map(), // connectionId → a linkUrl this session asked for and has not opened yet
   seen: new Map(), // what was last announced, so only changes are read out
   pollTimer: null,
@@ -58,7 +64,7 @@ const state = {
 
 class ApiError extends Error {
   constructor(status, problem) {
-    super(problem?.detail || problem?.title || `The server answered ${status}.`);
+    super(PROBLEM_MESSAGES[problem?.code] || problem?.detail || problem?.title || `The server answered ${status}.`);
     this.status = status;
     this.problem = problem || {};
   }
@@ -74,8 +80,10 @@ async function api(method, path, { body, headers = {} } = {}) {
   try {
     response = await fetch(path, init);
   } catch {
-    throw new ApiError(0, { detail: "The bank's server cannot be reached. Is `make dev` still running?" });
+    setOffline(true);
+    throw new ApiError(0, { title: "The bank's server cannot be reached", detail: "Please try again in a moment." });
   }
+  setOffline(false);
   if (response.status === 204) return null;
   const text = await response.text();
   let data = null;
@@ -94,19 +102,41 @@ function newIdempotencyKey() {
 
 // -- messages -----------------------------------------------------------------------------------------------
 
-function showError(error) {
-  const box = $("#error");
-  box.replaceChildren();
-  if (!error) {
-    box.hidden = true;
-    return;
-  }
-  const title = el("strong", {}, error.problem?.title || "Something went wrong");
-  box.append(title, el("p", {}, error.message));
+function fillError(box, error) {
+  box.replaceChildren(el("strong", {}, error.problem?.title || "Something went wrong"), el("p", {}, error.message));
   for (const item of error.problem?.errors || []) {
     box.append(el("p", { className: "small" }, `${item.field}: ${item.message}`));
   }
+}
+
+function clearErrors() {
+  $("#error").hidden = true;
+  $("#error").replaceChildren();
+  for (const box of document.querySelectorAll(".inline-error")) box.remove();
+}
+
+// An error goes where the customer is looking: right after the control that failed, and focus moves to it.
+function showError(error, origin) {
+  clearErrors();
+  if (!error) return;
+  const anchor = origin?.isConnected ? origin.closest(".actions, .tiles, form, .company-head") || origin : null;
+  const box = anchor ? el("div", { className: "error inline-error", role: "alert", tabIndex: -1 }) : $("#error");
+  fillError(box, error);
+  if (anchor) anchor.after(box);
   box.hidden = false;
+  if (anchor) box.focus();
+}
+
+function showNotice(message) {
+  const box = $("#notice");
+  box.textContent = message;
+  box.hidden = !message;
+  if (message) box.focus();
+}
+
+function setOffline(offline) {
+  $("#offline").hidden = !offline;
+  document.body.classList.toggle("is-offline", offline);
 }
 
 function announce(message) {
@@ -116,17 +146,30 @@ function announce(message) {
   setTimeout(() => (region.textContent = message), 50);
 }
 
-async function run(action) {
+// One action at a time; the control that started it shows it is busy until the answer is in.
+async function run(action, origin) {
   if (state.busy) return;
   state.busy = true;
   showError(null);
+  showNotice("");
+  const button = origin?.closest?.("button");
+  if (button) {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+  }
+  document.body.setAttribute("aria-busy", "true");
   try {
     await action();
   } catch (error) {
     console.error(error);
-    showError(error instanceof ApiError ? error : new ApiError(0, { detail: String(error) }));
+    showError(error instanceof ApiError ? error : new ApiError(0, { detail: String(error) }), origin);
   } finally {
     state.busy = false;
+    document.body.removeAttribute("aria-busy");
+    if (button?.isConnected) {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
   }
 }
 
@@ -151,10 +194,34 @@ function show(section) {
   for (const id of ["signin", "start", "company"]) $(`#${id}`).hidden = id !== section;
 }
 
+function journeyTitle(name) {
+  return state.journeys?.get(name)?.title || name;
+}
+
+function sourceTitle(sourceType) {
+  return SOURCE_TYPES[sourceType]?.title || sourceType;
+}
+
+function sourceNoun(sourceType) {
+  return SOURCE_TYPES[sourceType]?.noun || sourceType;
+}
+
+// Only a logo served from this page's own origin is loaded: the demo works offline and calls no CDN. Every
+// other integration gets its initials on a colour picked from its name.
+function servedLocally(url) {
+  try {
+    return new URL(url, location.href).origin === location.origin;
+  } catch {
+    return false;
+  }
+}
+
 function logo(integration) {
   const initials = integration.name.split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
+  const hue = [...integration.name].reduce((sum, c) => (sum * 31 + c.charCodeAt(0)) % 360, 7);
   const badge = el("span", { className: "logo", "aria-hidden": "true" }, el("span", { className: "initials" }, initials));
-  if (integration.logoUrl) {
+  badge.style.setProperty("--logo-hue", String(hue));
+  if (integration.logoUrl && servedLocally(integration.logoUrl)) {
     const img = el("img", { src: integration.logoUrl, alt: "", loading: "lazy", width: 32, height: 32 });
     img.addEventListener("load", () => badge.classList.add("has-image"));
     img.addEventListener("error", () => img.remove()); // offline: the initials stay
@@ -182,15 +249,54 @@ function signOut() {
   state.customer = state.token = state.company = null;
   sessionStorage.removeItem("demo.customer");
   $("#session").hidden = true;
+  $("#session-customer").textContent = "";
   showError(null);
+  showNotice("");
   show("signin");
   $("#customer-id").focus();
+}
+
+// The journeys the bank offers come from its configuration (GET /journeys), not from this page.
+async function loadJourneys() {
+  if (state.journeys) return;
+  const { items } = await api("GET", "/journeys");
+  state.journeys = new Map(items.map((journey) => [journey.name, journey]));
+  const asks = (types) => types.map((t) => sourceNoun(t)).join(" and ");
+  $("#journey-choice").replaceChildren(
+    el("legend", {}, "What would you like to do?"),
+    ...items.map((journey, index) => {
+      const id = `journey-${journey.name}`;
+      return el(
+        "div",
+        { className: "choice" },
+        el("input", { type: "radio", name: "journey", value: journey.name, id, checked: index === 0, required: true, "aria-describedby": `${id}-about` }),
+        el(
+          "div",
+          {},
+          el("label", { htmlFor: id }, journey.title),
+          el(
+            "p",
+            { id: `${id}-about`, className: "hint" },
+            journey.description,
+            el("br"),
+            `You connect: your ${asks(journey.required)}`,
+            journey.optional.length ? ` (and, if you wish, your ${asks(journey.optional)}).` : ".",
+          ),
+        ),
+      );
+    }),
+  );
+}
+
+function companyStatus(company) {
+  return company.journeys.map((j) => `${journeyTitle(j.journey)}: ${JOURNEY_STATUS[j.status] || j.status}`).join(" · ");
 }
 
 async function showStart() {
   stopPolling();
   state.company = null;
   // Shown once the list is in: a click on the form while the app is still busy would be dropped.
+  await loadJourneys();
   const { items } = await api("GET", "/companies?limit=20");
   show("start");
   const list = $("#company-list");
@@ -199,13 +305,16 @@ async function showStart() {
       el(
         "li",
         {},
-        el("button", { type: "button", className: "link-button", onclick: () => run(() => openCompany(company.companyId)) }, company.name),
-        el("span", { className: "muted small" }, ` · ${company.journeys.map((j) => JOURNEYS[j.journey] || j.journey).join(", ")} · ${when(company.createdAt)}`),
+        el("button", { type: "button", className: "link-button", onclick: (event) => run(() => openCompany(company.companyId), event.currentTarget) }, company.name),
+        el("span", { className: "muted small" }, ` · ${companyStatus(company)} · started ${when(company.createdAt)}`),
       ),
     ),
   );
+  // A returning customer sees her companies first; a new one the form.
   $("#companies").hidden = items.length === 0;
-  $("#company-name").focus();
+  $("#new-company-title").textContent = items.length ? "Or start something new" : "Start here";
+  if (items.length) $("#companies-title").focus();
+  else $("#company-name").focus();
 }
 
 async function createCompany(form) {
@@ -222,14 +331,15 @@ async function createCompany(form) {
 async function openCompany(companyId, known) {
   state.seen.clear();
   state.freshLinks.clear();
+  state.tilesKey = null;
   $("#history").hidden = true;
   $("#load-history").textContent = "Show history";
   $("#load-history").setAttribute("aria-expanded", "false");
-  renderCompany(known || (await api("GET", `/companies/${encodeURIComponent(companyId)}`)));
+  const company = known || (await api("GET", `/companies/${encodeURIComponent(companyId)}`));
+  if (!state.integrations) state.integrations = (await api("GET", "/integrations")).items;
+  renderCompany(company);
   show("company");
   $("#company-title").focus();
-  if (!state.integrations) state.integrations = (await api("GET", "/integrations")).items;
-  renderIntegrations();
   startPolling();
 }
 
@@ -271,7 +381,7 @@ function connectionMessage(connection) {
         ? ["warn", "Not authorized", `Authorization at ${name} did not complete: ${connection.statusReason}. Try again when you are ready.`]
         : ["progress", "Waiting for you", `Authorize access to ${name} on Codat's page.`];
     case "Unlinked":
-      return ["warn", "Access revoked", "You revoked the bank's access. Your data stays with you; re-authorize to share it again."];
+      return ["warn", "Access revoked", `You withdrew the bank's access to ${name}, and the bank's systems were told. Re-authorize to share it again.`];
     case "Deauthorized":
       return ["warn", "Access lost", `${name} withdrew access (the authorization was revoked or expired there). Re-authorize to reconnect.`];
     default:
@@ -279,24 +389,47 @@ function connectionMessage(connection) {
   }
 }
 
+// What is next for this journey, in the customer's words: how far along it is and the one thing to do now.
+function journeyAdvice(journey, connections) {
+  const required = journey.requirements.filter((r) => r.required);
+  const done = required.filter((r) => r.satisfied).length;
+  const next = required.find((r) => !r.satisfied);
+  if (journey.status === "complete") return "Everything the bank needs is connected and up to date.";
+  if (!next) return "Everything the bank needs is connected. Codat is reading your data for the first time.";
+  const lost = connections.find((c) => c.sourceType === next.sourceType && ["Unlinked", "Deauthorized"].includes(c.status));
+  const waiting = connections.find((c) => c.sourceType === next.sourceType && c.status === "PendingAuth" && !c.statusReason);
+  const todo = waiting
+    ? `now authorize access to ${waiting.platformName} on Codat's page`
+    : lost
+      ? `connect your ${sourceNoun(next.sourceType)} again`
+      : `now connect your ${sourceNoun(next.sourceType)}`;
+  if (journey.status === "action_required" && lost) {
+    return `Your ${sourceNoun(next.sourceType)} is no longer connected: ${todo}.`;
+  }
+  const progress = required.length > 1 ? `${done} of ${required.length} connected — ` : "";
+  const sentence = `${progress}${todo}.`;
+  return sentence[0].toUpperCase() + sentence.slice(1);
+}
+
 function renderCompany(company) {
   const changes = [];
   state.company = company;
+  $("#company").dataset.companyId = company.companyId; // for tests and support; not for the customer's eyes
   $("#company-title").textContent = company.name;
-  $("#company-id").textContent = company.companyId;
   $("#erase-name").textContent = company.name;
   $("#checked-at").textContent = new Date().toLocaleTimeString();
 
   $("#journeys").replaceChildren(
     ...company.journeys.map((journey) => {
-      const [label, advice] = JOURNEY_STATUS[journey.status] || [journey.status, ""];
-      const title = JOURNEYS[journey.journey] || journey.journey;
+      const label = JOURNEY_STATUS[journey.status] || journey.status;
+      const advice = journeyAdvice(journey, company.connections);
+      const title = journeyTitle(journey.journey);
       noteChange(changes, `journey:${journey.journey}`, journey.status, `${title}: ${label}.`);
       return el(
         "article",
         { className: `journey status-${journey.status}`, "aria-label": title },
         el("div", { className: "row" }, el("h3", {}, title), el("span", { className: "badge", dataset: { status: journey.status } }, label)),
-        el("p", { className: "small" }, advice),
+        el("p", { className: "advice" }, advice),
         el(
           "ul",
           { className: "plain requirements" },
@@ -305,7 +438,7 @@ function renderCompany(company) {
               "li",
               { className: r.satisfied ? "done" : "" },
               el("span", { "aria-hidden": "true", className: "tick" }, r.satisfied ? "✓" : "○"),
-              ` ${SOURCE_TYPES[r.sourceType]?.title || r.sourceType} `,
+              ` ${sourceTitle(r.sourceType)} `,
               el("span", { className: "muted small" }, `${r.required ? "required" : "optional"} · ${r.satisfied ? "done" : "not yet"}`),
             ),
           ),
@@ -333,6 +466,7 @@ function renderCompany(company) {
     }),
   );
   if (changes.length) announce(changes.join(" "));
+  if (state.integrations) renderIntegrations();
 }
 
 function noteChange(changes, key, value, message) {
@@ -348,7 +482,7 @@ function logoFor(platformKey) {
 function connectionActions(connection) {
   const name = connection.platformName;
   if (connection.status === "Linked") {
-    return [el("button", { type: "button", className: "secondary", onclick: () => run(() => revoke(connection)) }, `Revoke access to ${name}`)];
+    return [el("button", { type: "button", className: "secondary", onclick: (event) => askRevoke(connection, event.currentTarget) }, `Revoke access to ${name}`)];
   }
   const fresh = state.freshLinks.get(connection.connectionId);
   if (fresh) {
@@ -361,7 +495,7 @@ function connectionActions(connection) {
     return [link];
   }
   const verb = connection.status === "PendingAuth" && !connection.statusReason ? "Get a new link for" : "Re-authorize";
-  return [el("button", { type: "button", className: "primary", onclick: () => run(() => connect(connection.platformKey)) }, `${verb} ${name}`)];
+  return [el("button", { type: "button", className: "primary", onclick: (event) => run(() => connect(connection.platformKey), event.currentTarget) }, `${verb} ${name}`)];
 }
 
 function renderIntegrations() {
@@ -370,10 +504,15 @@ function renderIntegrations() {
   for (const journey of company.journeys) {
     for (const r of journey.requirements) {
       const role = roles.get(r.sourceType) || { required: [], optional: [] };
-      role[r.required ? "required" : "optional"].push(JOURNEYS[journey.journey] || journey.journey);
+      role[r.required ? "required" : "optional"].push(journeyTitle(journey.journey));
       roles.set(r.sourceType, role);
     }
   }
+  const key = JSON.stringify([company.companyId, [...roles], company.connections.map((c) => [c.platformKey, c.status])]);
+  if (key === state.tilesKey) return; // a poll with nothing new: keep the tiles (and the customer's focus)
+  state.tilesKey = key;
+  const byPlatform = new Map(company.connections.map((c) => [c.platformKey, c]));
+  const linkedAccounting = company.connections.find((c) => c.sourceType === "accounting" && c.status === "Linked");
   const order = [...roles.keys()].sort((a, b) => (roles.get(b).required.length > 0) - (roles.get(a).required.length > 0));
   $("#integrations").replaceChildren(
     ...order.map((sourceType) => {
@@ -383,22 +522,32 @@ function renderIntegrations() {
       return el(
         "section",
         { className: "source-type", "aria-labelledby": headingId },
-        el("h3", { id: headingId }, SOURCE_TYPES[sourceType]?.title || sourceType, " ",
+        el("h3", { id: headingId }, sourceTitle(sourceType), " ",
           role.required.length
             ? el("span", { className: "badge required" }, "Required")
             : el("span", { className: "badge optional" }, "Optional")),
         el("p", { className: "muted small" }, role.required.length ? `Needed for ${role.required.join(" and ")}.` : `Helps your ${role.optional.join(" and ")}, if you have one.`),
-        el(
-          "ul",
-          { className: "plain tiles" },
-          items.map((integration) =>
-            el("li", {}, el("button", { type: "button", className: "tile", onclick: () => run(() => connect(integration.platformKey)) },
-              logo(integration), el("span", {}, integration.name), el("span", { className: "visually-hidden" }, ` — connect ${SOURCE_TYPES[sourceType]?.noun || sourceType}`))),
-          ),
-        ),
+        el("ul", { className: "plain tiles" }, items.map((integration) => el("li", {}, tile(integration, byPlatform.get(integration.platformKey), linkedAccounting)))),
       );
     }),
   );
+}
+
+// A tile connects the software; one already connected says so and cannot be clicked again.
+function tile(integration, connection, linkedAccounting) {
+  const name = integration.name;
+  if (connection?.status === "Linked") {
+    return el("div", { className: "tile connected", dataset: { platformKey: integration.platformKey } },
+      logo(integration), el("span", { className: "grow" }, name), el("span", { className: "badge", dataset: { status: "Linked" } }, "Connected"));
+  }
+  if (integration.sourceType === "accounting" && linkedAccounting) {
+    return el("div", { className: "tile unavailable", dataset: { platformKey: integration.platformKey } },
+      logo(integration), el("span", { className: "grow" }, name, el("span", { className: "muted small block" }, `Revoke ${linkedAccounting.platformName} first`)));
+  }
+  const waiting = connection?.status === "PendingAuth";
+  return el("button", { type: "button", className: "tile", dataset: { platformKey: integration.platformKey }, onclick: (event) => run(() => connect(integration.platformKey), event.currentTarget) },
+    logo(integration), el("span", { className: "grow" }, name, waiting ? el("span", { className: "muted small block" }, "Waiting for you") : null),
+    el("span", { className: "visually-hidden" }, ` — connect ${sourceNoun(integration.sourceType)}`));
 }
 
 // -- actions ------------------------------------------------------------------------------------------------
@@ -412,10 +561,19 @@ async function connect(platformKey) {
   document.querySelector(`[data-connection-id="${connection.connectionId}"] .actions a, [data-connection-id="${connection.connectionId}"] .actions button`)?.focus();
 }
 
+function askRevoke(connection, origin) {
+  const dialog = $("#revoke-dialog");
+  state.revoking = { connection, origin };
+  $("#revoke-name").textContent = connection.platformName;
+  dialog.returnValue = "";
+  dialog.showModal();
+}
+
 async function revoke(connection) {
   const companyId = state.company.companyId;
   await api("DELETE", `/companies/${encodeURIComponent(companyId)}/connections/${encodeURIComponent(connection.connectionId)}`);
   renderCompany(await api("GET", `/companies/${encodeURIComponent(companyId)}`));
+  showNotice(`Access to ${connection.platformName} was withdrawn, and the bank's systems were told.`);
 }
 
 async function loadHistory() {
@@ -433,7 +591,7 @@ async function loadHistory() {
       el("li", {},
         el("time", { dateTime: entry.at }, when(entry.at)),
         el("span", { className: "event" }, EVENT_LABELS[entry.type] || entry.type),
-        el("span", { className: "muted small" }, [entry.platformKey && platformName(entry.platformKey), entry.journey && JOURNEYS[entry.journey], entry.detail, entry.actor.startsWith("customer:") ? "by you" : `by ${entry.actor}`].filter(Boolean).join(" · ")),
+        el("span", { className: "muted small" }, [entry.platformKey && platformName(entry.platformKey), entry.journey && journeyTitle(entry.journey), entry.detail, entry.actor.startsWith("customer:") ? "by you" : `by ${entry.actor}`].filter(Boolean).join(" · ")),
       ),
     ),
   );
@@ -458,6 +616,7 @@ async function erase() {
   stopPolling();
   await api("DELETE", `/companies/${encodeURIComponent(companyId)}`);
   await showStart();
+  showNotice(`${name} was erased, at Codat and here, with every connection.`);
   announce(`${name} was erased.`);
 }
 
@@ -466,19 +625,26 @@ async function erase() {
 $("#signin-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const customer = $("#customer-id").value.trim();
-  if (customer) run(() => signIn(customer));
+  if (customer) run(() => signIn(customer), event.submitter);
 });
 $("#company-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  run(() => createCompany(event.target));
+  run(() => createCompany(event.target), event.submitter);
 });
 $("#sign-out").addEventListener("click", signOut);
-$("#back").addEventListener("click", () => run(showStart));
-$("#load-history").addEventListener("click", () => run(loadHistory));
+$("#back").addEventListener("click", (event) => run(showStart, event.currentTarget));
+$("#load-history").addEventListener("click", (event) => run(loadHistory, event.currentTarget));
 $("#erase").addEventListener("click", askErase);
 $("#erase-dialog").addEventListener("close", (event) => {
-  if (event.target.returnValue === "erase") run(erase);
+  if (event.target.returnValue === "erase") run(erase, $("#erase"));
   else $("#erase").focus();
+});
+$("#revoke-dialog").addEventListener("close", (event) => {
+  const { connection, origin } = state.revoking || {};
+  state.revoking = null;
+  if (!connection) return;
+  if (event.target.returnValue === "revoke") run(() => revoke(connection), origin);
+  else origin?.focus();
 });
 
 const remembered = sessionStorage.getItem("demo.customer");

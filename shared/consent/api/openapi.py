@@ -22,6 +22,49 @@ _ERROR_TEXT = {
 }
 _ALWAYS = (401, 422, 503)
 
+# The closed list of problem `code`s each status can carry (a test holds it to the codes the code raises).
+ERROR_CODES: dict[int, tuple[str, ...]] = {
+    400: ("malformed_event",),
+    401: ("unauthenticated", "invalid_signature"),
+    404: ("not_found",),
+    409: (
+        "conflict",
+        "idempotency_key_reused",
+        "idempotency_request_in_progress",
+        "integration_not_enabled",
+        "source_type_not_in_journeys",
+        "connection_already_linked",
+        "accounting_already_linked",
+    ),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    422: ("validation_failed",),
+    429: ("rate_limited", "company_quota_exceeded"),
+    500: ("internal_error", "webhook_secret_misconfigured"),
+    502: ("codat_auth_failed", "codat_bad_response", "codat_not_found", "codat_rejected", "codat_error"),
+    503: ("codat_unavailable", "store_unavailable"),
+    504: ("codat_timeout",),
+}
+# Where an operation can answer only some of a status's codes.
+OPERATION_CODES: dict[str, dict[int, tuple[str, ...]]] = {
+    "createCompany": {409: ("idempotency_key_reused", "idempotency_request_in_progress", "conflict")},
+    "startJourney": {409: ("conflict",)},
+    "createConnection": {
+        409: (
+            "integration_not_enabled",
+            "source_type_not_in_journeys",
+            "connection_already_linked",
+            "accounting_already_linked",
+            "conflict",
+        ),
+        429: ("rate_limited",),
+    },
+    "listIntegrations": {429: ("rate_limited",)},
+    "getAccessToken": {429: ("rate_limited",)},
+    "revokeConnection": {409: ("conflict",)},
+    "receiveCodatWebhook": {401: ("invalid_signature",), 503: ("store_unavailable",)},
+}
+
 
 @cache
 def _problem() -> type:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 PROBLEM_JSON = "application/problem+json"
-_TYPE_BASE = "https://consent.example/problems/"
+PROBLEM_TYPE_BASE = "https://consent.example/problems/"
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Problem(Exception):
 
     def body(self, request_id: str | None) -> str:
         document: dict[str, object] = {
-            "type": _TYPE_BASE + self.code,
+            "type": PROBLEM_TYPE_BASE + self.code,
             "title": self.title,
             "status": self.status,
             "detail": self.detail,

@@ -814,6 +814,7 @@ def banner(stack: DevStack, started_in: float) -> str:
   Consent journey backend — make dev (ready in {started_in:.1f} s)
 
   API              {api}
+  Demo bank app    {api}/demo   (sign in as any customer id; the whole consent journey in a browser)
   API docs         {stack.docs_url}   (OpenAPI: {stack.openapi_url})
   {codat}
   Health           {stack.health_url}

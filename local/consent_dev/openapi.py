@@ -12,6 +12,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from consent.api.openapi import ERROR_CODES, OPERATION_CODES
 from consent.api.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE
+from consent.domain import Resource
 from consent.journeys import load_catalog
 from consent_dev.lambda_runtime import load_module
 from consent_dev.template import functions
@@ -84,6 +85,7 @@ def build_openapi(journeys: Iterable[str] | None = None) -> dict[str, Any]:
     _offer_journeys(document, sorted(journeys) if journeys is not None else load_catalog().names)
     _name_problem_codes(document)
     _drop_property_titles(document)
+    _require_what_is_always_sent(document)
     document["servers"] = SERVERS
     return document
 
@@ -122,15 +124,32 @@ def _name_problem_codes(document: dict[str, Any]) -> None:
                     "schema": {
                         "allOf": [
                             problem,
-                            {
-                                "type": "object",
-                                "properties": {"status": {"const": int(status)}, "code": {"enum": list(codes)}},
-                            },
+                            # Only the code is narrowed: generators cannot merge `status: int` with a constant.
+                            {"type": "object", "properties": {"code": {"enum": list(codes)}}},
                         ]
                     },
                     "example": example,
                 }
                 response["description"] = f"{response.get('description', '')} (`code`: {', '.join(codes)})"
+
+
+def _require_what_is_always_sent(document: dict[str, Any]) -> None:
+    """An answer's field with a default that is not None (a list) is always in the JSON (only None is left out):
+    required, so that generated types do not make a client test for its absence."""
+    schemas = document["components"]["schemas"]
+    pending: list[type[Resource]] = [Resource]
+    while pending:
+        model = pending.pop()
+        pending.extend(model.__subclasses__())
+        schema = schemas.get(model.__name__)
+        if schema is None or model.__name__.endswith("Request"):
+            continue
+        always = [
+            field.alias or name
+            for name, field in model.model_fields.items()
+            if not field.is_required() and (field.default_factory is not None or field.default is not None)
+        ]
+        schema["required"] = [*schema.get("required", []), *(n for n in always if n not in schema.get("required", []))]
 
 
 def _drop_property_titles(document: dict[str, Any]) -> None:

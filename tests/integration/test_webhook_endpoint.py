@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from consent.services import Services
 from consent.webhooks.receiver import MAX_WEBHOOK_BYTES
-from consent_dev.codat_webhooks import codat_time, connection_event, envelope, read_event, signed
+from consent_dev.codat_webhooks import codat_time, company_event, connection_event, envelope, read_event, signed
 from consent_dev.lambda_runtime import http_event
 from consent_dev.local_api import ApiResponse, LocalApi
 
@@ -468,3 +468,42 @@ def test_no_delivery_however_broken_gets_a_5xx(
     assert response.status in (204, 400, 401, 413), (response.status, response.text)
     if response.status != 204:
         assert response.header("content-type") == "application/problem+json"
+
+
+# -- log levels: WARNING only for what needs a look ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "message", "level"),
+    [
+        # Codat's notice of a company we created: routine
+        (
+            lambda: company_event("company.created", {"id": str(uuid.uuid4()), "name": "New Ltd"}),
+            "codat notice",
+            "INFO",
+        ),
+        # The echo of an erasure: Codat says a company we no longer hold was deleted
+        (
+            lambda: company_event("company.deleted", {"id": str(uuid.uuid4()), "name": "Gone Ltd"}),
+            "webhook parked",
+            "INFO",
+        ),
+        # The client ran out of Codat quota: an operator should know
+        (lambda: envelope("client.rateLimit.reached", {}), "codat notice", "WARNING"),
+        # A connection of a company we never had: something is off
+        (unknown_company_event, "webhook parked", "WARNING"),
+    ],
+    ids=["company-created", "company-deleted-after-erasure", "rate-limit-reached", "unknown-connection"],
+)
+def test_only_webhooks_that_need_a_look_are_logged_as_warnings(
+    api: LocalApi, caplog: pytest.LogCaptureFixture, event: Callable[[], dict[str, Any]], message: str, level: str
+) -> None:
+    # Given an authentic event
+    raw, headers = signed(event())
+
+    # When Codat delivers it
+    answer = api.post(WEBHOOK, body=raw, headers=headers)
+
+    # Then it is acknowledged and logged once, at the level an operator's alerting expects
+    assert answer.status == 204, answer.text
+    assert [r.levelname for r in caplog.records if r.getMessage() == message] == [level]

@@ -38,6 +38,13 @@ def test_shipped_catalogue_offers_onboarding_and_loan_application() -> None:
     ("content", "message"),
     [
         ("", "declares no"),
+        ("[journeys]\n", "declares no"),  # an empty table: a deployment offering nothing is misconfigured
+        ("journeys = 'onboarding'\n", "declares no"),
+        ("[journeys.x]\nrequired = ['banking', 'banking']\n", "a source type is listed twice"),
+        (
+            "[journeys.x]\nrequired = ['banking']\noptional = ['commerce', 'commerce']\n",
+            "a source type is listed twice",
+        ),
         ("[journeys.x]\nrequired = []\n", "not a valid"),
         ("[journeys.x]\nrequired = ['banking']\noptional = ['banking']\n", "not a valid"),
         ("[journeys.x]\nrequired = ['payroll']\n", "not a valid"),
@@ -115,3 +122,10 @@ def test_optional_and_foreign_source_types_do_not_decide_completion() -> None:
     assert evaluate(onboarding, only_optional, started_at=T0, previous=None, now=T0).status == JourneyStatus.LINKING
     only_commerce = [conn("c", SourceType.COMMERCE, ConnectionStatus.LINKED, read=True)]
     assert evaluate(onboarding, only_commerce, started_at=T0, previous=None, now=T0).status == JourneyStatus.PENDING
+
+
+def test_a_journey_is_found_by_its_name_and_an_unknown_name_finds_none() -> None:
+    catalog = JourneyCatalog.from_file(DEFAULT_JOURNEYS_FILE)
+
+    assert catalog.get("loan_application") == LOAN
+    assert catalog.get("mortgage") is None

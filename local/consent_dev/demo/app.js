@@ -136,7 +136,6 @@ function showNotice(message) {
 
 function setOffline(offline) {
   $("#offline").hidden = !offline;
-  document.body.classList.toggle("is-offline", offline);
 }
 
 function announce(message) {
@@ -269,7 +268,7 @@ async function loadJourneys() {
       return el(
         "div",
         { className: "choice" },
-        el("input", { type: "radio", name: "journey", value: journey.name, id, checked: index === 0, required: true, "aria-describedby": `${id}-about` }),
+        el("input", { type: "radio", name: "journey", value: journey.name, id, checked: index === 0, defaultChecked: index === 0, required: true, "aria-describedby": `${id}-about` }),
         el(
           "div",
           {},

@@ -47,5 +47,14 @@ EventsCursor = Annotated[
 # Printable ASCII without spaces: what clients send (UUIDs, ULIDs, hashes); nothing to confuse a log or a header.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]{1,255}$"
 IdempotencyKey = Annotated[
-    str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255, pattern=IDEMPOTENCY_KEY_PATTERN)
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="A key of yours for this request (a UUID): a retry with the same key and body answers as the "
+        "first request did, with `Idempotent-Replayed: true`; the same key with another body is 409 "
+        "`idempotency_key_reused`. Keys are the caller's own and kept 24 hours.",
+    ),
 ]

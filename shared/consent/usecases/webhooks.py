@@ -44,6 +44,8 @@ _COMPANY_EVENTS = frozenset({"company.deleted"})
 # Events about the client or the company that need no change of ours: remembered (so never re-applied)
 # and logged.
 _NOTICES = frozenset({"company.created", "client.rateLimit.reached", "client.rateLimit.reset"})
+# Of those, the one an operator should look at: the client ran out of Codat quota. The rest are routine.
+_NOTICES_TO_LOOK_AT = frozenset({"client.rateLimit.reached"})
 # Every Codat event type `apply_webhook` dispatches (any other is parked): what Codat's webhook consumer for our
 # receiver must subscribe to (`consent.usecases.webhook_consumers`).
 HANDLED_EVENT_TYPES = frozenset(_CONNECTION_EVENTS) | _READ_EVENTS | _COMPANY_EVENTS | _NOTICES
@@ -97,7 +99,8 @@ def _apply_once(services: Services, webhook_id: str, envelope: WebhookEnvelope) 
     elif kind in _COMPANY_EVENTS:
         _apply_company_deleted(services, webhook_id, envelope)
     elif kind in _NOTICES:
-        logger.warning("codat notice", extra={"codat_event_type": kind, "webhook_id": webhook_id})
+        log = logger.warning if kind in _NOTICES_TO_LOOK_AT else logger.info
+        log("codat notice", extra={"codat_event_type": kind, "webhook_id": webhook_id})
         services.store.commit(Change(webhook_id=webhook_id))
         return Applied(Outcome.NOTED, kind)
     else:
@@ -281,8 +284,15 @@ def _known_company(services: Services, envelope: WebhookEnvelope, unapplicable: 
     return candidate if services.store.company_owner(candidate) is not None else None
 
 
+def _expected_park(envelope: WebhookEnvelope, unapplicable: Unapplicable) -> bool:
+    """Codat's `company.deleted` for a company we no longer hold: the echo of an erasure (ours deletes the company
+    at Codat first), or a company that was never ours. Nothing to do either way, so no one needs paging."""
+    return envelope.event_type in _COMPANY_EVENTS and unapplicable.reason == "unknown company"
+
+
 def _park(services: Services, webhook_id: str, envelope: WebhookEnvelope, unapplicable: Unapplicable) -> Applied:
-    logger.warning(
+    log = logger.info if _expected_park(envelope, unapplicable) else logger.warning
+    log(
         "webhook parked",
         extra={"webhook_id": webhook_id, "codat_event_type": envelope.event_type[:100], "reason": unapplicable.reason},
     )

@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "idempotency_ttl_hours": "IDEMPOTENCY_TTL_HOURS",
     "integrations_cache_seconds": "INTEGRATIONS_CACHE_SECONDS",
     "event_source": "EVENT_SOURCE",
+    "problem_type_base_uri": "PROBLEM_TYPE_BASE_URI",
     "max_companies_per_customer": "MAX_COMPANIES_PER_CUSTOMER",
     "customer_codat_requests_per_minute": "CUSTOMER_CODAT_REQUESTS_PER_MINUTE",
     "customer_codat_requests_per_day": "CUSTOMER_CODAT_REQUESTS_PER_DAY",
@@ -81,6 +82,13 @@ class Settings(BaseModel):
     integrations_cache_seconds: int = Field(default=300, ge=0, le=86400)
     # CloudEvents `source` of every consent event this deployment publishes.
     event_source: str = Field(default="urn:consent-journey:codat", min_length=1, max_length=200)
+    # The prefix of each error's `type` (RFC 9457), + its `code`.
+    problem_type_base_uri: str = Field(
+        default="https://consent.example/problems/",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:.*$",
+    )
     # The prefix of each event's `dataschema` (an absolute URI): + `<type>.v<major>.json`.
     event_schema_base_uri: str = Field(
         default=DEFAULT_SCHEMA_BASE_URI, min_length=1, max_length=200, pattern=r"^[a-zA-Z][a-zA-Z0-9+.-]*:.*$"

@@ -372,3 +372,14 @@ def test_any_well_formed_position_is_a_page(
     everything = api.get(route, customer=ALICE).body["items"]
     assert everything
     assert response.body["items"] == (everything if lists == "all" else [])
+
+
+def test_problem_types_are_under_the_deployments_own_base_uri(settings: Any, store: Any, codat: Any) -> None:
+    from consent.services import Services  # noqa: PLC0415
+
+    bank = settings.model_copy(update={"problem_type_base_uri": "https://developer.example-bank.com/errors/"})
+    api = LocalApi(Services(bank, store=store, codat=codat))
+
+    response = api.get("/companies/00000000-0000-0000-0000-000000000000", customer=ALICE)
+
+    assert response.body["type"] == "https://developer.example-bank.com/errors/not_found"

@@ -9,6 +9,12 @@ from http import HTTPStatus
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://consent.example/problems/"
+# The deployment's own (PROBLEM_TYPE_BASE_URI), set for each invocation by the function serving it.
+_type_base = [PROBLEM_TYPE_BASE]
+
+
+def use_type_base(base_uri: str) -> None:
+    _type_base[0] = base_uri
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class Problem(Exception):
 
     def body(self, request_id: str | None) -> str:
         document: dict[str, object] = {
-            "type": PROBLEM_TYPE_BASE + self.code,
+            "type": _type_base[0] + self.code,
             "title": self.title,
             "status": self.status,
             "detail": self.detail,

@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.identity import customer_id_from_event
-from consent.api.problems import PROBLEM_JSON, FieldError, Problem, validation_failed
+from consent.api.problems import PROBLEM_JSON, FieldError, Problem, use_type_base, validation_failed
 from consent.codat.errors import (
     CodatAuthFailed,
     CodatBadResponse,
@@ -204,6 +204,7 @@ def serve(
 ) -> dict[str, Any]:
     """Resolve one API Gateway HTTP API (2.0) event with `services`, the caller's identity and limits."""
     request_id = str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4())
+    use_type_base(services.settings.problem_type_base_uri)
     app.append_context(request_id=request_id)
     try:
         customer_id = customer_id_from_event(event, services.settings.identity_claim) if authenticated else ""

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consent.api.problems import PROBLEM_JSON, Problem
+from consent.api.problems import PROBLEM_JSON, Problem, use_type_base
 from consent.observability import logger, metrics
 from consent.services import Services
 from consent.settings import SettingsError
@@ -28,6 +28,7 @@ MAX_WEBHOOK_BYTES = 256 * 1024
 
 def handle(event: dict[str, Any], services: Services, *, now: Any = time.time) -> dict[str, Any]:
     request_id = str((event.get("requestContext") or {}).get("requestId") or uuid.uuid4())
+    use_type_base(services.settings.problem_type_base_uri)
     try:
         return _receive(event, services, request_id, now)
     except Problem as problem:

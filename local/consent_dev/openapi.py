@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -86,6 +87,7 @@ def build_openapi(journeys: Iterable[str] | None = None) -> dict[str, Any]:
     _name_problem_codes(document)
     _drop_property_titles(document)
     _require_what_is_always_sent(document)
+    _show_examples(document)
     document["servers"] = SERVERS
     return document
 
@@ -131,6 +133,128 @@ def _name_problem_codes(document: dict[str, Any]) -> None:
                     "example": example,
                 }
                 response["description"] = f"{response.get('description', '')} (`code`: {', '.join(codes)})"
+
+
+def examples() -> dict[str, dict[str, Any]]:
+    """An example of each body and answer, built from the models themselves (so each is what the API sends)."""
+    from consent.api.models import (  # noqa: PLC0415
+        AccessToken,
+        CompanyList,
+        ConnectionList,
+        CreateCompanyRequest,
+        CreateConnectionRequest,
+        LedgerPage,
+        StartJourneyRequest,
+    )
+    from consent.domain import (  # noqa: PLC0415
+        Company,
+        Connection,
+        ConnectionStatus,
+        JourneyProgress,
+        JourneyStatus,
+        LedgerEntry,
+        Requirement,
+        SourceType,
+    )
+    from consent.usecases.catalog import Journey, JourneyList  # noqa: PLC0415
+    from consent.usecases.integrations import Integration, IntegrationList  # noqa: PLC0415
+
+    at = datetime(2026, 11, 2, 9, 30, 15, tzinfo=UTC)
+    company_id, connection_id = "8a210b68-6988-11ed-a1eb-0242ac120002", "51baa045-4836-4317-a42e-3542e991e581"
+    connection = Connection(
+        connection_id=connection_id,
+        platform_key="qhnd",
+        platform_name="Lloyds Bank",
+        source_type=SourceType.BANKING,
+        status=ConnectionStatus.LINKED,
+        created_at=at,
+        linked_at=at.replace(minute=32),
+        last_sync_at=at.replace(minute=35),
+    )
+    company = Company(
+        company_id=company_id,
+        name="Acme Bakery Ltd",
+        description="Family bakery, 12 staff",
+        external_ref="CRM-000123",
+        created_at=at,
+        updated_at=at.replace(minute=35),
+        journeys=[
+            JourneyProgress(
+                journey="onboarding",
+                status=JourneyStatus.COMPLETE,
+                started_at=at,
+                completed_at=at.replace(minute=35),
+                requirements=[
+                    Requirement(
+                        source_type=SourceType.BANKING, required=True, satisfied=True, connection_ids=[connection_id]
+                    ),
+                    Requirement(source_type=SourceType.ACCOUNTING, required=False, satisfied=False),
+                ],
+            )
+        ],
+        connections=[connection],
+    )
+    pending = connection.model_copy(
+        update={
+            "status": ConnectionStatus.PENDING_AUTH,
+            "linked_at": None,
+            "last_sync_at": None,
+            "link_url": f"https://link.codat.io/company/{company_id}",
+        }
+    )
+    entry = LedgerEntry(
+        entry_id="webhook:msg_2Zx1Linked:51baa045",
+        at=at.replace(minute=32),
+        type="connection.linked",
+        actor="codat",
+        connection_id=connection_id,
+        platform_key="qhnd",
+        source_type=SourceType.BANKING,
+    )
+    journey = Journey(
+        name="onboarding",
+        title="Business onboarding",
+        description="Open a business account: connect your bank, and your accounting software if you wish.",
+        required=[SourceType.BANKING],
+        optional=[SourceType.ACCOUNTING],
+    )
+    integration = Integration(
+        platform_key="qhnd",
+        name="Lloyds Bank",
+        source_type=SourceType.BANKING,
+        logo_url="https://static.codat.io/x.png",
+    )
+    models: dict[str, Any] = {
+        "CreateCompanyRequest": CreateCompanyRequest.model_validate(
+            {
+                "name": "Acme Bakery Ltd",
+                "journey": "onboarding",
+                "description": "Family bakery, 12 staff",
+                "externalRef": "CRM-000123",
+            }
+        ),
+        "StartJourneyRequest": StartJourneyRequest.model_validate({"journey": "loan_application"}),
+        "CreateConnectionRequest": CreateConnectionRequest.model_validate(
+            {"platformKey": "qhnd", "consentVersion": "2026-10"}
+        ),
+        "Company": company,
+        "CompanyList": CompanyList(items=[company]),
+        "Connection": pending,
+        "ConnectionList": ConnectionList(items=[connection]),
+        "LedgerEntry": entry,
+        "LedgerPage": LedgerPage(items=[entry]),
+        "AccessToken": AccessToken(access_token="eyJhbGciOiJSUzI1NiIs…", expires_in=3600),  # noqa: S106 - a fake
+        "Integration": integration,
+        "IntegrationList": IntegrationList(items=[integration]),
+        "Journey": journey,
+        "JourneyList": JourneyList(items=[journey]),
+    }
+    return {name: json.loads(model.model_dump_json(by_alias=True, exclude_none=True)) for name, model in models.items()}
+
+
+def _show_examples(document: dict[str, Any]) -> None:
+    for name, example in examples().items():
+        document["components"]["schemas"][name]["examples"] = [example]
 
 
 def _require_what_is_always_sent(document: dict[str, Any]) -> None:

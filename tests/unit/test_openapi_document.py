@@ -61,3 +61,19 @@ def test_each_problem_answer_lists_its_codes_and_shows_one() -> None:
             [_, narrowed] = content["schema"]["allOf"]
             assert content["example"]["status"] == int(status)
             assert content["example"]["code"] in narrowed["properties"]["code"]["enum"]
+
+
+def test_every_body_and_answer_has_an_example_its_schema_accepts() -> None:
+    from jsonschema import Draft202012Validator  # noqa: PLC0415
+
+    schemas = DOCUMENT["components"]["schemas"]
+    for op in OPERATIONS:
+        bodies = [op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")]
+        bodies += [r.get("content", {}).get("application/json", {}).get("schema") for r in op["responses"].values()]
+        for schema in filter(None, bodies):
+            name = schema.get("$ref", "").rsplit("/", 1)[-1]
+            if not name:
+                continue  # the webhook's inline body (Codat's events; examples are Codat's own)
+            [example] = schemas[name]["examples"]
+            resolver_document = {**DOCUMENT, **schemas[name]}
+            Draft202012Validator(resolver_document).validate(example)

@@ -41,6 +41,7 @@ from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, load_
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue, ReceivedEvent
 from consent_dev.template import (
+    REPO_ROOT,
     Function,
     Route,
     allowed_methods,
@@ -133,7 +134,14 @@ def powertools_environment(template: Mapping[str, Any] | None = None) -> dict[st
 def function_services(function: Function, refs: Mapping[str, Any]) -> Services:
     """The function's ports as Lambda would build them: its template environment, resolved against the
     embedded resources (so the Codat key and webhook secret come from Secrets Manager, as in AWS)."""
-    return Services(Settings.from_environment(function_environment(function, dict(refs))))
+    environment = function_environment(function, dict(refs))
+    if environment.get("JOURNEYS_FILE", "").startswith(LAYER_ROOT):
+        # The layer's python/ is shared/ here (the package and any journeys file a bank ships beside it).
+        environment["JOURNEYS_FILE"] = str(REPO_ROOT / "shared" / environment["JOURNEYS_FILE"].removeprefix(LAYER_ROOT))
+    return Services(Settings.from_environment(environment))
+
+
+LAYER_ROOT = "/opt/python/"
 
 
 # -- API Gateway, locally: one Lambda "container" per function ---------------------------------------------

@@ -113,6 +113,30 @@ class Actor:
         return actor.startswith("customer:")
 
 
+# Every type of consent ledger entry the product writes (a closed set: the ledger writer refuses another, and the
+# OpenAPI document publishes it as an enum). Those that are consent events map to them in `consent.events`.
+LEDGER_ENTRY_TYPES = (
+    "company.created",
+    "journey.started",
+    "connection.created",
+    "connection.link_requested",
+    "codat.connection.created",
+    "connection.linked",
+    "connection.failed",
+    "connection.unlinked",
+    "connection.deauthorized",
+    "connection.deleted",
+    "connection.expired",
+    "consent.revoked",
+    "consent.withdrawn",
+    "sync.completed",
+    "journey.linked",
+    "journey.completed",
+    "journey.action_required",
+    "company.erased",
+)
+
+
 class LedgerEntry(Resource):
     entry_id: str
     at: datetime

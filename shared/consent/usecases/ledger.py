@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
+from consent.domain import LEDGER_ENTRY_TYPES
 from consent.store import CompanyRecord, ConnectionRecord, LedgerRecord
 
 
@@ -23,6 +24,8 @@ def entry(
     **fields: object,
 ) -> LedgerRecord:
     """An entry about `company`; `journeys` defaults to every journey the company has started."""
+    if type_ not in LEDGER_ENTRY_TYPES:
+        raise ValueError(f"{type_!r} is not a ledger entry type (consent.domain.LEDGER_ENTRY_TYPES)")
     return LedgerRecord.model_validate(
         {
             "entry_id": entry_id or str(uuid.uuid4()),

@@ -344,9 +344,18 @@ def test_the_demo_app_shows_problem_details_next_to_the_action(stack: DevStack, 
         expect(page.get_by_role("heading", name="Connect your business software")).to_be_visible()
 
         # When the API refuses the request (a name longer than the API allows, past the form's own check)
+        create = page.get_by_role("button", name="Create company")
+        busy_while_in_flight: list[tuple[bool, str | None]] = []
+
+        def note_the_button(route: Any) -> None:
+            if route.request.method == "POST":
+                busy_while_in_flight.append((create.is_disabled(), create.get_attribute("aria-busy")))
+            route.continue_()
+
+        page.route("**/companies", note_the_button)
         page.get_by_label("Business name").evaluate("input => input.removeAttribute('maxlength')")
         page.get_by_label("Business name").fill("x" * 1000)
-        page.get_by_role("button", name="Create company").click()
+        create.click()
 
         # Then the problem is shown as a readable alert right after the form, with the focus on it
         alert = page.get_by_role("alert")
@@ -354,7 +363,9 @@ def test_the_demo_app_shows_problem_details_next_to_the_action(stack: DevStack, 
         expect(alert).not_to_contain_text("{")
         expect(alert).to_contain_text("name")
         expect(page.locator("#company-form + .inline-error")).to_be_focused()
-        # And the button is usable again
-        expect(page.get_by_role("button", name="Create company")).to_be_enabled()
+        # And the button was busy while the request was out, and is usable again
+        assert busy_while_in_flight == [(True, "true")]
+        expect(create).to_be_enabled()
+        expect(create).not_to_have_attribute("aria-busy", "true")
     finally:
         context.close()

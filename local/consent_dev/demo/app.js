@@ -537,15 +537,15 @@ function tile(integration, connection, linkedAccounting) {
   const name = integration.name;
   if (connection?.status === "Linked") {
     return el("div", { className: "tile connected", dataset: { platformKey: integration.platformKey } },
-      logo(integration), el("span", { className: "grow" }, name), el("span", { className: "badge", dataset: { status: "Linked" } }, "Connected"));
+      logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status ok" }, "✓ Connected")));
   }
   if (integration.sourceType === "accounting" && linkedAccounting) {
     return el("div", { className: "tile unavailable", dataset: { platformKey: integration.platformKey } },
-      logo(integration), el("span", { className: "grow" }, name, el("span", { className: "muted small block" }, `Revoke ${linkedAccounting.platformName} first`)));
+      logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status" }, `Revoke ${linkedAccounting.platformName} first`)));
   }
   const waiting = connection?.status === "PendingAuth";
   return el("button", { type: "button", className: "tile", dataset: { platformKey: integration.platformKey }, onclick: (event) => run(() => connect(integration.platformKey), event.currentTarget) },
-    logo(integration), el("span", { className: "grow" }, name, waiting ? el("span", { className: "muted small block" }, "Waiting for you") : null),
+    logo(integration), el("span", { className: "grow" }, name, waiting ? el("span", { className: "tile-status" }, "Waiting for you") : null),
     el("span", { className: "visually-hidden" }, ` — connect ${sourceNoun(integration.sourceType)}`));
 }
 

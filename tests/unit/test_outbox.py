@@ -10,6 +10,7 @@ import pytest
 
 from consent.domain import Actor
 from consent.events import CloudEvent
+from consent.observability import metrics
 from consent.publisher import EventPublisher, PublishFailure
 from consent.store import LedgerRecord
 from consent.usecases.outbox import relay_ledger_events
@@ -112,6 +113,7 @@ def test_entries_that_are_no_consent_event_and_records_that_can_never_publish_ar
 def test_an_entry_whose_event_would_break_its_contract_is_skipped_not_retried_and_said(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    metrics.clear_metrics()
     # A connection entry without the connection (no code path writes one; an older version's item might)
     publisher = RecordingPublisher()
     records = [
@@ -122,6 +124,8 @@ def test_an_entry_whose_event_would_break_its_contract_is_skipped_not_retried_an
     assert publisher.published == ["published"]
     [warning] = [r for r in caplog.records if "published schema" in r.getMessage()]
     assert "connectionId" in str(warning.__dict__.get("problem"))
+    assert metrics.metric_set["ConsentEventsOutOfContract"]["Value"] == [1.0]  # alarmed
+    metrics.clear_metrics()
 
 
 def test_the_events_carry_the_deployments_schema_base_uri() -> None:

@@ -77,7 +77,8 @@ def _consent_event(record: DynamoDBRecord, source: str, schema_base_uri: str) ->
         return None
     except EventOutOfContract as error:
         # Never published out of its schema: a subscriber's validator would reject it anyway. The entry stays in
-        # the ledger; the warning and the metric (alarmed) say which field its type lacked.
+        # the ledger; the warning says which field its type lacked, and ConsentEventsOutOfContract is alarmed.
+        metrics.add_metric(name="ConsentEventsOutOfContract", unit=MetricUnit.Count, value=1)
         _skip(record, "the event would not match its published schema", problem=str(error))
         return None
 

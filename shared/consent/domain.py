@@ -121,6 +121,8 @@ LEDGER_ENTRY_TYPES = (
     "connection.created",
     "connection.link_requested",
     "codat.connection.created",
+    "codat.connection.unlinked",
+    "codat.connection.deleted",
     "connection.linked",
     "connection.failed",
     "connection.unlinked",

@@ -165,6 +165,10 @@ def test_a_customer_runs_the_whole_consent_journey_in_the_demo_app(stack: DevSta
         expect(bank).not_to_contain_text("stays with you")
         expect(journey.locator(".badge")).to_have_text("Action required", timeout=WEBHOOK_WAIT_MS)
         expect(journey.locator(".advice")).to_have_text("Your bank is no longer connected: connect your bank again.")
+        # and the bank's tile no longer looks like one never connected
+        expect(banking.locator(".tile", has_text="Codat Banking Sandbox")).to_contain_text(
+            "Access revoked — choose to connect again"
+        )
         steps.shot("revoked")
 
         # When they re-authorize through a fresh link
@@ -180,8 +184,15 @@ def test_a_customer_runs_the_whole_consent_journey_in_the_demo_app(stack: DevSta
         page.get_by_role("button", name="Show history").click()
         history = page.locator("#history")
         expect(history).to_contain_text("Access authorized")
-        expect(history).to_contain_text("Access revoked")
         expect(history).to_contain_text("Journey complete")
+        # as a clean audit trail, in the order things happened: Codat's confirmations follow what they confirm,
+        # and nothing of the happy path is "late"
+        labels = history.locator(".event").all_inner_texts()
+        assert labels.index("Connection started") < labels.index("Codat confirmed the connection"), labels
+        revoked = labels.index("You revoked access")
+        assert "Codat confirmed access was revoked" in labels[revoked + 1 : revoked + 3], labels
+        assert "Access revoked" not in labels, labels  # her revoke, confirmed: not a second revocation by Codat
+        expect(history).not_to_contain_text("arrived after")
         steps.shot("history")
 
         # When they erase the company (and confirm)

@@ -41,7 +41,10 @@ const EVENT_LABELS = {
   "connection.expired": "Authorization link expired",
   "connection.status_observed": "Status checked with Codat",
   "codat.connection.created": "Codat confirmed the connection",
+  "codat.connection.unlinked": "Codat confirmed access was revoked",
+  "codat.connection.deleted": "Codat confirmed the connection was deleted",
   "consent.revoked": "You revoked access",
+  "consent.withdrawn": "You cancelled the connection before authorizing it",
   "sync.completed": "Data synced",
 };
 
@@ -543,9 +546,13 @@ function tile(integration, connection, linkedAccounting) {
     return el("div", { className: "tile unavailable", dataset: { platformKey: integration.platformKey } },
       logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status" }, `Revoke ${linkedAccounting.platformName} first`)));
   }
-  const waiting = connection?.status === "PendingAuth";
+  const status = {
+    PendingAuth: el("span", { className: "tile-status" }, "Waiting for you"),
+    Unlinked: el("span", { className: "tile-status warn" }, "Access revoked — choose to connect again"),
+    Deauthorized: el("span", { className: "tile-status warn" }, "Access lost — choose to connect again"),
+  }[connection?.status] || null;
   return el("button", { type: "button", className: "tile", dataset: { platformKey: integration.platformKey }, onclick: (event) => run(() => connect(integration.platformKey), event.currentTarget) },
-    logo(integration), el("span", { className: "grow" }, name, waiting ? el("span", { className: "tile-status" }, "Waiting for you") : null),
+    logo(integration), el("span", { className: "grow" }, name, status),
     el("span", { className: "visually-hidden" }, ` — connect ${sourceNoun(integration.sourceType)}`));
 }
 

@@ -12,12 +12,12 @@ from consent.api.problems import FieldError, Problem, not_found
 from consent.codat.models import CodatConnection
 from consent.domain import Actor, Connection, ConnectionStatus, SourceType
 from consent.services import Services
-from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerRecord
+from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerKey, LedgerRecord
 from consent.timeline import EventKind, StatusEvent
 from consent.usecases import quotas
 from consent.usecases.ledger import connection_entry
 from consent.usecases.progress import settle
-from consent.usecases.status_events import CONFIRMED_BY_CODAT, LATE, entry_id_of
+from consent.usecases.status_events import CONFIRMED_BY_CODAT, entry_id_of, placed_after
 
 _CONNECTION_NAMESPACE = uuid.UUID("1b0f3f55-41c2-4c8e-8a43-0f4b0b6f7a10")
 _ATTEMPTS = 3
@@ -223,29 +223,42 @@ def _record_consent(
     services: Services, *, view: CompanyView, adopted: ConnectionRecord, request: CreateConnectionRequest
 ) -> ConnectionRecord:
     """The customer's consent for a connection this request created, which Codat's `connection.created` webhook
-    (or reconciliation) recorded first as made outside our API: the customer's `connection.created` entry, as if
-    her request had come first, and the earlier entry corrected to Codat's confirmation of it
-    (`codat.connection.created`). The ledger ends as it does in the other order."""
+    (or reconciliation) recorded first as made outside our API: the customer's `connection.created` entry, and
+    the earlier entry moved just after it as Codat's confirmation of it (`codat.connection.created`). The ledger
+    ends as it does in the other order."""
     company = view.company
     actor = Actor.customer(company.customer_id)
     customer_event = StatusEvent(at=services.clock(), id=str(uuid.uuid4()), kind=EventKind.CREATED, actor=actor)
-    corrected = [
-        connection_entry(
-            company,
-            CONFIRMED_BY_CODAT,
-            actor=event.actor,
-            at=event.at,
-            entry_id=entry_id_of(event),
-            connection=adopted,
-            status=ConnectionStatus.PENDING_AUTH,
-            # As the confirmation is recorded when the customer's creation came first: older than it, so late.
-            detail=LATE if event.order < customer_event.order else None,
-            late=event.order < customer_event.order,
-        )
+    adoptions = [
+        event
         for event in adopted.history
         if event.kind == EventKind.CREATED and event.actor in (Actor.CODAT, Actor.RECONCILE)
     ]
-    return _commit_creation(services, view, adopted, customer_event, request, new=False, corrected=corrected)
+    confirmations = {
+        event.id: connection_entry(
+            company,
+            CONFIRMED_BY_CODAT,
+            actor=event.actor,
+            at=placed_after(event, customer_event),
+            entry_id=entry_id_of(event),
+            connection=adopted,
+            status=ConnectionStatus.PENDING_AUTH,
+        )
+        for event in adoptions
+    }
+    # Rewritten in place where Codat's clock already puts it after her entry; else moved there.
+    stays = [confirmations[e.id] for e in adoptions if confirmations[e.id].at == e.at]
+    moved = [e for e in adoptions if confirmations[e.id].at != e.at]
+    return _commit_creation(
+        services,
+        view,
+        adopted,
+        customer_event,
+        request,
+        new=False,
+        corrected=stays,
+        moved=[(LedgerKey(e.at, 0, entry_id_of(e)), confirmations[e.id]) for e in moved],
+    )
 
 
 def _commit_creation(
@@ -257,6 +270,7 @@ def _commit_creation(
     *,
     new: bool,
     corrected: Sequence[LedgerRecord] = (),
+    moved: Sequence[tuple[LedgerKey, LedgerRecord]] = (),
 ) -> ConnectionRecord:
     """The customer's creation of `connection` (her consent, with its version): the event on the connection, the
     company's request count and journeys, her `connection.created` entry and the milestones, in one transaction."""
@@ -277,6 +291,7 @@ def _commit_creation(
             status=record.status,
         ),
         *settled.milestones,
+        *(entry for _, entry in moved),
     ]
     services.store.commit(
         Change(
@@ -284,7 +299,7 @@ def _commit_creation(
             added=[record] if new else [],
             updated=[] if new else [record],
             ledger=ledger,
-            retracted=settled.retracted,
+            retracted=[*settled.retracted, *(key for key, _ in moved)],
             replaced=corrected,
         )
     )

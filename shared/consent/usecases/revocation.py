@@ -10,10 +10,11 @@ from consent.api.problems import not_found
 from consent.codat.errors import CodatNotFound, CodatRejected
 from consent.domain import Actor, Connection, ConnectionStatus
 from consent.services import Services
-from consent.store import Change, CompanyView, ConflictError, ConnectionRecord
+from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerKey
 from consent.timeline import EventKind, StatusEvent, derive
 from consent.usecases.ledger import connection_entry, entry
 from consent.usecases.progress import settle
+from consent.usecases.status_events import CONFIRMATIONS, entry_id_of, placed_after
 
 _ATTEMPTS = 3
 _UNLINK_NAMESPACE = uuid.UUID("3c9a1f0e-7b2d-4e8a-9f61-5d4c2b1a0e97")
@@ -25,6 +26,7 @@ _KIND_OF = {
     ConnectionStatus.PENDING_AUTH: EventKind.CREATED,
     ConnectionStatus.LINKED: EventKind.LINKED,
 }
+REVOKED = "consent.revoked"
 # A customer's revoke of a connection she never authorized: deleted in Codat, so its link no longer works.
 WITHDRAWN = "consent.withdrawn"
 _WITHDRAWN = "revoked before it was authorized: deleted in Codat, its link no longer works"
@@ -49,7 +51,7 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
         unlinked = services.codat.unlink_connection(company_id, connection_id, idempotency_key=_unlink_key(connection))
         codat_status = ConnectionStatus.from_codat(unlinked.status)
         kind = _KIND_OF[codat_status or ConnectionStatus.UNLINKED]
-        ledger_type, actor = "consent.revoked", Actor.customer(customer_id)
+        ledger_type, actor = REVOKED, Actor.customer(customer_id)
     except (CodatRejected, CodatNotFound):
         # Codat unlinks only Linked connections: find out what it has instead (a missed webhook).
         codat_status = ConnectionStatus.from_codat(services.codat.get_connection(company_id, connection_id).status)
@@ -63,9 +65,13 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
         else:
             kind, ledger_type, actor = _KIND_OF[codat_status], _OBSERVED[codat_status], Actor.CODAT
 
+    known = {event.id for event in connection.history}
     for _ in range(_ATTEMPTS):
-        if not _revocable(connection):
-            return connection.to_resource()  # a webhook recorded it meanwhile
+        # Codat's webhook about the unlink (or delete) we just made may have been recorded meanwhile (it can
+        # arrive before Codat's answer to us): it is Codat's confirmation of her revoke, still hers to record.
+        reported = _reported_meanwhile(connection, known, kind) if Actor.is_customer(actor) else None
+        if not _revocable(connection) and reported is None:
+            return connection.to_resource()  # a webhook recorded something else meanwhile
         try:
             return _record(
                 services,
@@ -75,6 +81,7 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
                 ledger_type=ledger_type,
                 actor=actor,
                 detail=detail,
+                reported=reported,
             )
         except ConflictError:
             view, connection = _find(services, customer_id, company_id, connection_id)
@@ -83,6 +90,15 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
 
 def _revocable(connection: ConnectionRecord) -> bool:
     return connection.status in _REVOCABLE and not connection.deleted
+
+
+def _reported_meanwhile(connection: ConnectionRecord, known: set[str], kind: EventKind) -> StatusEvent | None:
+    """Codat's report of the unlink (or delete) of the connection, recorded since the revoke read it (so the one
+    the revoke asked for), if that is the last thing that happened to it."""
+    latest = derive(connection.history).latest
+    if latest is None or latest.id in known or latest.kind != kind or latest.actor != Actor.CODAT:
+        return None
+    return latest
 
 
 def _unlink_key(connection: ConnectionRecord) -> str:
@@ -115,14 +131,19 @@ def _record(
     ledger_type: str,
     actor: str,
     detail: str | None = None,
+    reported: StatusEvent | None = None,
 ) -> Connection:
+    """The customer's revoke (or withdrawal) as an event on the connection, its ledger entry and the journeys'
+    milestones, in one transaction. `reported`: Codat's webhook about this very unlink, recorded first; its entry
+    moves after hers, as the confirmation it is."""
     now = services.clock()
     entry_id = str(uuid.uuid4())
     # Codat unlinked it after every event we had seen of it, whatever its clock said: the revoke sorts after
     # them (a connected webhook with a generatedDate a little ahead of our clock must not undo it).
     latest = max((e.at for e in connection.history), default=now)
     at = max(now, latest + _AFTER)
-    changed = connection.with_event(StatusEvent(at=at, id=entry_id, kind=kind, actor=actor))
+    ours = StatusEvent(at=at, id=entry_id, kind=kind, actor=actor)
+    changed = connection.with_event(ours)
     connections = [changed if c.connection_id == connection.connection_id else c for c in view.connections]
     settled = settle(services.catalog, view.company, connections, now=now)
     ledger = [
@@ -138,9 +159,22 @@ def _record(
         ),
         *settled.milestones,
     ]
-    services.store.commit(
-        Change(company=settled.company, updated=[changed], ledger=ledger, retracted=settled.retracted)
-    )
+    retracted = list(settled.retracted)
+    if reported is not None:
+        # Always moved: hers is recorded after every event of the connection, Codat's among them.
+        retracted.append(LedgerKey(reported.at, 0, entry_id_of(reported)))
+        ledger.append(
+            connection_entry(
+                settled.company,
+                CONFIRMATIONS[reported.kind],
+                actor=reported.actor,
+                at=placed_after(reported, ours),
+                entry_id=entry_id_of(reported),
+                connection=connection,
+                status=changed.status,
+            )
+        )
+    services.store.commit(Change(company=settled.company, updated=[changed], ledger=ledger, retracted=retracted))
     return changed.to_resource()
 
 

@@ -3,18 +3,27 @@ ledger entries that announce them, as one Change. The step Codat's webhooks and 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from consent.domain import Actor, ConnectionStatus
 from consent.journeys import JourneyCatalog
 from consent.store import Change, CompanyView, ConnectionRecord, LedgerRecord
-from consent.timeline import EventKind, StatusEvent
+from consent.timeline import EventKind, StatusEvent, derive
 from consent.usecases.ledger import entry
 from consent.usecases.progress import settle
 
 LATE = "arrived after a newer event about this connection: recorded, status unchanged"
-# Codat's `connection.created` about a connection a customer's request created: kept, not announced again.
-CONFIRMED_BY_CODAT = "codat.connection.created"
+# Codat reporting back a change one of ours made (a customer's request created, revoked or withdrew the
+# connection; reconciliation recorded what it found): a confirmation, recorded, never announced again, and never
+# "late" however Codat's clock stamped it. Each is placed in the ledger just after the entry it confirms.
+CONFIRMATIONS = {
+    EventKind.CREATED: "codat.connection.created",
+    EventKind.UNLINKED: "codat.connection.unlinked",
+    EventKind.DELETED: "codat.connection.deleted",
+}
+CONFIRMED_BY_CODAT = CONFIRMATIONS[EventKind.CREATED]
+# How far after the confirmed entry a confirmation is placed: the ledger's resolution, so nothing fits between.
+_JUST_AFTER = timedelta(microseconds=1)
 
 # The ledger entry (and so the consent event) of each status event, whoever observed it.
 LEDGER_TYPES = {
@@ -31,6 +40,32 @@ _STATUS_OF = {
     EventKind.UNLINKED: ConnectionStatus.UNLINKED,
     EventKind.DEAUTHORIZED: ConnectionStatus.DEAUTHORIZED,
 }
+
+
+def confirmed_by(connection: ConnectionRecord, event: StatusEvent) -> StatusEvent | None:
+    """The event of ours that Codat's `event` reports back, or None when it reports something new.
+
+    `connection.created` confirms our creation of the connection (a customer's request, or reconciliation's
+    adoption); an unlink or a delete confirms ours when ours is the last thing that happened to the connection
+    (a revoke, a withdrawal). An unlink after a newer authorization is not a confirmation: it is late."""
+    if event.actor != Actor.CODAT or event.kind not in CONFIRMATIONS:
+        return None
+    if event.kind == EventKind.CREATED:
+        return min(
+            (e for e in connection.history if e.kind == EventKind.CREATED and e.actor != Actor.CODAT),
+            key=lambda e: e.order,
+            default=None,
+        )
+    latest = derive(e for e in connection.history if e.id != event.id).latest
+    if latest is not None and latest.kind == event.kind and latest.actor != Actor.CODAT:
+        return latest
+    return None
+
+
+def placed_after(event: StatusEvent, confirmed: StatusEvent) -> datetime:
+    """Where a confirmation goes in the ledger: when Codat says it happened, but never before what it confirms
+    (Codat stamps its own change before we record ours: it answered our request first)."""
+    return max(event.at, confirmed.at + _JUST_AFTER)
 
 
 def entry_id_of(event: StatusEvent) -> str:
@@ -74,12 +109,19 @@ class ConnectionEvents:
     def record(
         self, connection_id: str, event: StatusEvent, *, ledger_type: str, entry_id: str, detail: str | None = None
     ) -> ConnectionRecord:
-        """Apply `event` to the connection and write its ledger entry. An event older than what the connection
-        already reflects is kept, marked late: it changes no status and announces nothing (order safety)."""
+        """Apply `event` to the connection and write its ledger entry. Codat's report of a change of ours is
+        recorded as its confirmation (`CONFIRMATIONS`), placed after what it confirms. Any other event older than
+        what the connection already reflects is kept, marked late: it changes no status and announces nothing
+        (order safety)."""
         current = self._connections[connection_id]
         if any(known.id == event.id for known in current.history):
             return current  # already recorded: neither the connection nor the ledger changes
-        late = not current.is_newest(event) or current.deleted
+        confirmed = confirmed_by(current, event)
+        at = event.at
+        if confirmed is not None:
+            ledger_type, at, late = CONFIRMATIONS[event.kind], placed_after(event, confirmed), False
+        else:
+            late = not current.is_newest(event) or current.deleted
         changed = current.with_event(event)
         self._connections[connection_id] = changed
         self._touched.add(connection_id)
@@ -91,7 +133,7 @@ class ConnectionEvents:
                 self.view.company,
                 ledger_type,
                 actor=event.actor,
-                at=event.at,
+                at=at,
                 entry_id=entry_id,
                 connection_id=connection_id,
                 platform_key=changed.platform_key,

@@ -12,19 +12,16 @@ from typing import Any
 
 from consent.codat.errors import CodatNotFound
 from consent.codat.models import CodatCompany, CodatConnection, CodatIntegration, CompanyAccessToken
+from consent.domain.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerRecord
 from consent.events import CloudEvent
 from consent.publisher import EventPublisher, PublishFailure
 from consent.store import (
     Change,
-    CompanyRecord,
-    CompanyView,
     ConflictError,
-    ConnectionRecord,
     ConsentStore,
     CursorError,
     IdempotencyClaim,
     IdempotencyOutcome,
-    LedgerRecord,
     ParkedWebhook,
     QuotaExceeded,
 )

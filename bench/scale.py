@@ -13,11 +13,13 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from consent.domain import Actor, ConnectionStatus, SourceType, utc_now
+from consent.domain.ledger import entry
+from consent.domain.records import ConnectionRecord
+from consent.domain.resources import Actor, ConnectionStatus, SourceType, utc_now
+from consent.domain.timeline import StatusEvent
+from consent.domain.transitions import EventKind
 from consent.services import Services
-from consent.store import Change, ConnectionRecord
-from consent.timeline import EventKind, StatusEvent
-from consent.usecases.ledger import entry
+from consent.store import Change
 from consent.webhooks.signature import parse_secrets, verify
 from consent_dev import budget
 from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET, read_event

@@ -10,7 +10,7 @@ from consent.api.models import MAX_PAGE_LIMIT, CompanyList, ConnectionList, Ledg
 from consent.api.openapi import responses
 from consent.api.params import CompaniesCursor, CompanyId, ConnectionsCursor, EventsCursor, PageLimit
 from consent.api.resolver import create_resolver, json_response, scope, serve
-from consent.domain import Company
+from consent.domain.resources import Company
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
 from consent.usecases import catalog, companies, connections

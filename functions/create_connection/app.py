@@ -11,7 +11,7 @@ from consent.api.models import AccessToken, CreateConnectionRequest
 from consent.api.openapi import responses
 from consent.api.params import CompanyId
 from consent.api.resolver import create_resolver, json_response, scope, serve
-from consent.domain import Connection, SourceType
+from consent.domain.resources import Connection, SourceType
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
 from consent.usecases import connections, integrations

@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from consent.api.openapi import responses
 from consent.api.params import CompanyId, ConnectionId
 from consent.api.resolver import create_resolver, json_response, scope, serve
-from consent.domain import Connection
+from consent.domain.resources import Connection
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
 from consent.usecases import revocation

@@ -13,8 +13,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 
 from consent.api.openapi import ERROR_CODES, OPERATION_CODES
 from consent.api.problems import PROBLEM_JSON, PROBLEM_TYPE_BASE
-from consent.domain import LEDGER_ENTRY_TYPES, Resource
-from consent.journeys import load_catalog
+from consent.domain.journeys import load_catalog
+from consent.domain.resources import LedgerEntryType, Resource
 from consent_dev.lambda_runtime import load_module
 from consent_dev.template import functions
 
@@ -88,7 +88,7 @@ def build_openapi(journeys: Iterable[str] | None = None) -> dict[str, Any]:
     _drop_property_titles(document)
     _require_what_is_always_sent(document)
     _show_examples(document)
-    document["components"]["schemas"]["LedgerEntry"]["properties"]["type"]["enum"] = list(LEDGER_ENTRY_TYPES)
+    document["components"]["schemas"]["LedgerEntry"]["properties"]["type"]["enum"] = [t.value for t in LedgerEntryType]
     document["servers"] = SERVERS
     return document
 
@@ -147,7 +147,7 @@ def examples() -> dict[str, dict[str, Any]]:
         LedgerPage,
         StartJourneyRequest,
     )
-    from consent.domain import (  # noqa: PLC0415
+    from consent.domain.resources import (  # noqa: PLC0415
         Company,
         Connection,
         ConnectionStatus,

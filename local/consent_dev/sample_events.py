@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from consent.codat.models import CUSTOMER_TAG
-from consent.domain import Actor, ConnectionStatus, SourceType
-from consent.journeys import JourneyDefinition, evaluate, load_catalog
+from consent.domain.journeys import JourneyDefinition, evaluate, load_catalog
+from consent.domain.ledger import entry
+from consent.domain.records import CompanyRecord
+from consent.domain.resources import Actor, ConnectionStatus, SourceType
 from consent.services import Services
-from consent.store import CompanyRecord
 from consent.store.dynamodb import company_pk, ledger_sk
-from consent.usecases.ledger import entry
 from consent.usecases.webhooks import Outcome, apply_webhook
 from consent.webhooks.codat_events import WebhookEnvelope
 from consent_dev.aws import REGION

@@ -15,7 +15,8 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
-from consent.domain import Actor, ConnectionStatus, SourceType
+from consent.domain.records import LedgerRecord
+from consent.domain.resources import Actor, ConnectionStatus, SourceType
 from consent.events import (
     CONTRACT_VERSION,
     EVENT_CATALOG,
@@ -30,7 +31,6 @@ from consent.events import (
     to_cloud_event,
 )
 from consent.settings import DEFAULT_SCHEMA_BASE_URI
-from consent.store.records import LedgerRecord
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 CLOUDEVENTS_CONTENT_TYPE = "application/cloudevents+json"

@@ -13,9 +13,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, field_serializer
 from pydantic.alias_generators import to_camel
 
-from consent.domain import ConnectionStatus, SourceType
+from consent.domain.records import LedgerRecord
+from consent.domain.resources import ConnectionStatus, LedgerEntryType, SourceType
 from consent.settings import DEFAULT_SCHEMA_BASE_URI
-from consent.store.records import LedgerRecord
 
 
 class ConsentEventType(StrEnum):
@@ -35,25 +35,29 @@ class ConsentEventType(StrEnum):
 
 # Ledger entry type → the event it publishes. Any other ledger type (journey.started, webhook bookkeeping,
 # Codat notices such as client.rateLimit.reached) stays in the ledger only.
-LEDGER_EVENT_TYPES: dict[str, ConsentEventType] = {
-    "company.created": ConsentEventType.COMPANY_CREATED,
-    "connection.created": ConsentEventType.CONNECTION_CREATED,
-    "connection.linked": ConsentEventType.CONNECTION_LINKED,
-    "connection.failed": ConsentEventType.CONNECTION_FAILED,
-    "connection.unlinked": ConsentEventType.CONNECTION_UNLINKED,
+LEDGER_EVENT_TYPES: dict[LedgerEntryType, ConsentEventType] = {
+    LedgerEntryType.COMPANY_CREATED: ConsentEventType.COMPANY_CREATED,
+    LedgerEntryType.CONNECTION_CREATED: ConsentEventType.CONNECTION_CREATED,
+    LedgerEntryType.CONNECTION_LINKED: ConsentEventType.CONNECTION_LINKED,
+    LedgerEntryType.CONNECTION_FAILED: ConsentEventType.CONNECTION_FAILED,
+    LedgerEntryType.CONNECTION_UNLINKED: ConsentEventType.CONNECTION_UNLINKED,
     # A customer's revoke unlinks the connection in Codat: subscribers see the same event either way.
-    "consent.revoked": ConsentEventType.CONNECTION_UNLINKED,
-    "connection.deauthorized": ConsentEventType.CONNECTION_DEAUTHORIZED,
-    "connection.deleted": ConsentEventType.CONNECTION_DELETED,
+    LedgerEntryType.CONSENT_REVOKED: ConsentEventType.CONNECTION_UNLINKED,
+    LedgerEntryType.CONNECTION_DEAUTHORIZED: ConsentEventType.CONNECTION_DEAUTHORIZED,
+    LedgerEntryType.CONNECTION_DELETED: ConsentEventType.CONNECTION_DELETED,
     # The customer revoked a connection she never authorized: deleted in Codat, its link dead.
-    "consent.withdrawn": ConsentEventType.CONNECTION_DELETED,
+    LedgerEntryType.CONSENT_WITHDRAWN: ConsentEventType.CONNECTION_DELETED,
     # Reconciliation deleted a connection never authorized in time (its link had expired): gone all the same.
-    "connection.expired": ConsentEventType.CONNECTION_DELETED,
-    "sync.completed": ConsentEventType.SYNC_COMPLETED,
-    "journey.linked": ConsentEventType.JOURNEY_LINKED,
-    "journey.completed": ConsentEventType.JOURNEY_COMPLETED,
-    "journey.action_required": ConsentEventType.JOURNEY_ACTION_REQUIRED,
-    "company.erased": ConsentEventType.COMPANY_ERASED,
+    LedgerEntryType.CONNECTION_EXPIRED: ConsentEventType.CONNECTION_DELETED,
+    LedgerEntryType.SYNC_COMPLETED: ConsentEventType.SYNC_COMPLETED,
+    LedgerEntryType.JOURNEY_LINKED: ConsentEventType.JOURNEY_LINKED,
+    LedgerEntryType.JOURNEY_COMPLETED: ConsentEventType.JOURNEY_COMPLETED,
+    LedgerEntryType.JOURNEY_ACTION_REQUIRED: ConsentEventType.JOURNEY_ACTION_REQUIRED,
+    LedgerEntryType.COMPANY_ERASED: ConsentEventType.COMPANY_ERASED,
+}
+# The same, by the type as stored (a string: an entry written by another version may carry a type unknown here).
+_EVENT_OF_TYPE: dict[str, ConsentEventType] = {
+    ledger.value: published for ledger, published in LEDGER_EVENT_TYPES.items()
 }
 
 # SNS accepts 256 KiB per message (and per PublishBatch call). Our events are about 1 KiB; the bounds below
@@ -236,7 +240,7 @@ def to_cloud_event(
     entry type that is not a consent event). EventOutOfContract if the entry lacks what its event must carry."""
     if record.late:
         return None
-    event_type = LEDGER_EVENT_TYPES.get(record.type)
+    event_type = _EVENT_OF_TYPE.get(record.type)
     if event_type is None:
         return None
     detail = record.detail

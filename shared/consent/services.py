@@ -15,8 +15,8 @@ from datetime import datetime
 from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 
-from consent.domain import utc_now
-from consent.journeys import JourneyCatalog, load_catalog
+from consent.domain.journeys import JourneyCatalog, load_catalog
+from consent.domain.resources import utc_now
 from consent.settings import Settings, SettingsError, get_settings
 from consent.store import ConsentStore
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from consent.domain import ConnectionStatus
+from consent.domain.progress import settle
+from consent.domain.resources import ConnectionStatus
+from consent.domain.timeline import StatusEvent
+from consent.domain.transitions import EventKind
 from consent.services import Services
 from consent.store import Change
-from consent.timeline import EventKind, StatusEvent
-from consent.usecases.progress import settle
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.local_api import LocalApi
 

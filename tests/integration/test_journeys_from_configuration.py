@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from consent.journeys import load_catalog
+from consent.domain.journeys import load_catalog
 from consent.services import Services
 from consent.settings import Settings
 from consent_dev.local_api import LocalApi

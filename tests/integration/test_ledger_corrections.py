@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from consent.store import Change, ConflictError, LedgerRecord
+from consent.domain.records import LedgerRecord
+from consent.store import Change, ConflictError
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.local_api import LocalApi
 

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from consent.domain import Actor
+from consent.domain.records import LedgerRecord
+from consent.domain.resources import Actor
 from consent.events import CloudEvent
 from consent.publisher import EventPublisher, PublishFailure, SnsEventPublisher
 from consent.services import aws_client
 from consent.settings import Settings
-from consent.store import Change, LedgerRecord
+from consent.store import Change
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.aws import Deployed
 from consent_dev.local_api import LocalApi

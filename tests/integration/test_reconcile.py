@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from consent.codat.client import CodatClient
-from consent.domain import utc_now
+from consent.domain.resources import utc_now
 from consent.services import Services
 from consent.settings import Settings
 from consent.store import Change

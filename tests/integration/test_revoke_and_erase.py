@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from consent.domain import ConnectionStatus
+from consent.domain.resources import ConnectionStatus
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.codat_webhooks import connection_event, signed
 from consent_dev.local_api import LocalApi

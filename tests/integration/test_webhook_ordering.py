@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
+from consent.domain.records import LedgerRecord
 from consent.events import to_cloud_event
 from consent.services import Services
 from consent.settings import Settings
-from consent.store import LedgerRecord
 from consent_dev.codat_webhooks import connection_event, read_event, signed
 from consent_dev.local_api import LocalApi
 from consent_dev.streams import StreamPump

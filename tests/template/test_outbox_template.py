@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from consent.domain.records import LedgerRecord
 from consent.events import ConsentEventType
 from consent.services import Services, aws_client
 from consent.settings import Settings
-from consent.store import Change, LedgerRecord
+from consent.store import Change
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.aws import MotoServer, deploy
 from consent_dev.streams import StreamPump

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent.domain import ConnectionStatus, SourceType
-from consent.store import Change, CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
+from consent.domain.records import CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
+from consent.domain.resources import ConnectionStatus, SourceType
+from consent.store import Change
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 COMPANY = CompanyRecord(company_id="co", customer_id="alice", name="Acme", created_at=T0, updated_at=T0)

@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from consent.domain import Actor, ConnectionStatus, JourneyProgress, JourneyStatus, SourceType
+from consent.domain.ledger import entry
+from consent.domain.records import CompanyRecord, LedgerRecord
+from consent.domain.resources import Actor, ConnectionStatus, JourneyProgress, JourneyStatus, SourceType
 from consent.events import (
     EVENT_CATALOG,
     LEDGER_EVENT_TYPES,
@@ -21,8 +23,6 @@ from consent.events import (
     dataschema,
     to_cloud_event,
 )
-from consent.store import CompanyRecord, LedgerRecord
-from consent.usecases.ledger import entry
 
 pytestmark = pytest.mark.unit
 
@@ -56,7 +56,7 @@ def company(**fields: Any) -> CompanyRecord:
     )
 
 
-# What the code's entries of each kind carry (see consent.usecases.ledger.connection_entry and progress.settle).
+# What the code's entries of each kind carry (see consent.domain.ledger.connection_entry and progress.settle).
 CONNECTION_FIELDS = {"connection_id": "conn-1", "platform_key": "gbol", "source_type": SourceType.ACCOUNTING}
 
 
@@ -116,7 +116,7 @@ def test_other_ledger_entries_publish_nothing(ledger_type: str) -> None:
 
 
 def test_the_ledger_writer_refuses_a_type_outside_the_closed_set() -> None:
-    with pytest.raises(ValueError, match="not a ledger entry type"):
+    with pytest.raises(ValueError, match="is not a valid LedgerEntryType"):
         ledger("client.rateLimit.reached")
 
 

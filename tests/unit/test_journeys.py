@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from consent.domain import ConnectionStatus, JourneyStatus, SourceType
-from consent.journeys import (
+from consent.domain.journeys import (
     DEFAULT_JOURNEYS_FILE,
     ConnectionState,
     JourneyCatalog,
     JourneyConfigError,
     evaluate,
 )
+from consent.domain.resources import ConnectionStatus, JourneyStatus, SourceType
 
 pytestmark = pytest.mark.unit
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from consent.domain import Actor
+from consent.domain.records import LedgerRecord
+from consent.domain.resources import Actor
 from consent.events import CloudEvent
 from consent.observability import metrics
 from consent.publisher import EventPublisher, PublishFailure
-from consent.store import LedgerRecord
 from consent.usecases.outbox import relay_ledger_events
 
 pytestmark = pytest.mark.unit

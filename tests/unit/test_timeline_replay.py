@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consent.domain import ConnectionStatus, JourneyStatus, SourceType
-from consent.journeys import ConnectionState, JourneyDefinition, evaluate
-from consent.timeline import (
+from consent.domain.journeys import ConnectionState, JourneyDefinition, evaluate
+from consent.domain.resources import ConnectionStatus, JourneyStatus, SourceType
+from consent.domain.timeline import (
     MILESTONES,
     ConnectionTimeline,
     DerivedConnection,

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from consent.domain import Company, Connection, LedgerEntry, Resource
-from consent.journeys import JOURNEY_NAME_PATTERN
+from consent.domain.journeys import JOURNEY_NAME_PATTERN
+from consent.domain.resources import Company, Connection, LedgerEntry, Resource
 
 JourneyName = Annotated[str, StringConstraints(pattern=JOURNEY_NAME_PATTERN, max_length=64)]
 

@@ -1,4 +1,5 @@
-"""The consent store: one DynamoDB table holding companies, connections, journey progress and the ledger."""
+"""The consent store: one DynamoDB table holding companies, connections, journey progress and the ledger (the
+records it keeps are the domain's: `consent.domain.records`)."""
 
 from consent.store.port import (
     Change,
@@ -12,20 +13,14 @@ from consent.store.port import (
     StoreRejected,
     StoreUnavailable,
 )
-from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 
 __all__ = [
     "Change",
-    "CompanyRecord",
-    "CompanyView",
     "ConflictError",
-    "ConnectionRecord",
     "ConsentStore",
     "CursorError",
     "IdempotencyClaim",
     "IdempotencyOutcome",
-    "LedgerKey",
-    "LedgerRecord",
     "ParkedWebhook",
     "QuotaExceeded",
     "StoreRejected",

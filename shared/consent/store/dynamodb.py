@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from consent.domain.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
+from consent.domain.resources import LedgerEntryType
 from consent.store.port import (
     Change,
     ConflictError,
@@ -54,7 +56,6 @@ from consent.store.positions import (
     parse_event_cursor,
     sortable,
 )
-from consent.store.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -531,7 +532,7 @@ class DynamoDBConsentStore(ConsentStore):
         )
         if any(i["SK"]["S"] == "COMPANY" for i in items):
             return False  # not erased
-        tombstones = [i for i in items if i.get("type", {}).get("S") == "company.erased"]
+        tombstones = [i for i in items if i.get("type", {}).get("S") == LedgerEntryType.COMPANY_ERASED]
         rest = [i for i in items if i not in tombstones]
         if not tombstones or not rest:
             return False  # never this company, or nothing left of it

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from consent.domain import Resource, SourceType
-from consent.journeys import JourneyCatalog
+from consent.domain.journeys import JourneyCatalog
+from consent.domain.resources import Resource, SourceType
 
 
 class Journey(Resource):

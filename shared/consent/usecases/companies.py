@@ -14,24 +14,16 @@ from consent.api.models import CompanyList, CreateCompanyRequest
 from consent.api.problems import FieldError, Problem, not_found, validation_failed
 from consent.codat.errors import CodatError
 from consent.codat.models import CUSTOMER_TAG, REQUEST_TAG, CodatCompany
-from consent.domain import Actor, Company, JourneyProgress, JourneyStatus
-from consent.journeys import JourneyDefinition, evaluate
+from consent.domain.journeys import JourneyDefinition, evaluate
+from consent.domain.ledger import entry
+from consent.domain.progress import settle
+from consent.domain.records import CompanyRecord, CompanyView
+from consent.domain.resources import Actor, Company, JourneyProgress, JourneyStatus, LedgerEntryType
 from consent.observability import logger, metrics
 from consent.services import Services
-from consent.store import (
-    Change,
-    CompanyRecord,
-    CompanyView,
-    ConflictError,
-    IdempotencyClaim,
-    IdempotencyOutcome,
-    QuotaExceeded,
-    StoreUnavailable,
-)
+from consent.store import Change, ConflictError, IdempotencyClaim, IdempotencyOutcome, QuotaExceeded, StoreUnavailable
 from consent.store.port import IdempotencyResult
 from consent.usecases import quotas
-from consent.usecases.ledger import entry
-from consent.usecases.progress import settle
 
 _REQUEST_NAMESPACE = uuid.UUID("6f1c7c1e-2d4b-4a43-9b0e-5d0c6a7f4e21")
 _UPDATE_ATTEMPTS = 3
@@ -215,8 +207,16 @@ def _record_company(
     )
     actor = Actor.customer(customer_id)
     ledger = [
-        entry(record, "company.created", actor=actor, at=now),
-        entry(record, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name, seq=1),
+        entry(record, LedgerEntryType.COMPANY_CREATED, actor=actor, at=now),
+        entry(
+            record,
+            LedgerEntryType.JOURNEY_STARTED,
+            actor=actor,
+            at=now,
+            journeys=[journey.name],
+            journey=journey.name,
+            seq=1,
+        ),
     ]
     body = _company_view_body(record)
     idempotency = (
@@ -252,7 +252,12 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
         actor = Actor.customer(customer_id)
         ledger = [
             entry(
-                settled.company, "journey.started", actor=actor, at=now, journeys=[journey.name], journey=journey.name
+                settled.company,
+                LedgerEntryType.JOURNEY_STARTED,
+                actor=actor,
+                at=now,
+                journeys=[journey.name],
+                journey=journey.name,
             ),
             *settled.milestones,
         ]

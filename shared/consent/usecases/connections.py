@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from consent.api.models import AccessToken, ConnectionList, CreateConnectionRequest, LedgerPage
 from consent.api.problems import FieldError, Problem, not_found
 from consent.codat.models import CodatConnection
-from consent.domain import Actor, Connection, ConnectionStatus, SourceType
+from consent.domain.ledger import connection_entry, entry_id_of, placed_after
+from consent.domain.progress import settle
+from consent.domain.records import CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
+from consent.domain.resources import Actor, Connection, ConnectionStatus, LedgerEntryType, SourceType
+from consent.domain.timeline import StatusEvent
+from consent.domain.transitions import EventKind
 from consent.services import Services
-from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerKey, LedgerRecord
-from consent.timeline import EventKind, StatusEvent
+from consent.store import Change, ConflictError
 from consent.usecases import quotas
-from consent.usecases.ledger import connection_entry
-from consent.usecases.progress import settle
-from consent.usecases.status_events import CONFIRMED_BY_CODAT, entry_id_of, placed_after
 
 _CONNECTION_NAMESPACE = uuid.UUID("1b0f3f55-41c2-4c8e-8a43-0f4b0b6f7a10")
 _ATTEMPTS = 3
@@ -174,7 +175,7 @@ def _record_link_requested(
             ledger=[
                 connection_entry(
                     view.company,
-                    "connection.link_requested",
+                    LedgerEntryType.CONNECTION_LINK_REQUESTED,
                     actor=Actor.customer(view.company.customer_id),
                     at=services.clock(),
                     connection=connection,
@@ -237,7 +238,7 @@ def _record_consent(
     confirmations = {
         event.id: connection_entry(
             company,
-            CONFIRMED_BY_CODAT,
+            LedgerEntryType.CODAT_CONNECTION_CREATED,
             actor=event.actor,
             at=placed_after(event, customer_event),
             entry_id=entry_id_of(event),
@@ -282,7 +283,7 @@ def _commit_creation(
     ledger = [
         connection_entry(
             settled.company,
-            "connection.created",
+            LedgerEntryType.CONNECTION_CREATED,
             actor=created.actor,
             at=created.at,
             entry_id=created.id,

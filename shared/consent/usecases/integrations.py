@@ -11,7 +11,7 @@ from pydantic import Field
 
 from consent.codat.client import CodatClient
 from consent.codat.errors import CodatError
-from consent.domain import Resource, SourceType
+from consent.domain.resources import Resource, SourceType
 from consent.observability import logger
 from consent.usecases import quotas
 

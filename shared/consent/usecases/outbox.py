@@ -14,11 +14,11 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import ValidationError
 
+from consent.domain.records import LedgerRecord
 from consent.events import CloudEvent, EventOutOfContract, EventTooLarge, to_cloud_event
 from consent.observability import logger, metrics
 from consent.publisher import EventPublisher
 from consent.settings import DEFAULT_SCHEMA_BASE_URI
-from consent.store.records import LedgerRecord
 
 
 class EventNotPublished(Exception):

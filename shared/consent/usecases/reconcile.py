@@ -27,12 +27,15 @@ from consent.codat.errors import (
     CodatUnavailable,
 )
 from consent.codat.models import CUSTOMER_TAG, CodatConnection
-from consent.domain import Actor, ConnectionStatus, SourceType
+from consent.domain.ledger import entry_id_of
+from consent.domain.records import CompanyView, ConnectionRecord
+from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType, SourceType
+from consent.domain.timeline import StatusEvent, derive
+from consent.domain.transitions import KIND_SETTING, TRANSITIONS, EventKind
 from consent.observability import logger, metrics
 from consent.services import Services
-from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, StoreRejected
-from consent.timeline import EventKind, StatusEvent, derive
-from consent.usecases.status_events import LEDGER_TYPES, ConnectionEvents, entry_id_of
+from consent.store import Change, ConflictError, StoreRejected
+from consent.usecases.recording import ConnectionEvents
 from consent.usecases.webhook_consumers import check as check_webhook_consumer
 
 # Ids of what reconciliation records are derived from what it observed (uuid5), never random: two runs that
@@ -44,12 +47,6 @@ _SCAN_PAGE_ITEMS = 500
 _TIME_RESERVE_SECONDS = 15.0
 _ATTEMPTS = 3
 _LEDGER_PAGE = 100
-_LINK_REQUESTED = "connection.link_requested"
-_KIND_OF = {
-    ConnectionStatus.LINKED: EventKind.LINKED,
-    ConnectionStatus.UNLINKED: EventKind.UNLINKED,
-    ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED,
-}
 _OBSERVED = "found in Codat by reconciliation (the webhook never arrived)"
 # Codat failures after which the run stops and the next one resumes at the same company.
 _STOPPING = (CodatBudgetExhausted, CodatRateLimited, CodatUnavailable, CodatTimeout)
@@ -343,7 +340,11 @@ def _link_requests(services: Services, view: CompanyView, connection_ids: Iterab
             return latest
         for entry in page.items:
             cid = entry.connection_id
-            if entry.type == _LINK_REQUESTED and cid in wanted and (cid not in latest or entry.at > latest[cid]):
+            if (
+                entry.type == LedgerEntryType.CONNECTION_LINK_REQUESTED
+                and cid in wanted
+                and (cid not in latest or entry.at > latest[cid])
+            ):
                 latest[cid] = entry.at
         if page.next_cursor is None or not page.items:
             return latest
@@ -400,8 +401,8 @@ def _follow(events: ConnectionEvents, record: ConnectionRecord, reported: CodatC
     status = ConnectionStatus.from_codat(reported.status)
     latest = derive(record.history).latest
     if status is not None and status != record.status:
-        kind = _KIND_OF.get(status)
-        if kind is None:
+        kind = KIND_SETTING[status]
+        if kind == EventKind.CREATED:
             # Codat never takes a connection back to PendingAuth; leave it for a person to look at.
             logger.warning("connection PendingAuth in Codat only", extra={"connection_id": cid})
         elif latest is not None and latest.at >= seen.at:
@@ -416,7 +417,7 @@ def _follow(events: ConnectionEvents, record: ConnectionRecord, reported: CodatC
                 # Codat stamps lastSync when the link is made: a read counts as the first only if it came later.
                 at = reported.last_sync + timedelta(milliseconds=1)
             event = StatusEvent(at=at, id=event_id, kind=kind, actor=Actor.RECONCILE)
-            record = events.record(cid, event, ledger_type=LEDGER_TYPES[kind], entry_id=event_id, detail=_OBSERVED)
+            record = events.record(cid, event, ledger_type=TRANSITIONS[kind].entry, entry_id=event_id, detail=_OBSERVED)
     last_sync = reported.last_sync
     if last_sync is None or (record.last_sync_at is not None and last_sync <= record.last_sync_at):
         return
@@ -429,7 +430,9 @@ def _follow(events: ConnectionEvents, record: ConnectionRecord, reported: CodatC
         # A sync Codat finished after the connection was linked: the first read, whose webhook never arrived.
         read_id = _event_id(cid, "initial_read", last_sync.isoformat())
         read = StatusEvent(at=last_sync, id=read_id, kind=EventKind.INITIAL_READ, actor=Actor.RECONCILE)
-        record = events.record(cid, read, ledger_type="sync.completed", entry_id=read_id, detail="initial read")
+        record = events.record(
+            cid, read, ledger_type=LedgerEntryType.SYNC_COMPLETED, entry_id=read_id, detail="initial read"
+        )
     events.update(record.model_copy(update={"last_sync_at": last_sync}))
 
 
@@ -443,7 +446,11 @@ def _gone(events: ConnectionEvents, record: ConnectionRecord, seen: _Observation
     where = "the connection" if seen.company_in_codat else "the company"
     event = StatusEvent(at=seen.at, id=event_id, kind=EventKind.DELETED, actor=Actor.RECONCILE)
     events.record(
-        cid, event, ledger_type="connection.deleted", entry_id=event_id, detail=f"{where} was deleted in Codat"
+        cid,
+        event,
+        ledger_type=LedgerEntryType.CONNECTION_DELETED,
+        entry_id=event_id,
+        detail=f"{where} was deleted in Codat",
     )
 
 
@@ -452,7 +459,9 @@ def _expire(events: ConnectionEvents, connection_id: str, seen: _Observation, ma
     event_id = _event_id(connection_id, "expired")
     event = StatusEvent(at=seen.expired_at, id=event_id, kind=EventKind.DELETED, actor=Actor.RECONCILE)
     detail = f"not authorized within {max_age_hours} hours: deleted in Codat, so the customer can start again"
-    events.record(connection_id, event, ledger_type="connection.expired", entry_id=event_id, detail=detail)
+    events.record(
+        connection_id, event, ledger_type=LedgerEntryType.CONNECTION_EXPIRED, entry_id=event_id, detail=detail
+    )
 
 
 def _adopt(events: ConnectionEvents, view: CompanyView, reported: CodatConnection) -> ConnectionRecord | None:
@@ -477,5 +486,9 @@ def _adopt(events: ConnectionEvents, view: CompanyView, reported: CodatConnectio
     event_id = _event_id(reported.id, "created")
     created = StatusEvent(at=reported.created, id=event_id, kind=EventKind.CREATED, actor=Actor.RECONCILE)
     return events.record(
-        reported.id, created, ledger_type="connection.created", entry_id=entry_id_of(created), detail=_OBSERVED
+        reported.id,
+        created,
+        ledger_type=LedgerEntryType.CONNECTION_CREATED,
+        entry_id=entry_id_of(created),
+        detail=_OBSERVED,
     )

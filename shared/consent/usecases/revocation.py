@@ -8,33 +8,20 @@ from datetime import timedelta
 
 from consent.api.problems import not_found
 from consent.codat.errors import CodatNotFound, CodatRejected
-from consent.domain import Actor, Connection, ConnectionStatus
+from consent.domain.ledger import connection_entry, entry, entry_id_of, placed_after
+from consent.domain.progress import settle
+from consent.domain.records import CompanyView, ConnectionRecord, LedgerKey
+from consent.domain.resources import Actor, Connection, ConnectionStatus, LedgerEntryType
+from consent.domain.timeline import StatusEvent, derive
+from consent.domain.transitions import KIND_SETTING, TRANSITIONS, EventKind
 from consent.services import Services
-from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerKey
-from consent.timeline import EventKind, StatusEvent, derive
-from consent.usecases.ledger import connection_entry, entry
-from consent.usecases.progress import settle
-from consent.usecases.status_events import CONFIRMATIONS, entry_id_of, placed_after
+from consent.store import Change, ConflictError
 
 _ATTEMPTS = 3
 _UNLINK_NAMESPACE = uuid.UUID("3c9a1f0e-7b2d-4e8a-9f61-5d4c2b1a0e97")
 _REVOCABLE = frozenset({ConnectionStatus.LINKED, ConnectionStatus.PENDING_AUTH})
 _AFTER = timedelta(milliseconds=1)
-_KIND_OF = {
-    ConnectionStatus.UNLINKED: EventKind.UNLINKED,
-    ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED,
-    ConnectionStatus.PENDING_AUTH: EventKind.CREATED,
-    ConnectionStatus.LINKED: EventKind.LINKED,
-}
-REVOKED = "consent.revoked"
-# A customer's revoke of a connection she never authorized: deleted in Codat, so its link no longer works.
-WITHDRAWN = "consent.withdrawn"
 _WITHDRAWN = "revoked before it was authorized: deleted in Codat, its link no longer works"
-# What a status reached outside our API means in the ledger (the same words a webhook would produce).
-_OBSERVED = {
-    ConnectionStatus.UNLINKED: "connection.unlinked",
-    ConnectionStatus.DEAUTHORIZED: "connection.deauthorized",
-}
 
 
 def revoke_connection(services: Services, customer_id: str, company_id: str, connection_id: str) -> Connection:
@@ -50,8 +37,8 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
     try:
         unlinked = services.codat.unlink_connection(company_id, connection_id, idempotency_key=_unlink_key(connection))
         codat_status = ConnectionStatus.from_codat(unlinked.status)
-        kind = _KIND_OF[codat_status or ConnectionStatus.UNLINKED]
-        ledger_type, actor = REVOKED, Actor.customer(customer_id)
+        kind = KIND_SETTING[codat_status or ConnectionStatus.UNLINKED]
+        ledger_type, actor = LedgerEntryType.CONSENT_REVOKED, Actor.customer(customer_id)
     except (CodatRejected, CodatNotFound):
         # Codat unlinks only Linked connections: find out what it has instead (a missed webhook).
         codat_status = ConnectionStatus.from_codat(services.codat.get_connection(company_id, connection_id).status)
@@ -61,9 +48,12 @@ def revoke_connection(services: Services, customer_id: str, company_id: str, con
             # Never authorized: its link would still work for a day. Deleting it in Codat kills the link.
             with contextlib.suppress(CodatNotFound):  # deleted meanwhile (an earlier attempt of this revoke)
                 services.codat.delete_connection(company_id, connection_id)
-            kind, ledger_type, actor, detail = EventKind.DELETED, WITHDRAWN, Actor.customer(customer_id), _WITHDRAWN
+            kind, ledger_type, actor = EventKind.DELETED, LedgerEntryType.CONSENT_WITHDRAWN, Actor.customer(customer_id)
+            detail = _WITHDRAWN
         else:
-            kind, ledger_type, actor = _KIND_OF[codat_status], _OBSERVED[codat_status], Actor.CODAT
+            # Unlinked or Deauthorized outside our API: recorded in the words a webhook would have used.
+            kind = KIND_SETTING[codat_status]
+            ledger_type, actor = TRANSITIONS[kind].entry, Actor.CODAT
 
     known = {event.id for event in connection.history}
     for _ in range(_ATTEMPTS):
@@ -98,6 +88,8 @@ def _reported_meanwhile(connection: ConnectionRecord, known: set[str], kind: Eve
     latest = derive(connection.history).latest
     if latest is None or latest.id in known or latest.kind != kind or latest.actor != Actor.CODAT:
         return None
+    if TRANSITIONS[kind].confirmation is None:
+        return None  # not a change Codat confirms (an unlink answered Linked): recorded as Codat reported it
     return latest
 
 
@@ -128,7 +120,7 @@ def _record(
     view: CompanyView,
     connection: ConnectionRecord,
     kind: EventKind,
-    ledger_type: str,
+    ledger_type: LedgerEntryType,
     actor: str,
     detail: str | None = None,
     reported: StatusEvent | None = None,
@@ -160,13 +152,14 @@ def _record(
         *settled.milestones,
     ]
     retracted = list(settled.retracted)
-    if reported is not None:
+    confirmation = TRANSITIONS[reported.kind].confirmation if reported is not None else None
+    if reported is not None and confirmation is not None:
         # Always moved: hers is recorded after every event of the connection, Codat's among them.
         retracted.append(LedgerKey(reported.at, 0, entry_id_of(reported)))
         ledger.append(
             connection_entry(
                 settled.company,
-                CONFIRMATIONS[reported.kind],
+                confirmation,
                 actor=reported.actor,
                 at=placed_after(reported, ours),
                 entry_id=entry_id_of(reported),
@@ -189,5 +182,7 @@ def erase_company(services: Services, customer_id: str, company_id: str) -> None
     with contextlib.suppress(CodatNotFound):  # deleted by an earlier attempt, or in Codat's portal
         services.codat.delete_company(company_id)
     # The tombstone names no company, description, reference or token: only that it was erased, by whom.
-    tombstone = entry(view.company, "company.erased", actor=Actor.customer(customer_id), at=services.clock())
+    tombstone = entry(
+        view.company, LedgerEntryType.COMPANY_ERASED, actor=Actor.customer(customer_id), at=services.clock()
+    )
     services.store.erase_company(company_id, tombstone)

@@ -15,14 +15,16 @@ from typing import TypeVar
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from consent.domain import Actor, ConnectionStatus, SourceType
+from consent.domain.ledger import connection_entry, entry_id_of
+from consent.domain.progress import settle
+from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
+from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType, SourceType
+from consent.domain.timeline import StatusEvent
+from consent.domain.transitions import KIND_SETTING, TRANSITIONS, EventKind
 from consent.observability import logger, metrics
 from consent.services import Services
-from consent.store import Change, CompanyView, ConflictError, ConnectionRecord, LedgerRecord, ParkedWebhook
-from consent.timeline import EventKind, StatusEvent
-from consent.usecases.ledger import connection_entry
-from consent.usecases.progress import settle
-from consent.usecases.status_events import CONFIRMED_BY_CODAT, LEDGER_TYPES, ConnectionEvents, entry_id_of
+from consent.store import Change, ConflictError, ParkedWebhook
+from consent.usecases.recording import ConnectionEvents
 from consent.webhooks.codat_events import ConnectionPayload, ReadPayload, WebhookConnection, WebhookEnvelope
 
 _P = TypeVar("_P")
@@ -38,7 +40,7 @@ _CONNECTION_EVENTS = {
     "connection.disconnected": None,  # Unlinked or Deauthorized: the payload's status says which
     "connection.deleted": EventKind.DELETED,
 }
-_DISCONNECTED = {ConnectionStatus.UNLINKED: EventKind.UNLINKED, ConnectionStatus.DEAUTHORIZED: EventKind.DEAUTHORIZED}
+_DISCONNECTED = {s: KIND_SETTING[s] for s in (ConnectionStatus.UNLINKED, ConnectionStatus.DEAUTHORIZED)}
 _READ_EVENTS = frozenset({"read.completed", "read.completed.initial"})
 _COMPANY_EVENTS = frozenset({"company.deleted"})
 # Events about the client or the company that need no change of ours: remembered (so never re-applied)
@@ -145,10 +147,10 @@ def _apply_connection_event(services: Services, webhook_id: str, envelope: Webho
     events = ConnectionEvents(view)
     if known is None:
         events.adopt(_adopt(view, reported, envelope, company_id))
-    ledger_type = LEDGER_TYPES[kind]
+    ledger_type = TRANSITIONS[kind].entry
     if kind == EventKind.CREATED and known is not None:
-        # Codat confirming a connection our API already recorded (and announced): kept, not announced again.
-        ledger_type = CONFIRMED_BY_CODAT
+        # Codat confirming a connection already recorded (and announced): kept, not announced again.
+        ledger_type = LedgerEntryType.CODAT_CONNECTION_CREATED
     events.record(reported.id, event, ledger_type=ledger_type, entry_id=entry_id_of(event))
     services.store.commit(events.change(services.catalog, now=services.clock(), webhook_id=webhook_id))
 
@@ -215,7 +217,7 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
     ledger: list[LedgerRecord] = [
         connection_entry(
             settled.company,
-            "sync.completed",
+            LedgerEntryType.SYNC_COMPLETED,
             actor=Actor.CODAT,
             at=envelope.generated_date,
             entry_id=f"webhook:{webhook_id}:{record.connection_id}",
@@ -252,7 +254,7 @@ def _apply_company_deleted(services: Services, webhook_id: str, envelope: Webhoo
     ledger = [
         connection_entry(
             settled.company,
-            "connection.deleted",
+            LedgerEntryType.CONNECTION_DELETED,
             actor=Actor.CODAT,
             at=envelope.generated_date,
             entry_id=f"webhook:{webhook_id}:{c.connection_id}",

@@ -7,11 +7,12 @@ from datetime import datetime
 
 from pydantic import ConfigDict, Field
 
-from consent.domain import Company, Connection, ConnectionStatus, JourneyProgress, LedgerEntry, Resource
-from consent.timeline import ConnectionTimeline, StatusEvent, derive
+from consent.domain.resources import Company, Connection, ConnectionStatus, JourneyProgress, LedgerEntry, Resource
+from consent.domain.timeline import ConnectionTimeline, StatusEvent, derive
 
 # Nearly every request reads or writes these: unlike the other resources (built on first use, see
-# consent.domain.Resource) they are built at import, during Lambda's init, which runs with more CPU than a request.
+# consent.domain.resources.Resource) they are built at import, during Lambda's init, which runs with more CPU than
+# a request.
 _BUILT_AT_IMPORT = ConfigDict(defer_build=False)
 
 
@@ -33,7 +34,7 @@ class CompanyRecord(Resource):
     # before it carry the customer id itself: reconciliation re-tags them once.
     customer_ref_keyed: bool = False
     # The journey milestone entries in the ledger (entry id → when): derived from the connections' events,
-    # so an event arriving late can add one or withdraw one (see consent.timeline).
+    # so an event arriving late can add one or withdraw one (see consent.domain.timeline).
     milestones: dict[str, datetime] = Field(default_factory=dict)
     # Optimistic concurrency: every update is conditional on the version it read.
     version: int = 1

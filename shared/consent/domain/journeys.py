@@ -12,9 +12,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from consent.domain import ConnectionStatus, JourneyProgress, JourneyStatus, Requirement, SourceType
+from consent.domain.resources import ConnectionStatus, JourneyProgress, JourneyStatus, Requirement, SourceType
 
-DEFAULT_JOURNEYS_FILE = Path(__file__).with_name("journeys.toml")
+DEFAULT_JOURNEYS_FILE = Path(__file__).parent.parent / "journeys.toml"
 JOURNEY_NAME_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 
 

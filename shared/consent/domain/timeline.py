@@ -9,30 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict
 
-from consent.domain import ConnectionStatus, JourneyProgress, JourneyStatus, SourceType
-from consent.journeys import ConnectionState, JourneyDefinition, Tally, progress_of, standing
-
-
-class EventKind(StrEnum):
-    CREATED = "created"  # PendingAuth
-    LINKED = "linked"  # connected or reconnected
-    FAILED = "failed"  # the customer cancelled or the platform refused; status as Codat reports it
-    UNLINKED = "unlinked"
-    DEAUTHORIZED = "deauthorized"
-    DELETED = "deleted"
-    INITIAL_READ = "initial_read"  # the first read after an authorization completed
-
-
-_STATUS_OF = {
-    EventKind.CREATED: ConnectionStatus.PENDING_AUTH,
-    EventKind.LINKED: ConnectionStatus.LINKED,
-    EventKind.UNLINKED: ConnectionStatus.UNLINKED,
-    EventKind.DEAUTHORIZED: ConnectionStatus.DEAUTHORIZED,
-}
+from consent.domain.journeys import ConnectionState, JourneyDefinition, Tally, progress_of, standing
+from consent.domain.resources import ConnectionStatus, JourneyProgress, JourneyStatus, SourceType
+from consent.domain.transitions import TRANSITIONS, EventKind
 
 
 class StatusEvent(BaseModel):
@@ -86,7 +68,7 @@ class DerivedConnection:
             return
         if event.kind == EventKind.DELETED:
             self.deleted = True
-        status = _STATUS_OF.get(event.kind) or event.status
+        status = TRANSITIONS[event.kind].status or event.status
         if status is not None:
             self.status = status
             self.status_reason = event.reason if event.kind == EventKind.FAILED else None

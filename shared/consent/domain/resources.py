@@ -113,30 +113,35 @@ class Actor:
         return actor.startswith("customer:")
 
 
-# Every type of consent ledger entry the product writes (a closed set: the ledger writer refuses another, and the
-# OpenAPI document publishes it as an enum). Those that are consent events map to them in `consent.events`.
-LEDGER_ENTRY_TYPES = (
-    "company.created",
-    "journey.started",
-    "connection.created",
-    "connection.link_requested",
-    "codat.connection.created",
-    "codat.connection.unlinked",
-    "codat.connection.deleted",
-    "connection.linked",
-    "connection.failed",
-    "connection.unlinked",
-    "connection.deauthorized",
-    "connection.deleted",
-    "connection.expired",
-    "consent.revoked",
-    "consent.withdrawn",
-    "sync.completed",
-    "journey.linked",
-    "journey.completed",
-    "journey.action_required",
-    "company.erased",
-)
+class LedgerEntryType(StrEnum):
+    """Every type of consent ledger entry the product writes: a closed set (the ledger writer refuses another, and
+    the OpenAPI document publishes it as an enum). Those that are consent events map to them in `consent.events`."""
+
+    COMPANY_CREATED = "company.created"
+    JOURNEY_STARTED = "journey.started"
+    CONNECTION_CREATED = "connection.created"
+    CONNECTION_LINK_REQUESTED = "connection.link_requested"
+    # Codat reporting back a change of ours (see consent.domain.ledger.confirmed_by): recorded, never announced.
+    CODAT_CONNECTION_CREATED = "codat.connection.created"
+    CODAT_CONNECTION_UNLINKED = "codat.connection.unlinked"
+    CODAT_CONNECTION_DELETED = "codat.connection.deleted"
+    CONNECTION_LINKED = "connection.linked"
+    CONNECTION_FAILED = "connection.failed"
+    CONNECTION_UNLINKED = "connection.unlinked"
+    CONNECTION_DEAUTHORIZED = "connection.deauthorized"
+    CONNECTION_DELETED = "connection.deleted"
+    # Reconciliation deleted a connection never authorized in time: its link had expired.
+    CONNECTION_EXPIRED = "connection.expired"
+    # The customer revoked a connection (unlinked in Codat) …
+    CONSENT_REVOKED = "consent.revoked"
+    # … or one she never authorized (deleted in Codat, its link dead).
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    SYNC_COMPLETED = "sync.completed"
+    JOURNEY_LINKED = "journey.linked"
+    JOURNEY_COMPLETED = "journey.completed"
+    JOURNEY_ACTION_REQUIRED = "journey.action_required"
+    # The company was erased: the one entry kept about it, naming nothing but who erased it.
+    COMPANY_ERASED = "company.erased"
 
 
 class LedgerEntry(Resource):

@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from consent.domain import Actor, JourneyStatus
-from consent.journeys import JourneyCatalog
-from consent.store import CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
-from consent.timeline import Milestone, replay
-from consent.usecases.ledger import entry
+from consent.domain.journeys import JourneyCatalog
+from consent.domain.ledger import entry
+from consent.domain.records import CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
+from consent.domain.resources import Actor, JourneyStatus, LedgerEntryType
+from consent.domain.timeline import Milestone, replay
 
 MILESTONE_TYPES = {
-    JourneyStatus.LINKED: "journey.linked",
-    JourneyStatus.COMPLETE: "journey.completed",
-    JourneyStatus.ACTION_REQUIRED: "journey.action_required",
+    JourneyStatus.LINKED: LedgerEntryType.JOURNEY_LINKED,
+    JourneyStatus.COMPLETE: LedgerEntryType.JOURNEY_COMPLETED,
+    JourneyStatus.ACTION_REQUIRED: LedgerEntryType.JOURNEY_ACTION_REQUIRED,
 }
 # A milestone entry sorts after the entry of the event that caused it (same time).
 MILESTONE_SEQ = 5

@@ -6,10 +6,10 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consent.api.models import CreateCompanyRequest, StartJourneyRequest
 from consent.api.openapi import responses
 from consent.api.params import CompanyId, IdempotencyKey
 from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.domain.requests import CreateCompanyRequest, StartJourneyRequest
 from consent.domain.resources import Company
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services

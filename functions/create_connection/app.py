@@ -7,10 +7,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from consent.api.models import AccessToken, CreateConnectionRequest
 from consent.api.openapi import responses
 from consent.api.params import CompanyId
 from consent.api.resolver import create_resolver, json_response, scope, serve
+from consent.domain.requests import AccessToken, CreateConnectionRequest
 from consent.domain.resources import Connection, SourceType
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services

@@ -138,7 +138,7 @@ def _name_problem_codes(document: dict[str, Any]) -> None:
 
 def examples() -> dict[str, dict[str, Any]]:
     """An example of each body and answer, built from the models themselves (so each is what the API sends)."""
-    from consent.api.models import (  # noqa: PLC0415
+    from consent.domain.requests import (  # noqa: PLC0415
         AccessToken,
         CompanyList,
         ConnectionList,

@@ -47,7 +47,7 @@ from fault_matrix.cells import (
 )
 from fault_matrix.document import markdown_table
 
-from consent.api.models import CreateCompanyRequest, CreateConnectionRequest
+from consent.domain.requests import CreateCompanyRequest, CreateConnectionRequest
 from consent.events import LEDGER_EVENT_TYPES, CloudEvent
 from consent.publisher import EventPublisher, PublishFailure, SnsEventPublisher
 from consent.services import Services, aws_client

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from consent.api.models import MAX_PAGE_LIMIT
+from consent.domain.requests import MAX_PAGE_LIMIT
 from consent.api.resolver import MAX_BODY_BYTES
 from consent.services import Services
 from consent.settings import Settings

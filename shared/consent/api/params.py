@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 
-from consent.api.models import MAX_PAGE_LIMIT
+from consent.domain.requests import MAX_PAGE_LIMIT
 from consent.store.positions import (
     COMPANIES_CURSOR_PATTERN,
     CONNECTIONS_CURSOR_PATTERN,

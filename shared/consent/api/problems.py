@@ -7,6 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from consent.domain.errors import Conflict, FieldError, Invalid, NotFound, OverQuota, Refused
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://consent.example/problems/"
 # The deployment's own (PROBLEM_TYPE_BASE_URI), set for each invocation by the function serving it.
@@ -15,12 +17,6 @@ _type_base = [PROBLEM_TYPE_BASE]
 
 def use_type_base(base_uri: str) -> None:
     _type_base[0] = base_uri
-
-
-@dataclass(frozen=True)
-class FieldError:
-    field: str
-    message: str
 
 
 @dataclass
@@ -55,12 +51,22 @@ class Problem(Exception):
 
 
 def not_found(what: str = "resource") -> Problem:
-    # One answer for "missing" and "someone else's": the caller learns nothing about other customers.
-    return Problem(404, "not_found", f"No such {what}.")
+    return problem_for(NotFound(what))
 
 
 def validation_failed(errors: Sequence[FieldError], detail: str = "The request is not valid.") -> Problem:
-    return Problem(422, "validation_failed", detail, errors=errors)
+    return problem_for(Invalid(errors, detail))
+
+
+# The HTTP status of each kind of refusal (consent.domain.errors): the one place they are mapped.
+_STATUS_OF: tuple[tuple[type[Refused], int], ...] = ((NotFound, 404), (Invalid, 422), (Conflict, 409), (OverQuota, 429))
+
+
+def problem_for(refused: Refused) -> Problem:
+    """A refusal of the consent rules as the API answers it."""
+    status = next(status for kind, status in _STATUS_OF if isinstance(refused, kind))
+    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else {}
+    return Problem(status, refused.code, refused.detail, errors=refused.fields, headers=headers)
 
 
 def problem_schema() -> type:

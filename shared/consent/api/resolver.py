@@ -21,7 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.identity import customer_id_from_event
-from consent.api.problems import PROBLEM_JSON, FieldError, Problem, use_type_base, validation_failed
+from consent.api.problems import PROBLEM_JSON, Problem, problem_for, use_type_base, validation_failed
 from consent.codat.errors import (
     CodatAuthFailed,
     CodatBadResponse,
@@ -33,6 +33,7 @@ from consent.codat.errors import (
     CodatTimeout,
     CodatUnavailable,
 )
+from consent.domain.errors import FieldError, Refused
 from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import ConflictError, CursorError, StoreUnavailable
@@ -77,6 +78,10 @@ def create_resolver() -> APIGatewayHttpResolver:
     @app.exception_handler(Problem)
     def _problem(problem: Problem) -> Response[str]:
         return answer(problem)
+
+    @app.exception_handler(Refused)
+    def _refused(refused: Refused) -> Response[str]:
+        return answer(problem_for(refused))
 
     @app.exception_handler(RequestValidationError)
     def _invalid(error: RequestValidationError) -> Response[str]:

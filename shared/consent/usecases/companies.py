@@ -10,14 +10,14 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from consent.api.models import CompanyList, CreateCompanyRequest
-from consent.api.problems import FieldError, Problem, not_found, validation_failed
 from consent.codat.errors import CodatError
 from consent.codat.models import CUSTOMER_TAG, REQUEST_TAG, CodatCompany
+from consent.domain.errors import Conflict, FieldError, Invalid, NotFound, OverQuota
 from consent.domain.journeys import JourneyDefinition, evaluate
 from consent.domain.ledger import entry
 from consent.domain.progress import settle
 from consent.domain.records import CompanyRecord, CompanyView
+from consent.domain.requests import CompanyList, CreateCompanyRequest
 from consent.domain.resources import Actor, Company, JourneyProgress, JourneyStatus, LedgerEntryType
 from consent.observability import logger, metrics
 from consent.services import Services
@@ -43,7 +43,7 @@ class Answer:
 def _journey(services: Services, name: str) -> JourneyDefinition:
     journey = services.catalog.get(name)
     if journey is None:
-        raise validation_failed(
+        raise Invalid(
             [FieldError("journey", f"Unknown journey. Offered: {', '.join(services.catalog.names)}.")],
             "The journey does not exist.",
         )
@@ -76,7 +76,7 @@ def create_company(
     if not previous_attempt_reached_codat:
         try:
             quotas.check_company_cap(services, customer_id)
-        except Problem:
+        except OverQuota:
             if idempotency_key is not None and token is not None:
                 services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=False)
             raise
@@ -111,7 +111,7 @@ def create_company(
         deleted = _delete_unkept(services, codat_company.id if codat_company is not None else None)
         if idempotency_key is not None and token is not None:
             services.store.release_idempotency_key(customer_id, idempotency_key, token, reached_codat=not deleted)
-        raise quotas.quota_problem(refused) from None
+        raise quotas.over_quota(refused) from None
     except ConflictError:
         if idempotency_key is None:
             raise
@@ -160,18 +160,16 @@ def _answer_for_taken_key(claim: IdempotencyClaim) -> Answer:
         return Answer(claim.status, claim.body, replayed=True)
     if claim.outcome == IdempotencyOutcome.MISMATCH:
         # 409, not 422: the request is well formed; the key's state (bound to another body) refuses it.
-        raise Problem(409, "idempotency_key_reused", "This Idempotency-Key was used with another request body.")
+        raise Conflict("idempotency_key_reused", "This Idempotency-Key was used with another request body.")
     if claim.outcome == IdempotencyOutcome.ERASED:
-        raise Problem(
-            409,
+        raise Conflict(
             "idempotency_key_reused",
             "This Idempotency-Key created a company that has since been erased. Use a new key.",
         )
-    raise Problem(
-        409,
+    raise Conflict(
         "idempotency_request_in_progress",
         "A request with this Idempotency-Key is still being processed. Retry shortly.",
-        headers={"Retry-After": "1"},
+        retry_after=1,
     )
 
 
@@ -241,7 +239,7 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
     for _ in range(_UPDATE_ATTEMPTS):
         view = services.store.get_company(customer_id, company_id)
         if view is None:
-            raise not_found("company")
+            raise NotFound("company")
         record = view.company
         if any(progress.journey == journey.name for progress in record.journeys):
             return view.to_resource()
@@ -276,7 +274,7 @@ def get_company(services: Services, customer_id: str, company_id: str) -> Compan
     EMBEDDED_CONNECTIONS of them; `connectionsNextCursor` pages on at its connections route)."""
     view = services.store.get_company(customer_id, company_id, connections_limit=EMBEDDED_CONNECTIONS)
     if view is None:
-        raise not_found("company")
+        raise NotFound("company")
     return view.to_resource()
 
 

@@ -7,12 +7,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from consent.api.models import AccessToken, ConnectionList, CreateConnectionRequest, LedgerPage
-from consent.api.problems import FieldError, Problem, not_found
 from consent.codat.models import CodatConnection
+from consent.domain.errors import Conflict, FieldError, NotFound
 from consent.domain.ledger import connection_entry, entry_id_of, placed_after
 from consent.domain.progress import settle
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
+from consent.domain.requests import AccessToken, ConnectionList, CreateConnectionRequest, LedgerPage
 from consent.domain.resources import Actor, Connection, ConnectionStatus, LedgerEntryType, SourceType
 from consent.domain.timeline import StatusEvent
 from consent.domain.transitions import EventKind
@@ -41,11 +41,10 @@ def create_connection(
     if integration is None:
         # Well formed, refused by the current state (the integrations the bank has enabled in Codat): 409, as
         # every refusal that another state would lift; 422 is for requests that can never succeed as written.
-        raise Problem(
-            409,
+        raise Conflict(
             "integration_not_enabled",
             "No enabled integration has this platformKey. See GET /integrations.",
-            errors=[FieldError("platformKey", "Not an enabled integration.")],
+            fields=[FieldError("platformKey", "Not an enabled integration.")],
         )
     _check_allowed(services, view, integration.source_type)
     same_platform = [c for c in view.connections if c.platform_key == request.platform_key and not c.deleted]
@@ -94,7 +93,7 @@ def create_connection(
 def _company(services: Services, customer_id: str, company_id: str) -> CompanyView:
     view = services.store.get_company(customer_id, company_id)
     if view is None:
-        raise not_found("company")
+        raise NotFound("company")
     return view
 
 
@@ -108,19 +107,17 @@ def _check_allowed(services: Services, view: CompanyView, source_type: SourceTyp
         names = ", ".join(sorted(t.value for t in allowed)) or "none"
         # The request is well formed; the company's journeys (its state) refuse it: a conflict, as for a second
         # accounting platform.
-        raise Problem(
-            409,
+        raise Conflict(
             "source_type_not_in_journeys",
             f"This company's journeys allow these source types: {names}.",
-            errors=[FieldError("platformKey", f"{source_type.value.capitalize()} integrations are not part of them.")],
+            fields=[FieldError("platformKey", f"{source_type.value.capitalize()} integrations are not part of them.")],
         )
 
 
 def _check_not_linked(view: CompanyView, same_platform: list[ConnectionRecord], source_type: SourceType) -> None:
     linked = next((c for c in same_platform if c.status == ConnectionStatus.LINKED), None)
     if linked is not None:
-        raise Problem(
-            409,
+        raise Conflict(
             "connection_already_linked",
             f"Connection {linked.connection_id} to this platform is already Linked.",
         )
@@ -134,8 +131,7 @@ def _check_not_linked(view: CompanyView, same_platform: list[ConnectionRecord], 
             None,
         )
         if other is not None:
-            raise Problem(
-                409,
+            raise Conflict(
                 "accounting_already_linked",
                 f"Codat allows one accounting connection per company; {other.platform_name} is Linked. "
                 "Revoke it first.",
@@ -310,7 +306,7 @@ def _commit_creation(
 def access_token(services: Services, customer_id: str, company_id: str) -> AccessToken:
     """Codat's company access token for the Link SDK / Connections SDK: passed through, never kept."""
     if services.store.company_owner(company_id) != customer_id:
-        raise not_found("company")
+        raise NotFound("company")
     quotas.spend_codat_allowance(services, customer_id)
     token = services.codat.get_access_token(company_id)
     return AccessToken(access_token=token.access_token, expires_in=token.expires_in)
@@ -321,12 +317,12 @@ def list_connections(
 ) -> ConnectionList:
     page = services.store.list_connections(customer_id, company_id, limit=limit, cursor=cursor)
     if page is None:
-        raise not_found("company")
+        raise NotFound("company")
     return ConnectionList(items=[c.to_resource() for c in page.items], next_cursor=page.next_cursor)
 
 
 def list_events(services: Services, customer_id: str, company_id: str, *, limit: int, cursor: str | None) -> LedgerPage:
     page = services.store.list_ledger(customer_id, company_id, limit=limit, cursor=cursor)
     if page is None:
-        raise not_found("company")
+        raise NotFound("company")
     return LedgerPage(items=[e.to_entry() for e in page.items], next_cursor=page.next_cursor)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from consent.api.problems import Problem
+from consent.domain.errors import OverQuota
 from consent.observability import logger, metrics
 from consent.store import QuotaExceeded, StoreUnavailable
 
@@ -37,7 +37,7 @@ def spend_codat_allowance(services: Services, customer_id: str) -> None:
             per_day=settings.customer_codat_requests_per_day,
         )
     except QuotaExceeded as refused:
-        raise quota_problem(refused) from None
+        raise over_quota(refused) from None
     except StoreUnavailable:
         # The table cannot count now: the request goes on, uncounted. The allowance guards the bank's Codat quota,
         # and Codat's own 429 still does; refusing everyone while a counter is throttled would make an outage of
@@ -50,11 +50,11 @@ def check_company_cap(services: Services, customer_id: str) -> None:
     """Refuse (429) before Codat is asked, when the customer already has as many companies as allowed. (The
     company's write checks it again, atomically: this read only spares Codat a company we would not keep.)"""
     if services.store.customer_companies(customer_id) >= services.settings.max_companies_per_customer:
-        raise quota_problem(QuotaExceeded("companies"))
+        raise over_quota(QuotaExceeded("companies"))
 
 
-def quota_problem(refused: QuotaExceeded) -> Problem:
+def over_quota(refused: QuotaExceeded) -> OverQuota:
+    """The store's refusal as the customer's: counted, with when to retry."""
     metrics.add_metric(name="CustomerQuotaRefusals", unit=MetricUnit.Count, value=1)
     code = "company_quota_exceeded" if refused.kind == "companies" else "rate_limited"
-    headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after is not None else {}
-    return Problem(429, code, _DETAIL.get(refused.kind, "Over your quota."), headers=headers)
+    return OverQuota(code, _DETAIL.get(refused.kind, "Over your quota."), retry_after=refused.retry_after)

@@ -6,8 +6,8 @@ import contextlib
 import uuid
 from datetime import timedelta
 
-from consent.api.problems import not_found
 from consent.codat.errors import CodatNotFound, CodatRejected
+from consent.domain.errors import NotFound
 from consent.domain.ledger import connection_entry, entry, entry_id_of, placed_after
 from consent.domain.progress import settle
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerKey
@@ -107,10 +107,10 @@ def _find(
 ) -> tuple[CompanyView, ConnectionRecord]:
     view = services.store.get_company(customer_id, company_id)
     if view is None:
-        raise not_found("connection")
+        raise NotFound("connection")
     connection = next((c for c in view.connections if c.connection_id == connection_id), None)
     if connection is None:
-        raise not_found("connection")
+        raise NotFound("connection")
     return view, connection
 
 
@@ -178,7 +178,7 @@ def erase_company(services: Services, customer_id: str, company_id: str) -> None
     if view is None:
         if services.store.finish_erasure(customer_id, company_id):
             return  # erased already (the company is gone for every reader); what an interruption left is gone now
-        raise not_found("company")
+        raise NotFound("company")
     with contextlib.suppress(CodatNotFound):  # deleted by an earlier attempt, or in Codat's portal
         services.codat.delete_company(company_id)
     # The tombstone names no company, description, reference or token: only that it was erased, by whom.

@@ -1,4 +1,4 @@
-"""Request bodies and list responses of the API. Every string and list has a maximum (OWASP API4)."""
+"""What callers send (request bodies) and the pages they get back. Every string and list has a maximum (OWASP API4)."""
 
 from __future__ import annotations
 

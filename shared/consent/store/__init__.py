@@ -1,8 +1,8 @@
 """The consent store: one DynamoDB table holding companies, connections, journey progress and the ledger (the
 records it keeps are the domain's: `consent.domain.records`)."""
 
+from consent.store.change import Change
 from consent.store.port import (
-    Change,
     ConflictError,
     ConsentStore,
     CursorError,

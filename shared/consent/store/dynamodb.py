@@ -33,8 +33,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from consent.domain.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 from consent.domain.resources import LedgerEntryType
+from consent.store.change import Change
 from consent.store.port import (
-    Change,
     ConflictError,
     ConsentStore,
     CursorError,

@@ -1,1 +1,1 @@
-"""The HTTP API plumbing: resolver factory, caller identity, problem+json errors, request/response models."""
+"""The HTTP API plumbing: resolver, caller identity, parameters, problem+json and what each route documents."""

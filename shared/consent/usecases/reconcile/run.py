@@ -1,4 +1,4 @@
-"""Reconciliation: every stored connection compared with Codat's, healing the drift that missed webhooks leave.
+"""A reconciliation run: every stored connection compared with Codat's, healing what missed webhooks left.
 
 A run walks the companies (a pass over the table that resumes where the last run stopped) within a Codat
 request budget and the function's remaining time. What Codat reports is recorded as status events observed

@@ -16,29 +16,33 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from consent_dev.template import parameter_defaults, powertools_environment
+
 # As the template's Globals set them (POWERTOOLS_LOG_LEVEL: the LogLevel parameter's default). No X-Ray
 # daemon here: POWERTOOLS_TRACE_DISABLED=1 stands in for it. Set before anything imports Powertools.
-POWERTOOLS_ENVIRONMENT = {
-    "POWERTOOLS_SERVICE_NAME": "consent",
-    "POWERTOOLS_METRICS_NAMESPACE": "ConsentJourney",
-    "POWERTOOLS_LOG_LEVEL": "INFO",
-    "POWERTOOLS_TRACE_DISABLED": "1",
-}
-os.environ.update(POWERTOOLS_ENVIRONMENT)
+os.environ.update({**powertools_environment(), "POWERTOOLS_TRACE_DISABLED": "1"})
 
-from consent.observability import logger  # noqa: E402 - after the environment above
-from consent.services import Services, aws_client  # noqa: E402
-from consent.settings import Settings  # noqa: E402
-from consent_dev.aws import Deployed, MotoServer, deploy  # noqa: E402
-from consent_dev.budget import CallCounter, World  # noqa: E402
-from consent_dev.codat_simulator import CodatSimulator, SimServer, serve  # noqa: E402
-from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET  # noqa: E402
-from consent_dev.local_api import LocalApi  # noqa: E402
-from consent_dev.template import parameter_defaults  # noqa: E402
+# After the environment above: Powertools reads it when these import it.
+from consent.observability import logger
+from consent.services import Services, aws_client
+from consent.settings import Settings
+from consent_dev.aws import Deployed, MotoServer, deploy
+from consent_dev.budget import CallCounter, World
+from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
+from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
+from consent_dev.fake_store import FakeStore
+from consent_dev.local_api import LocalApi
 
-from fakes import FakeCodat, FakePublisher, FakeStore  # noqa: E402
+from fakes import FakeCodat, FakePublisher
 
 SIMULATOR_API_KEY = "bench-codat-api-key"
+# One customer sends every request of a section, hundreds a minute: the template's per-customer quotas set as a
+# deployment for a load test would set them, so that none refuses a request the bench times.
+QUOTA_PARAMETERS = {
+    "MaxCompaniesPerCustomer": 10_000,
+    "CustomerCodatRequestsPerMinute": 100_000,
+    "CustomerCodatRequestsPerDay": 10_000_000,
+}
 
 # Log lines are part of a request's cost (Lambda ships stdout to CloudWatch): written, but not to the terminal.
 _DEVNULL = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
@@ -76,21 +80,25 @@ class _TablesCopiedOncePerTransaction:
     def install(self) -> None:
         """Before the MotoServer: its atomic lock then wraps this, so one transaction runs at a time."""
         from moto.dynamodb import models  # noqa: PLC0415
+        from moto.dynamodb.models import DynamoDBBackend  # noqa: PLC0415
 
-        if isinstance(models.copy, _TablesCopiedOncePerTransaction):
+        # The `copy` module moto's models use, which this stands in for (a global of theirs, not an export).
+        globals_of_models = vars(models)
+        if isinstance(globals_of_models["copy"], _TablesCopiedOncePerTransaction):
             return
-        original = models.DynamoDBBackend.transact_write_items
+        original = DynamoDBBackend.transact_write_items
         shim = self
 
-        def transact_write_items(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        def transact_write_items(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
             shim._copies = {}
             try:
-                return original(backend, *args, **kwargs)
+                original(backend, transact_items)
             finally:
                 shim._copies = None
 
-        models.copy = self  # type: ignore[assignment]
-        models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+        globals_of_models["copy"] = self
+        # A method of moto's, wrapped: mypy refuses any assignment to a method.
+        DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign, assignment]
 
 
 @dataclass
@@ -124,6 +132,9 @@ class Stack:
             codat_api_key=SIMULATOR_API_KEY,
             webhook_secret=DEV_WEBHOOK_SECRET,
             customer_ref_key=DEV_CUSTOMER_REF_KEY,
+            max_companies_per_customer=QUOTA_PARAMETERS["MaxCompaniesPerCustomer"],
+            customer_codat_requests_per_minute=QUOTA_PARAMETERS["CustomerCodatRequestsPerMinute"],
+            customer_codat_requests_per_day=QUOTA_PARAMETERS["CustomerCodatRequestsPerDay"],
         )
         return cls(moto, simulator, server, deployed, settings)
 
@@ -141,7 +152,8 @@ class Stack:
 
     def refs(self) -> dict[str, Any]:
         """What the template's Ref/GetAtt resolve to here (Codat's base URL: the simulator)."""
-        return {**parameter_defaults(), **self.deployed.refs(), "CodatBaseUrl": self.codat_server.url}
+        refs = {**parameter_defaults(), **QUOTA_PARAMETERS, **self.deployed.refs()}
+        return {**refs, "CodatBaseUrl": self.codat_server.url}
 
     def services(self) -> Services:
         """A warm container's ports on real I/O: the product's own wiring from settings (secrets given

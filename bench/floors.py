@@ -12,12 +12,15 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef, WriteRequestTypeDef
 
 Event = dict[str, Any]
 Result = dict[str, Any]
@@ -114,7 +117,7 @@ class FloorHandlers:
 
     # -- writes ----------------------------------------------------------------------------------------
 
-    def _put_versioned(self, item: Item, data: dict[str, Any]) -> dict[str, Any]:
+    def _put_versioned(self, item: Item, data: dict[str, Any]) -> TransactWriteItemTypeDef:
         version = int(item["version"]["N"])
         data["version"] = version + 1
         saved = {**item, "version": _n(version + 1), "data": _s(json.dumps(data))}
@@ -127,7 +130,7 @@ class FloorHandlers:
             }
         }
 
-    def _put_ledger(self, company_id: str, entry_type: str, **fields: Any) -> dict[str, Any]:
+    def _put_ledger(self, company_id: str, entry_type: str, **fields: Any) -> TransactWriteItemTypeDef:
         entry_id, at = str(uuid.uuid4()), _now()
         data = {"entry_id": entry_id, "company_id": company_id, "type": entry_type, "at": at, **fields}
         return {
@@ -144,7 +147,7 @@ class FloorHandlers:
             }
         }
 
-    def _transact(self, items: list[dict[str, Any]]) -> None:
+    def _transact(self, items: list[TransactWriteItemTypeDef]) -> None:
         self.db.transact_write_items(TransactItems=items)
 
     # -- companies -------------------------------------------------------------------------------------
@@ -396,9 +399,11 @@ class FloorHandlers:
             ConsistentRead=True,
             ProjectionExpression="PK, SK, idempotencyPK",
         )["Items"]
-        rest = [{"DeleteRequest": {"Key": {"PK": k["PK"], "SK": k["SK"]}}} for k in keys if k["SK"]["S"] != "COMPANY"]
+        rest: list[WriteRequestTypeDef] = [
+            {"DeleteRequest": {"Key": {"PK": k["PK"], "SK": k["SK"]}}} for k in keys if k["SK"]["S"] != "COMPANY"
+        ]
         self.db.batch_write_item(RequestItems={self.table: rest[:25]})
-        final = [
+        final: list[TransactWriteItemTypeDef] = [
             {"Delete": {"TableName": self.table, "Key": {"PK": company["PK"], "SK": company["SK"]}}},
             self._put_ledger(company_id, "company.erased"),
         ]
@@ -438,7 +443,7 @@ class FloorHandlers:
         company, connections = self._company(company_id)
         assert company is not None, "the floor handles known companies only"
         touched = {c["connectionId"] for c in payload.get("dataTypes", [])} or {payload["connection"]["id"]}
-        writes = [self._put_versioned(company, json.loads(company["data"]["S"]))]
+        writes: list[TransactWriteItemTypeDef] = [self._put_versioned(company, json.loads(company["data"]["S"]))]
         for item in connections:
             data = json.loads(item["data"]["S"])
             if data["connection_id"] in touched:

@@ -4,6 +4,7 @@ signatures alone."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import statistics
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 from consent.domain.ledger import entry
 from consent.domain.records import ConnectionRecord
-from consent.domain.resources import Actor, ConnectionStatus, SourceType, utc_now
+from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType, SourceType, utc_now
 from consent.domain.timeline import StatusEvent
 from consent.domain.transitions import EventKind
 from consent.services import Services
@@ -58,7 +59,7 @@ def seed(services: Services, company_id: str, size: int) -> None:
             ledger.append(
                 entry(
                     company,
-                    "connection.linked",
+                    LedgerEntryType.CONNECTION_LINKED,
                     actor=Actor.CODAT,
                     at=at,
                     connection_id=record.connection_id,
@@ -80,7 +81,7 @@ def _walk(world: budget.World, services: Services, counter: budget.CallCounter, 
         assert response.status == 200, response.text
         route, event = request.to_event(world.api)
         # Once per page: the pages are the samples (their median is reported).
-        times = [timed(lambda r=route, e=event: LocalApi.invoke(r, e, services))[0]]
+        times = [timed(functools.partial(LocalApi.invoke, route, event, services))[0]]
         items += len(response.body["items"])
         pages.append({"calls": sum(counted.aws.values()), "ms": statistics.median(times), "bytes": len(response.text)})
         cursor = response.body.get("nextCursor")
@@ -107,7 +108,7 @@ def _timed_samples(
     times = [first]
     while len(times) < repeats and sum(times) < 2000:
         route, event = events()
-        times.append(timed(lambda r=route, e=event: LocalApi.invoke(r, e, services))[0])
+        times.append(timed(functools.partial(LocalApi.invoke, route, event, services))[0])
     return times, counted, result
 
 

@@ -141,7 +141,9 @@ def run(stack: Stack, *, fake_iterations: int, real_iterations: int) -> tuple[Ta
     table.notes.append(f"median of the routes' ratios: {statistics.median(ratios):.2f} (goal: ≤ 1.2)")
     if errors:
         table.notes.append(f"{errors} samples failed (timeouts on this loaded machine) and were left out")
-    table.notes.append("fakes: the handler with in-memory store, Codat and publisher (bench/fakes.py)")
+    table.notes.append(
+        "fakes: the handler with in-memory store, Codat and publisher (consent_dev.fake_store, bench/fakes.py)"
+    )
     table.notes.append("floor: bench/floors.py, the same AWS and Codat calls with boto3/httpx and json only")
     table.notes.append("each floor is checked to make exactly the route's budgeted calls")
     return table, results

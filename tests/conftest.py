@@ -9,15 +9,11 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-# Before any Powertools import: no X-Ray daemon here, and metrics need a namespace.
-os.environ.update(
-    {
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_SERVICE_NAME": "consent",
-        "POWERTOOLS_METRICS_NAMESPACE": "ConsentJourney",
-        "POWERTOOLS_DEV": "0",
-    }
-)
+from consent_dev.template import powertools_environment
+
+# Before any Powertools import: the template's settings (service name, metrics namespace, log level), and no X-Ray
+# daemon here.
+os.environ.update({**powertools_environment(), "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_DEV": "0"})
 
 import shutil
 from pathlib import Path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +24,16 @@ from consent_dev.template import (
 REGION = PSEUDO_PARAMETERS["AWS::Region"]
 # Documented fakes: moto accepts any credentials. Never real ones.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+
+
+def fake_session() -> boto3.session.Session:
+    """A boto3 session with the fake credentials, whatever the environment holds: it never reaches a real account."""
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=REGION,
+    )
 
 
 _ATOMIC_OPERATIONS = (
@@ -65,8 +74,7 @@ def make_dynamodb_atomic() -> None:
 def _keep_streams_through_cancelled_transactions(backend: Any) -> None:
     """A cancelled TransactWriteItems in moto leaves stream records of the writes it rolled back, and rolls back
     by swapping in a deep copy of the table, whose stream is a new object that open shard iterators (the outbox
-    relay's) never read. DynamoDB records nothing for a cancelled transaction and keeps one stream: so do we.
-    (The same fix as `consent_dev.devserver.keep_streams_through_cancelled_transactions`, which defers to this.)"""
+    relay's) never read. DynamoDB records nothing for a cancelled transaction and keeps one stream: so do we."""
     current = backend.transact_write_items
     if getattr(current, "_consent_keeps_streams", False):
         return
@@ -106,7 +114,7 @@ class MotoServer:
 
     def start(self) -> MotoServer:
         self._server.start()
-        self.port = self._server._server.server_port
+        _, self.port = self._server.get_host_and_port()
         return self
 
     def stop(self) -> None:
@@ -180,7 +188,7 @@ def deploy(endpoint: str, *, suffix: str | None = None, secret_values: dict[str,
 
     Each gets a unique name (suffix) so tests can share one server without sharing state."""
     suffix = suffix or uuid.uuid4().hex[:8]
-    session = boto3.session.Session(region_name=REGION, **{k.lower(): v for k, v in FAKE_CREDENTIALS.items()})
+    session = fake_session()
     template = load_template()
     deployed = deploy_tables(endpoint, suffix=suffix)
     kms = session.client("kms", endpoint_url=endpoint)
@@ -250,7 +258,7 @@ def empty_tables(endpoint: str, deployed: Deployed) -> None:
 @functools.lru_cache(maxsize=4)
 def _dynamodb_client(endpoint: str) -> Any:
     # Made once per server: a new session loads botocore's DynamoDB model again (most of a table's cost).
-    session = boto3.session.Session(region_name=REGION, **{k.lower(): v for k, v in FAKE_CREDENTIALS.items()})
+    session = fake_session()
     return session.client("dynamodb", endpoint_url=endpoint)
 
 
@@ -300,7 +308,3 @@ def _attribute(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def use_environment(values: dict[str, str]) -> None:
-    os.environ.update(values)

@@ -8,7 +8,6 @@ the state each case sets up through the API itself. AWS calls are counted by bot
 
 from __future__ import annotations
 
-import json as jsonlib
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -29,7 +28,6 @@ from consent_dev.codat_webhooks import (
     reference_company,
     signed,
 )
-from consent_dev.lambda_runtime import http_event, jwt_claims
 from consent_dev.local_api import ApiResponse, LocalApi
 from consent_dev.template import Route
 
@@ -229,19 +227,15 @@ class Request:
 
     def to_event(self, api: LocalApi) -> tuple[Route, dict[str, Any]]:
         """The template's route and the API Gateway event `send` would invoke it with."""
-        found = api.find(self.method, self.path)
-        assert found is not None, f"no route for {self.method} {self.path}"
-        route, params = found
-        headers = dict(self.headers)
-        body: bytes | str | None = self.body
-        if self.json is not None:
-            body = jsonlib.dumps(self.json)
-            headers.setdefault("content-type", "application/json")
-        claims = jwt_claims(self.customer) if self.customer is not None and route.authorized else None
-        event = http_event(
-            route, self.path, path_parameters=params, query=self.query, headers=headers, body=body, claims=claims
+        return api.event(
+            self.method,
+            self.path,
+            customer=self.customer,
+            json=self.json,
+            body=self.body,
+            headers=self.headers,
+            query=self.query,
         )
-        return route, event
 
 
 class CodatSide(Protocol):

@@ -68,11 +68,6 @@ def _read_json(path: str) -> dict[str, Any] | None:
     return loaded
 
 
-def load_spec() -> dict[str, Any] | None:
-    """The raw spec document, or None when the file is absent. Cached per path; treat it as read-only."""
-    return _read_json(str(spec_path()))
-
-
 @functools.cache
 def _build_spec(path: str) -> CodatSpec | None:
     document = _read_json(path)

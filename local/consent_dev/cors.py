@@ -7,11 +7,9 @@ allowed gets no CORS header at all, so the browser refuses the answer to the pag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from werkzeug.wrappers import Request, Response
 
 from consent_dev.template import condition, load_template
 
@@ -29,38 +27,35 @@ class CorsPolicy:
         return origin is not None and origin in self.allow_origins
 
     @staticmethod
-    def is_preflight(request: Request) -> bool:
-        return (
-            request.method == "OPTIONS"
-            and "Origin" in request.headers
-            and "Access-Control-Request-Method" in request.headers
-        )
+    def is_preflight(method: str, headers: Mapping[str, str]) -> bool:
+        """`headers`: lower-case names."""
+        return method == "OPTIONS" and "origin" in headers and "access-control-request-method" in headers
 
-    def preflight(self, request: Request) -> Response:
-        response = Response(status=204)
-        origin = request.headers.get("Origin")
-        if self.allows(origin):
-            response.headers["Access-Control-Allow-Origin"] = str(origin)
-            response.headers["Access-Control-Allow-Methods"] = ",".join(self.allow_methods)
-            response.headers["Access-Control-Allow-Headers"] = ",".join(self.allow_headers)
-            response.headers["Access-Control-Max-Age"] = str(self.max_age)
+    def preflight_headers(self, origin: str | None) -> list[tuple[str, str]]:
+        """The headers of the answer to a preflight from `origin` (its status: 204, no body)."""
+        headers: list[tuple[str, str]] = []
+        if origin is not None and self.allows(origin):
+            headers += [
+                ("Access-Control-Allow-Origin", origin),
+                ("Access-Control-Allow-Methods", ",".join(self.allow_methods)),
+                ("Access-Control-Allow-Headers", ",".join(self.allow_headers)),
+                ("Access-Control-Max-Age", str(self.max_age)),
+            ]
             if self.allow_credentials:
-                response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers["Vary"] = "Origin"
-        return response
+                headers.append(("Access-Control-Allow-Credentials", "true"))
+        return [*headers, ("Vary", "Origin")]
 
-    def decorate(self, request: Request, response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        for name in [n for n, _ in response.headers.items() if n.lower().startswith("access-control-")]:
-            del response.headers[name]  # the function's own CORS headers: API Gateway ignores them
-        if self.allows(origin):
-            response.headers["Access-Control-Allow-Origin"] = str(origin)
+    def decorate(self, origin: str | None, headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+        """An answer's headers for a request from `origin`: the function's own CORS headers dropped (API Gateway
+        ignores them), the policy's added."""
+        decorated = [(name, value) for name, value in headers if not name.lower().startswith("access-control-")]
+        if origin is not None and self.allows(origin):
+            decorated.append(("Access-Control-Allow-Origin", origin))
             if self.expose_headers:
-                response.headers["Access-Control-Expose-Headers"] = ",".join(self.expose_headers)
+                decorated.append(("Access-Control-Expose-Headers", ",".join(self.expose_headers)))
             if self.allow_credentials:
-                response.headers["Access-Control-Allow-Credentials"] = "true"
-        response.headers.add("Vary", "Origin")
-        return response
+                decorated.append(("Access-Control-Allow-Credentials", "true"))
+        return [*decorated, ("Vary", "Origin")]
 
 
 def cors_policy(parameters: Mapping[str, Any], template: dict[str, Any] | None = None) -> CorsPolicy | None:

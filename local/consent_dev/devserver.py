@@ -35,21 +35,20 @@ from consent_dev import contracts
 from consent_dev.aws import REGION, Deployed, MotoServer, deploy, empty_tables
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
 from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
-from consent_dev.cors import CorsPolicy, cors_policy
-from consent_dev.jwt_auth import TOKEN_SECONDS, JwtAuthorizer, LocalIssuer, Unauthorized
-from consent_dev.lambda_runtime import Handler, LambdaContext, http_event, load_handler
+from consent_dev.cors import cors_policy
+from consent_dev.gateway import Gateway, GatewayRequest, GatewayResponse, fold_headers
+from consent_dev.jwt_auth import TOKEN_SECONDS, JwtAuthorizer, LocalIssuer
+from consent_dev.lambda_runtime import Handler, LambdaContext, load_handler
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue, ReceivedEvent
 from consent_dev.template import (
     REPO_ROOT,
     Function,
-    Route,
-    allowed_methods,
     function_environment,
     functions,
     load_template,
     parameter_defaults,
-    resolve,
+    powertools_environment,
     routes,
 )
 
@@ -58,9 +57,6 @@ log = logging.getLogger("consent_dev.devserver")
 HOST = "127.0.0.1"  # never anything else: this serves fake credentials and a stand-in authorizer
 DEFAULT_PORT = 3000
 WEBHOOK_PATH = "/webhooks/codat"
-# API Gateway HTTP API's payload quota, and Lambda's for a synchronous invocation's response.
-MAX_REQUEST_BYTES = 10 * 1024 * 1024
-MAX_LAMBDA_RESPONSE_BYTES = 6 * 1024 * 1024
 ISSUER_PATH = "/dev/issuer"  # the local identity provider's OpenID discovery and JWKS
 TOKEN_PATH = "/dev/token"  # noqa: S105 - a route: dev only, a customer token, no password
 RELAY_FUNCTION = "OutboxRelayFunction"
@@ -68,8 +64,8 @@ SIMULATOR_API_KEY = "dev-codat-api-key"  # a documented fake, accepted only by t
 EVENTS_POLL_SECONDS = 0.2
 LAMBDA_DEFAULT_TIMEOUT = 3.0  # Lambda's own default when neither the function nor Globals says
 
-# Added to the template Globals' POWERTOOLS_* settings for the command (see `powertools_environment`).
-_POWERTOOLS_DEFAULTS = {
+# Added to the template Globals' POWERTOOLS_* settings for the command (`template.powertools_environment`).
+LOCAL_POWERTOOLS_SETTINGS = {
     "POWERTOOLS_TRACE_DISABLED": "1",  # no X-Ray daemon on a laptop
     "POWERTOOLS_METRICS_DISABLED": "true",  # EMF blobs after every request would drown the log
 }
@@ -121,16 +117,6 @@ def function_memory(function: Function, template: Mapping[str, Any] | None = Non
     return int(template["Resources"][function.logical_id]["Properties"].get("MemorySize", default))
 
 
-def powertools_environment(template: Mapping[str, Any] | None = None) -> dict[str, str]:
-    """The template Globals' POWERTOOLS_* settings, plus the local defaults. Powertools reads them from the process
-    environment when the product's modules are imported: in Lambda once per function, here once for all of them."""
-    template = template or load_template()
-    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
-    refs = parameter_defaults(dict(template))
-    found = {name: str(resolve(value, refs)) for name, value in variables.items() if name.startswith("POWERTOOLS_")}
-    return {**found, **_POWERTOOLS_DEFAULTS}
-
-
 def function_services(function: Function, refs: Mapping[str, Any]) -> Services:
     """The function's ports as Lambda would build them: its template environment, resolved against the
     embedded resources (so the Codat key and webhook secret come from Secrets Manager, as in AWS)."""
@@ -144,7 +130,7 @@ def function_services(function: Function, refs: Mapping[str, Any]) -> Services:
 LAYER_ROOT = "/opt/python/"
 
 
-# -- API Gateway, locally: one Lambda "container" per function ---------------------------------------------
+# -- the functions behind the API: one Lambda "container" per function ---------------------------------------
 
 
 @dataclass
@@ -188,143 +174,29 @@ def problem_response(status: int, code: str, detail: str, headers: Mapping[str, 
     return Response(body, status=status, headers=all_headers, content_type=PROBLEM_JSON)
 
 
-def request_headers(request: Request) -> dict[str, str]:
-    """Headers as API Gateway passes them in payload 2.0: one value per name, duplicates comma-joined."""
-    headers: dict[str, str] = {}
-    for name, value in request.headers.items():
-        key = name.lower()
-        headers[key] = f"{headers[key]},{value}" if key in headers else value
-    return headers
-
-
-def gateway_response(status: int, message: str) -> Response:
-    """An answer API Gateway itself gives (not a function's): `{"message": …}`."""
-    request_id = str(uuid.uuid4())
-    return Response(
-        json.dumps({"message": message}),
-        status=status,
-        content_type="application/json",
-        headers={"Apigw-Requestid": request_id},
+def gateway_request(request: Request) -> GatewayRequest:
+    """A request as it reached the socket, for API Gateway: the path as sent (werkzeug's `path` is decoded)."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
+    return GatewayRequest(
+        request.method,
+        str(raw).split("?", 1)[0] or "/",
+        request.environ.get("QUERY_STRING", ""),
+        fold_headers(request.headers.items()),
+        request.get_data(),
     )
 
 
-def lambda_to_http(result: Any, request_id: str) -> Response:
-    """A payload 2.0 Lambda result as API Gateway turns it into an HTTP response. Lambda refuses a synchronous
-    response over 6 MB, and API Gateway then answers 500 Internal Server Error."""
-    if len(json.dumps(result, default=str).encode()) > MAX_LAMBDA_RESPONSE_BYTES:
-        return gateway_response(500, "Internal Server Error")
-    if not isinstance(result, Mapping) or "statusCode" not in result:
-        # API Gateway's inference for format 2.0: any other JSON value is a 200 application/json body.
-        return Response(json.dumps(result), status=200, content_type="application/json")
-    body = result.get("body") or ""
-    raw = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode()
-    response = Response(raw, status=int(result["statusCode"]))
-    response.headers.remove("Content-Type")  # only what the function said, as API Gateway does
-    for name, value in (result.get("headers") or {}).items():
-        response.headers[name] = str(value)
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        response.headers.remove(name)
-        for value in values:
-            response.headers.add(name, str(value))
-    for cookie in result.get("cookies") or []:
-        response.headers.add("Set-Cookie", cookie)
-    response.headers.setdefault("Apigw-Requestid", request_id)
+def http_response(answer: GatewayResponse) -> Response:
+    response = Response(answer.body, status=answer.status)
+    response.headers.remove("Content-Type")  # only what the answer says, as API Gateway sends it
+    for name, value in answer.headers:
+        response.headers.add(name, value)
     return response
 
 
-class ApiGateway:
-    """The HTTP API of template.yaml: its routes to their functions, with the local authorizer in front of
-    exactly the routes that have one there."""
-
-    def __init__(
-        self,
-        functions_by_id: Mapping[str, LambdaFunction],
-        api_routes: Iterable[Route],
-        authorizer: JwtAuthorizer,
-        cors: CorsPolicy | None = None,
-    ) -> None:
-        self._functions = dict(functions_by_id)
-        self._routes = list(api_routes)
-        self._authorizer = authorizer
-        self._cors = cors
-
-    def find(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-        for route in self._routes:
-            params = route.match(method, path)
-            if params is not None:
-                return route, params
-        return None
-
-    def journey_names(self) -> list[str]:
-        """The journeys the API functions offer (their settings' JOURNEYS_FILE, the packaged one by default)."""
-        return sorted({name for function in self._functions.values() for name in function.services.catalog.names})
-
-    def handle(self, request: Request) -> Response:
-        if self._cors is None:
-            return self._handle(request)
-        if self._cors.is_preflight(request):  # answered by API Gateway itself: no route, no authorizer
-            return self._cors.preflight(request)
-        return self._cors.decorate(request, self._handle(request))
-
-    def _handle(self, request: Request) -> Response:
-        if (request.content_length or 0) > MAX_REQUEST_BYTES:
-            # API Gateway refuses a payload over its quota before routing, in its own words.
-            return gateway_response(413, "Request Entity Too Large")
-        found = self.find(request.method, request.path)
-        if found is None:
-            allowed = allowed_methods(self._routes, request.path)
-            if allowed:  # a route's path with another method: say which it has (RFC 9110 §15.5.6)
-                return problem_response(
-                    405,
-                    "method_not_allowed",
-                    f"This route does not take {request.method}.",
-                    {"Allow": ", ".join(allowed)},
-                )
-            return problem_response(404, "not_found", "No such route.")
-        route, params = found
-        function = self._functions[route.function]
-        claims = None
-        if route.authorized:
-            try:
-                claims = self._authorizer.claims(request.headers.get("Authorization"))
-            except Unauthorized:
-                # API Gateway's authorizer answers before any function runs, and says no more than this.
-                return problem_response(
-                    401,
-                    "unauthenticated",
-                    "Send `Authorization: Bearer <token>`: a JWT of the issuer (make dev: POST /dev/token).",
-                    {"WWW-Authenticate": "Bearer"},
-                )
-        request_id = str(uuid.uuid4())
-        body = request.get_data()
-        event = http_event(
-            route,
-            _raw_path(request),
-            path_parameters=params,
-            query=request.environ.get("QUERY_STRING", ""),
-            headers=request_headers(request),
-            body=body if body else None,
-            claims=claims,
-            request_id=request_id,
-        )
-        started = time.monotonic()
-        try:
-            result = function.invoke(event)
-        except Exception:  # an unhandled function error: API Gateway answers 500, Lambda logs the trace
-            log.exception("api     %s %s: %s raised", request.method, request.path, function.name)
-            return problem_response(500, "internal_error", "The function failed (see the dev server's log).")
-        response = lambda_to_http(result, request_id)
-        millis = (time.monotonic() - started) * 1000
-        log.info(
-            "api     %s %s → %d  %s %.0f ms", request.method, request.path, response.status_code, function.name, millis
-        )
-        return response
-
-
-def _raw_path(request: Request) -> str:
-    # rawPath is the path as sent (still percent-encoded); werkzeug's `path` is decoded.
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.path
-    return str(raw).split("?", 1)[0] or "/"
+def journey_names(api_functions: Iterable[LambdaFunction]) -> list[str]:
+    """The journeys the API functions offer (their settings' JOURNEYS_FILE, the packaged one by default)."""
+    return sorted({name for function in api_functions for name in function.services.catalog.names})
 
 
 # -- the consent events log --------------------------------------------------------------------------------
@@ -452,7 +324,8 @@ class DevStack:
         self.deployed: Deployed | None = None
         self.simulator: CodatSimulator | None = None
         self._sim_server: SimServer | None = None
-        self.gateway: ApiGateway | None = None
+        self.api_functions: dict[str, LambdaFunction] = {}
+        self.gateway: Gateway | None = None
         self.relay: StreamPump | None = None
         self.events_log: EventsLog | None = None
         self._saved_environ: dict[str, str | None] = {}
@@ -615,9 +488,14 @@ class DevStack:
             if function.routes
         }
         api_routes = routes(template)
-        defaults = parameter_defaults(template)
-        authorizer = JwtAuthorizer(self.issuer, (self.issuer.audience,), identity_claim=defaults["IdentityClaim"])
-        self.gateway = ApiGateway(api_functions, api_routes, authorizer, cors_policy(self.parameters, template))
+        authorizer = JwtAuthorizer(self.issuer, (self.issuer.audience,))
+        self.api_functions = api_functions
+        self.gateway = Gateway(
+            api_routes,
+            lambda route, event: api_functions[route.function].invoke(event),
+            authorizer,
+            cors=cors_policy(self.parameters, template),
+        )
         self._mark("api", state="up", url=self.api_url, routes=len(api_routes), functions=sorted(api_functions))
 
     def _start_relay(self) -> None:
@@ -708,7 +586,7 @@ class DevStack:
             return demo_response(request, path.removeprefix("/demo").lstrip("/"))
         if not self.ready or self.gateway is None:
             return problem_response(503, "starting", "The dev server is still starting.", {"Retry-After": "1"})
-        return self.gateway.handle(request)
+        return http_response(self.gateway.handle(gateway_request(request)))
 
     def _token_response(self, request: Request) -> Response:
         """Dev only: a token for the customer named in the form or JSON body (`customer`); there are no passwords."""
@@ -731,7 +609,7 @@ class DevStack:
             from consent_dev.openapi import build_openapi  # noqa: PLC0415 - imports every function's routes
 
             # The journeys the functions were configured with (JOURNEYS_FILE), once they are loaded.
-            self._openapi = build_openapi(self.gateway.journey_names() if self.gateway else None)
+            self._openapi = build_openapi(journey_names(self.api_functions.values()) if self.api_functions else None)
         return Response(json.dumps(self._openapi), content_type="application/json")
 
 
@@ -867,7 +745,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     # Before the handlers are imported (by start()): Powertools reads these once, at import.
-    for name, value in powertools_environment().items():
+    for name, value in {**powertools_environment(), **LOCAL_POWERTOOLS_SETTINGS}.items():
         os.environ.setdefault(name, value)
     configure_logging()
 

@@ -142,7 +142,8 @@ class CallRecorder:
     def install(self) -> None:
         from botocore.client import BaseClient  # noqa: PLC0415 - only when recording
 
-        original = BaseClient._make_api_call
+        # Every call goes through this private method, which botocore's stubs leave out.
+        original = BaseClient._make_api_call  # type: ignore[attr-defined]
         recorder = self
 
         def recording(client: Any, operation: str, params: Mapping[str, Any]) -> Any:
@@ -151,7 +152,7 @@ class CallRecorder:
                 recorder.record(function, client.meta.service_model.service_name, operation, params)
             return original(client, operation, params)
 
-        BaseClient._make_api_call = recording  # type: ignore[method-assign]
+        BaseClient._make_api_call = recording  # type: ignore[attr-defined]
 
     def record(self, function: str, service: str, operation: str, params: Mapping[str, Any]) -> None:
         with self._lock:

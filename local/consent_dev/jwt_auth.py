@@ -1,10 +1,12 @@
-"""`make dev`'s identity: a local issuer of customer tokens, and an authorizer that checks them as the deployed HTTP
-API's JWT authorizer does (template.yaml: `CustomerJwt`), so that a token AWS would refuse is refused here.
+"""The local stacks' identity: a local issuer of customer tokens, and an authorizer that checks them as the deployed
+HTTP API's JWT authorizer does (template.yaml: `CustomerJwt`), so that a token AWS would refuse is refused here
+(`consent_dev.gateway` puts it in front of the routes that have it, for `make dev` and `LocalApi` alike).
 
 The issuer makes an RSA key when the stack starts and serves its JWKS; it signs RS256 tokens for any customer id
 (dev only: there are no passwords). The authorizer verifies the signature against that JWKS, then `iss`, `aud` (or
-`client_id`, as API Gateway accepts), `exp` and `nbf`, and takes the customer from the `IdentityClaim` claim. An
-unsigned (`alg: none`), expired, wrongly signed, foreign or malformed token gets a 401 before any function runs."""
+`client_id`, as API Gateway accepts), `exp` and `nbf`; an unsigned (`alg: none`), expired, wrongly signed, foreign
+or malformed token is refused before any function runs. Like API Gateway's, it does not look for the customer: the
+function reads the template's `IdentityClaim` from the claims and refuses a token without it itself."""
 
 from __future__ import annotations
 
@@ -74,7 +76,6 @@ class JwtAuthorizer:
 
     issuer: LocalIssuer
     audiences: tuple[str, ...]
-    identity_claim: str = "sub"
     leeway_seconds: int = 0
 
     def claims(self, authorization: str | None) -> dict[str, Any]:
@@ -105,7 +106,4 @@ class JwtAuthorizer:
         offered = set(audiences if isinstance(audiences, list) else [audiences]) | {claims.get("client_id")}
         if not offered & set(self.audiences):
             raise Unauthorized("audience")
-        customer = claims.get(self.identity_claim)
-        if not isinstance(customer, str) or not customer:
-            raise Unauthorized("no identity claim")
         return {name: value if isinstance(value, str) else str(value) for name, value in claims.items()}

@@ -1,5 +1,5 @@
-"""Running the template's functions in-process the way Lambda and API Gateway would:
-HTTP API (payload 2.0) events, a Lambda context with a real deadline, handlers loaded from their folders."""
+"""Running the template's functions in-process the way Lambda would: a Lambda context with a real deadline,
+handlers loaded from their folders. (The events API Gateway invokes them with: `consent_dev.gateway`.)"""
 
 from __future__ import annotations
 
@@ -10,15 +10,13 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from consent_dev.iam import RUNNING_FUNCTION
-from consent_dev.template import Route, functions
+from consent_dev.template import functions
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -38,83 +36,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def http_event(
-    route: Route,
-    path: str,
-    *,
-    path_parameters: Mapping[str, str] | None = None,
-    query: Mapping[str, str] | str | None = None,
-    headers: Mapping[str, str] | None = None,
-    body: bytes | str | None = None,
-    claims: Mapping[str, Any] | None = None,
-    request_id: str | None = None,
-) -> dict[str, Any]:
-    """An API Gateway HTTP API payload 2.0 event for `route`, as API Gateway would build it."""
-    lowered = {name.lower(): value for name, value in (headers or {}).items()}
-    raw_query = query if isinstance(query, str) else urlencode(query or {})
-    now = datetime.now(UTC)
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route.route_key,
-        "rawPath": path,
-        "rawQueryString": raw_query,
-        "headers": lowered,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": lowered.get("host", "localhost"),
-            "domainPrefix": "localhost",
-            "http": {
-                "method": route.method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": lowered.get("user-agent", ""),
-            },
-            "requestId": request_id or str(uuid.uuid4()),
-            "routeKey": route.route_key,
-            "stage": "$default",
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        },
-        "isBase64Encoded": False,
-    }
-    if "cookie" in lowered:
-        event["cookies"] = [c.strip() for c in lowered.pop("cookie").split(";") if c.strip()]
-    if raw_query:
-        params: dict[str, str] = {}
-        for name, value in parse_qsl(raw_query, keep_blank_values=True):
-            params[name] = f"{params[name]},{value}" if name in params else value
-        event["queryStringParameters"] = params
-    if path_parameters:
-        event["pathParameters"] = dict(path_parameters)
-    if claims is not None:
-        event["requestContext"]["authorizer"] = {"jwt": {"claims": dict(claims), "scopes": None}}
-    if body is not None:
-        if isinstance(body, bytes):
-            try:
-                event["body"] = body.decode("utf-8")
-            except UnicodeDecodeError:
-                event["body"] = base64.b64encode(body).decode()
-                event["isBase64Encoded"] = True
-        else:
-            event["body"] = body
-    return event
-
-
-def jwt_claims(customer_id: str, *, issuer: str = "https://login.example-bank.test/") -> dict[str, Any]:
-    """Claims as API Gateway's JWT authorizer passes them (all values are strings)."""
-    now = int(time.time())
-    return {
-        "sub": customer_id,
-        "iss": issuer,
-        "aud": "consent-app",
-        "iat": str(now),
-        "exp": str(now + 3600),
-        "scope": "openid",
-    }
 
 
 @lru_cache(maxsize=32)

@@ -22,7 +22,7 @@ from consent.codat.models import CUSTOMER_TAG
 from consent.domain.journeys import JourneyDefinition, evaluate, load_catalog
 from consent.domain.ledger import entry
 from consent.domain.records import CompanyRecord
-from consent.domain.resources import Actor, ConnectionStatus, SourceType
+from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType, SourceType
 from consent.services import Services
 from consent.store.dynamodb import company_pk, ledger_sk
 from consent.usecases.webhooks import Outcome, apply_webhook
@@ -30,7 +30,7 @@ from consent.webhooks.codat_events import WebhookEnvelope
 from consent_dev.aws import REGION
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET, connection_event, read_event, signed
-from consent_dev.lambda_runtime import http_event
+from consent_dev.gateway import http_event
 from consent_dev.template import REPO_ROOT, Route, routes
 
 EVENTS_DIR = REPO_ROOT / "events"
@@ -319,7 +319,7 @@ def ledger_stream(name: str) -> Callable[[SampleIds, datetime], dict[str, Any]]:
         company = company_record(ids, journey, SAMPLE_TIME - timedelta(hours=1))
         linked = entry(
             company,
-            "connection.linked",
+            LedgerEntryType.CONNECTION_LINKED,
             actor=Actor.CODAT,
             at=SAMPLE_TIME,
             entry_id="webhook:msg_ganisLWG1ptsNfZDObyUjD8qLSC",
@@ -513,8 +513,16 @@ def seed(
     services.store.create_company(
         company,
         [
-            entry(company, "company.created", actor=actor, at=at),
-            entry(company, "journey.started", actor=actor, at=at, journeys=[journey.name], journey=journey.name, seq=1),
+            entry(company, LedgerEntryType.COMPANY_CREATED, actor=actor, at=at),
+            entry(
+                company,
+                LedgerEntryType.JOURNEY_STARTED,
+                actor=actor,
+                at=at,
+                journeys=[journey.name],
+                journey=journey.name,
+                seq=1,
+            ),
         ],
         None,
     )
@@ -530,10 +538,15 @@ def seed(
     for step, body in enumerate(history):
         envelope = WebhookEnvelope.model_validate(body)
         moment = envelope.generated_date
-        then = Services(services.settings, store=services.store, catalog=services.catalog, clock=lambda m=moment: m)
+        then = Services(services.settings, store=services.store, catalog=services.catalog, clock=_stopped_at(moment))
         applied = apply_webhook(then, f"msg_seed_{step}_{envelope.event_type}", envelope)
         if applied.outcome != Outcome.APPLIED:
             raise RuntimeError(f"seeding {envelope.event_type}: {applied.outcome}")
+
+
+def _stopped_at(moment: datetime) -> Callable[[], datetime]:
+    """A clock that reads `moment`: the services that apply a seeded webhook live at the webhook's time."""
+    return lambda: moment
 
 
 def _codat_company(simulator: CodatSimulator, ids: SampleIds) -> None:

@@ -14,10 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-
 from consent.services import Services
-from consent_dev.aws import FAKE_CREDENTIALS, REGION, Deployed
+from consent_dev.aws import Deployed, fake_session
 from consent_dev.lambda_runtime import LambdaContext, load_handler
 from consent_dev.template import Function, functions, load_template, resolve
 
@@ -193,7 +191,7 @@ class StreamPump:
         if not endpoint:
             raise RuntimeError("StreamPump follows a moto server: set AWS_ENDPOINT_URL or pass endpoint_url")
         # Fake credentials always: this must never reach a real AWS account.
-        session = boto3.session.Session(region_name=REGION, **{k.lower(): v for k, v in FAKE_CREDENTIALS.items()})
+        session = fake_session()
         self._streams = session.client("dynamodbstreams", endpoint_url=endpoint)
         self._sqs = session.client("sqs", endpoint_url=endpoint)
         dynamodb = session.client("dynamodb", endpoint_url=endpoint)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -118,11 +118,6 @@ def routes(template: dict[str, Any] | None = None) -> list[Route]:
     return [route for function in functions(template) for route in function.routes]
 
 
-def allowed_methods(api_routes: Iterable[Route], path: str) -> list[str]:
-    """The methods the routes serve on `path` (none: no route has that path)."""
-    return sorted({route.method for route in api_routes if route.match(route.method, path) is not None})
-
-
 def resources_of_type(resource_type: str, template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     template = template or load_template()
     return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}
@@ -190,3 +185,14 @@ def _ref(name: str, refs: dict[str, Any]) -> Any:
 def function_environment(function: Function, refs: dict[str, Any]) -> dict[str, str]:
     """The environment Lambda would give `function` once deployed, with `refs` standing in for AWS."""
     return {name: str(resolve(value, refs)) for name, value in function.environment.items()}
+
+
+def powertools_environment(template: dict[str, Any] | None = None) -> dict[str, str]:
+    """The Globals' POWERTOOLS_* settings (service name, metrics namespace, log level) with the parameters'
+    defaults. Powertools reads them from the process environment once, when the product's modules are imported:
+    whatever runs the handlers in one process (tests, `make dev`, the bench) sets these first, so that its logs and
+    metrics are named as the deployed functions' are."""
+    template = template or load_template()
+    variables = template.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+    refs = parameter_defaults(template)
+    return {name: str(resolve(value, refs)) for name, value in variables.items() if name.startswith("POWERTOOLS_")}

@@ -30,6 +30,7 @@ from consent.usecases.webhooks import HANDLED_EVENT_TYPES
 from consent_dev.codat_simulator import CodatSimulator, serve
 from consent_dev.contracts import ASYNCAPI_FILE, validate_message
 from consent_dev.devserver import DevStack, DevStackError
+from consent_dev.gateway import lambda_response
 from consent_dev.jwt_auth import LocalIssuer
 from consent_dev.subscriber import EventsQueue
 from consent_dev.template import REPO_ROOT, routes
@@ -247,7 +248,6 @@ BAD_TOKENS = {
     "another issuer's key": f"Bearer {LocalIssuer(url=ISSUER.url, kid=ISSUER.kid).token('customer-alice')}",
     "another issuer": f"Bearer {ISSUER.token('customer-alice', iss='https://evil.example/')}",
     "another audience": f"Bearer {ISSUER.token('customer-alice', aud='another-app')}",
-    "no identity claim": f"Bearer {ISSUER.token('', claim='sub')}",
     "alg none": f"Bearer {_unsigned({'sub': 'customer-alice', 'iss': ISSUER.url, 'aud': 'consent-app', 'exp': 9e9})}",
 }
 
@@ -258,6 +258,18 @@ def test_the_local_authorizer_refuses_every_token_api_gateway_would(
 ) -> None:
     headers = {} if authorization is None else {"Authorization": authorization}
     answer = http.get("/companies", headers=headers)
+    assert answer.status_code == 401
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == "unauthenticated"
+    assert answer.json()["requestId"] == answer.headers["x-request-id"]
+
+
+@pytest.mark.parametrize("customer", ["", "two words"])
+def test_a_valid_token_without_a_usable_identity_claim_is_refused_by_the_function(
+    http: httpx.Client, customer: str
+) -> None:
+    # API Gateway's authorizer checks the token, not who it names: the function reads IdentityClaim itself
+    answer = http.get("/companies", headers={"Authorization": f"Bearer {ISSUER.token(customer)}"})
     assert answer.status_code == 401
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.json()["code"] == "unauthenticated"
@@ -278,10 +290,11 @@ def test_the_webhook_route_takes_no_token_and_the_product_checks_the_signature(h
     assert answer.json()["code"] == "invalid_signature"  # the product's answer, not the authorizer's
 
 
-def test_an_unknown_route_is_a_404_problem(http: httpx.Client) -> None:
+def test_a_request_no_route_takes_is_api_gateway_s_404(http: httpx.Client) -> None:
     answer = http.get("/nowhere", headers=ALICE)
     assert answer.status_code == 404
-    assert answer.json()["code"] == "not_found"
+    assert answer.json() == {"message": "Not Found"}
+    assert answer.headers["apigw-requestid"]
 
 
 @pytest.mark.parametrize(
@@ -293,13 +306,14 @@ def test_an_unknown_route_is_a_404_problem(http: httpx.Client) -> None:
         ("PATCH", "/companies/abc", "DELETE, GET"),
     ],
 )
-def test_a_route_s_path_with_another_method_is_a_405_naming_its_methods(
+def test_a_route_s_path_with_another_method_is_405_with_allow(
     http: httpx.Client, method: str, path: str, allowed: str
 ) -> None:
+    # (deployed, the HTTP API answers these 404 like any request it has no route for: docs/local-vs-deployed.md)
     answer = http.request(method, path, headers=ALICE)
     assert answer.status_code == 405
     assert answer.headers["allow"] == allowed
-    assert answer.json()["code"] == "method_not_allowed"
+    assert answer.json() == {"message": "Method Not Allowed"}
 
 
 def test_openapi_is_valid_3_1_and_documents_exactly_the_template_routes(http: httpx.Client) -> None:
@@ -513,13 +527,11 @@ def test_a_request_over_api_gateway_s_quota_is_refused_before_any_function(http:
 
 
 def test_a_function_answer_over_lambda_s_6_mb_is_api_gateway_s_500() -> None:
-    from consent_dev.devserver import lambda_to_http  # noqa: PLC0415
-
     too_big = {"statusCode": 200, "body": "x" * (6 * 1024 * 1024 + 1)}
     fits = {"statusCode": 200, "body": "x" * 1024}
 
-    answer = lambda_to_http(too_big, "request-1")
+    answer = lambda_response(too_big)
 
-    assert answer.status_code == 500
-    assert json.loads(answer.get_data()) == {"message": "Internal Server Error"}
-    assert lambda_to_http(fits, "request-2").status_code == 200
+    assert answer.status == 500
+    assert json.loads(answer.body) == {"message": "Internal Server Error"}
+    assert lambda_response(fits).status == 200

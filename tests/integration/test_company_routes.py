@@ -111,8 +111,9 @@ def test_unknown_ids_answer_404_like_foreign_ones(api: LocalApi) -> None:
 def test_every_route_refuses_a_request_without_identity(
     api: LocalApi, simulator: Any, method: str, path: str, body: Any
 ) -> None:
-    response = api.request(method, path, json=body)
-    assert_problem(response, 401, "unauthenticated")
+    # No token (the authorizer refuses it), or one that names no usable customer (the function refuses it)
+    for customer in (None, "", "not a customer id"):
+        assert_problem(api.request(method, path, customer=customer, json=body), 401, "unauthenticated")
     assert simulator.requests == []
 
 

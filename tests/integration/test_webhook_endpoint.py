@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from consent.services import Services
 from consent.webhooks.receiver import MAX_WEBHOOK_BYTES
 from consent_dev.codat_webhooks import codat_time, company_event, connection_event, envelope, read_event, signed
-from consent_dev.lambda_runtime import http_event
+from consent_dev.gateway import http_event
 from consent_dev.local_api import ApiResponse, LocalApi
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,8 @@ from consent.settings import Settings
 from consent.store import Change
 from consent_dev.aws import Deployed, MotoServer, deploy
 from consent_dev.codat_simulator import CodatSimulator, serve
-from consent_dev.lambda_runtime import LambdaContext, http_event, jwt_claims, load_handler
+from consent_dev.gateway import http_event, jwt_claims
+from consent_dev.lambda_runtime import LambdaContext, load_handler
 from consent_dev.template import function_environment, functions, parameter_defaults
 
 pytestmark = pytest.mark.template

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from consent.domain.requests import MAX_PAGE_LIMIT
 from consent.api.resolver import MAX_BODY_BYTES
+from consent.domain.requests import MAX_PAGE_LIMIT
 from consent.services import Services
 from consent.settings import Settings
 from consent.webhooks.receiver import MAX_WEBHOOK_BYTES

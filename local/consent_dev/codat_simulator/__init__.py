@@ -3,10 +3,11 @@ its Link pages, and its signed webhook deliveries."""
 
 from .consumers import CODAT_EVENT_TYPES, WebhookConsumer
 from .control import ConnectionStateError
-from .core import CodatSimulator, Outcome, RecordedRequest, SimulatedConnectionDrop
+from .core import CodatSimulator, RecordedRequest, SimulatedConnectionDrop
 from .deliveries import CODAT_RETRY_SCHEDULE, Delivery, WebhookMessage
 from .faults import Fault
 from .responses import SimResponse
+from .serving import Outcome
 from .state import Company, Connection, Integration, SimClock, SimEvent
 from .transport import SimTransport
 from .wsgi import SimServer, make_wsgi_app, serve

@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .state import SimEvent
+from typing import Any, Protocol
 
 # Codat's spec: "The number of webhook consumers you can create is limited to 50."
 MAX_CONSUMERS = 50
@@ -40,6 +37,16 @@ CODAT_EVENT_TYPES: tuple[str, ...] = (
 )
 
 
+class Announced(Protocol):
+    """What a consumer's subscription is matched against: an event's type and its company's tags (``SimEvent``)."""
+
+    @property
+    def event_type(self) -> str: ...
+
+    @property
+    def company_tags(self) -> Mapping[str, str]: ...
+
+
 @dataclass
 class WebhookConsumer:
     id: str
@@ -48,7 +55,7 @@ class WebhookConsumer:
     disabled: bool = False
     company_tags: list[str] | None = None
 
-    def receives(self, event: SimEvent) -> bool:
+    def receives(self, event: Announced) -> bool:
         """Whether Codat sends ``event`` to this consumer.
 
         Where Codat's spec is silent, the conservative reading (the one that delivers less, so nothing built on
@@ -131,7 +138,7 @@ class WebhookConsumers:
             consumer.url, consumer.event_types, consumer.disabled = url, list(event_types), False
             return replace(consumer)
 
-    def receiving(self, event: SimEvent) -> list[str]:
+    def receiving(self, event: Announced) -> list[str]:
         """The ids of the consumers ``event`` goes to."""
         with self._lock:
             return [consumer.id for consumer in self._consumers.values() if consumer.receives(event)]

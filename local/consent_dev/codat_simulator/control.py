@@ -13,14 +13,12 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .api import SimRequest
-from .consumers import consumer_json
+from .consumers import WebhookConsumer, consumer_json
+from .deliveries import Delivery, WebhookMessage
 from .responses import CodatError, SimResponse, json_response
-
-if TYPE_CHECKING:
-    from .core import CodatSimulator
 
 CONTROL_PREFIX = "/_simulator/"
 MAX_FLUSH_WAIT = 30.0
@@ -37,11 +35,38 @@ class ConnectionStateError(Exception):
     """The connection is not in a status the requested change applies to."""
 
 
+class Controlled(Protocol):
+    """What the control routes act on and report: the simulator (a Protocol, as the simulator imports this)."""
+
+    @property
+    def deliveries(self) -> list[Delivery]: ...
+
+    @property
+    def webhook_messages(self) -> list[WebhookMessage]: ...
+
+    @property
+    def webhook_consumers(self) -> list[WebhookConsumer]: ...
+
+    @property
+    def webhook_url(self) -> str | None: ...
+
+    @property
+    def delivering(self) -> bool: ...
+
+    def deauthorize(self, company_id: str, connection_id: str) -> object: ...
+
+    def get_connection(self, company_id: str, connection_id: str) -> dict[str, Any]: ...
+
+    def disable_webhook_consumer(self, consumer_id: str) -> WebhookConsumer: ...
+
+    def flush_deliveries(self, timeout: float = 5.0, *, hurry: bool = False) -> bool: ...
+
+
 def is_control_path(path: str) -> bool:
     return path == CONTROL_PREFIX.rstrip("/") or path.startswith(CONTROL_PREFIX)
 
 
-def handle_control(sim: CodatSimulator, request: SimRequest) -> SimResponse:
+def handle_control(sim: Controlled, request: SimRequest) -> SimResponse:
     """Serve one control request; called without the simulator's lock (a flush waits for the worker)."""
     deauthorize = _DEAUTHORIZE.fullmatch(request.path)
     path = request.path.rstrip("/")
@@ -80,7 +105,7 @@ def handle_control(sim: CodatSimulator, request: SimRequest) -> SimResponse:
     return _error(404, f"No simulator control route at {request.path}")
 
 
-def webhooks_summary(sim: CodatSimulator) -> dict[str, Any]:
+def webhooks_summary(sim: Controlled) -> dict[str, Any]:
     attempts: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for delivery in sim.deliveries:
         attempts.setdefault((delivery.message_id, delivery.consumer_id), []).append(

@@ -25,6 +25,7 @@ from .idempotency import IDEMPOTENT_METHODS, IdempotencyStore, fingerprint
 from .link import LinkSettings, handle_link, is_link_path
 from .render import company_json, connection_json
 from .responses import JSON_CONTENT_TYPE, CodatError, SimResponse, error_body, json_response
+from .serving import Outcome
 from .state import (
     CONNECTION_STATUSES,
     DEFAULT_INITIAL_READ_DELAY,
@@ -38,7 +39,6 @@ from .state import (
     SourceType,
 )
 from .transport import SimTransport
-from .wsgi import WSGIApp, make_wsgi_app
 
 DEFAULT_BASE_URL = "https://api.codat.io"
 DEFAULT_API_KEY = "sim-codat-api-key"
@@ -63,16 +63,6 @@ class RecordedRequest:
     def operation(self) -> str | None:
         """``"POST /companies/{companyId}/connections"``: what to count calls by."""
         return None if self.template is None else f"{self.method} {self.template}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the transport should do: wait ``delay``, then drop the connection (``drop``) or send ``response``."""
-
-    response: SimResponse | None
-    delay: float = 0.0
-    drop: DropError | None = None
-    performed: bool = True
 
 
 class SimulatedConnectionDrop(ConnectionError):
@@ -294,7 +284,6 @@ class CodatSimulator:
         time_scale: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
-        start: bool = True,
     ) -> None:
         """Deliver every event from now on to each webhook consumer it is for (``GET/POST /webhooks``), signed
         with ``secret`` (``whsec_…``; Codat's Portal shows a consumer's secret, here one for all), as Codat does.
@@ -306,7 +295,7 @@ class CodatSimulator:
         non-2xx answer (3xx included), after ``timeout`` seconds, or on a connection error; after the last, the
         message is marked failed. A message whose consumer is deleted or disabled meanwhile ends failed, unsent.
         ``transport`` replaces the network (an httpx transport). Configuring again applies to pending messages too.
-        ``start``: start the worker now (else ``start_deliveries()``)."""
+        Starts the delivery worker (``stop_deliveries`` stops it)."""
         decode_secret(secret)  # a malformed secret fails here, not on the worker
         settings = WebhookSettings(secret, scaled_schedule(schedule, time_scale), timeout, transport)
         with self._lock:
@@ -315,8 +304,7 @@ class CodatSimulator:
             else:
                 self._dispatcher.configure(settings)
             dispatcher = self._dispatcher
-        if start:
-            dispatcher.start()
+        dispatcher.start()
 
     def configure_webhooks(
         self,
@@ -327,13 +315,12 @@ class CodatSimulator:
         time_scale: float = 1.0,
         timeout: float = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
-        start: bool = True,
     ) -> None:
         """Deliver every event from now on to ``url``: ``configure_deliveries`` (see there), and a webhook consumer
         for every Codat event type at ``url``. Configuring again moves that consumer (enabled again) to the new
         ``url``, for its pending messages too; other consumers are left as they are."""
         self.configure_deliveries(
-            secret, schedule=schedule, time_scale=time_scale, timeout=timeout, transport=transport, start=start
+            secret, schedule=schedule, time_scale=time_scale, timeout=timeout, transport=transport
         )
         with self._lock:
             own = self._own_consumer_id
@@ -365,14 +352,9 @@ class CodatSimulator:
             self._dispatcher.wake()  # its pending messages end now, not at their next attempt
         return consumer
 
-    def start_deliveries(self) -> None:
-        """Start the delivery worker (a no-op when running). Needs ``configure_deliveries`` first."""
-        if self._dispatcher is None:
-            raise RuntimeError("configure_deliveries(secret) (or configure_webhooks(url, secret)) first")
-        self._dispatcher.start()
-
     def stop_deliveries(self, timeout: float = 5.0) -> None:
-        """Stop the worker after its attempt in flight; what is pending is delivered after the next start."""
+        """Stop the worker after its attempt in flight; what is pending is delivered once deliveries are configured
+        again."""
         if self._dispatcher is not None:
             self._dispatcher.stop(timeout)
 
@@ -463,10 +445,6 @@ class CodatSimulator:
         headers.update(kwargs.pop("headers", {}))
         kwargs.setdefault("base_url", DEFAULT_BASE_URL)
         return httpx.Client(transport=self.transport(), headers=headers, **kwargs)
-
-    @property
-    def wsgi_app(self) -> WSGIApp:
-        return make_wsgi_app(self)
 
     # --- request processing ----------------------------------------------------------------------------------
 

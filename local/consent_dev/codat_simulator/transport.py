@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 import httpx
 
-if TYPE_CHECKING:
-    from .core import CodatSimulator
-    from .faults import DropError
+from .faults import DropError
+from .serving import RequestProcessor
 
 _MESSAGES: dict[DropError, str] = {
     "remote_protocol": "Server disconnected without sending a response.",
@@ -25,7 +23,7 @@ class SimTransport(httpx.BaseTransport):
     A ``slow`` fault longer than the request's read timeout sleeps only that timeout, then raises ``ReadTimeout``.
     """
 
-    def __init__(self, sim: CodatSimulator) -> None:
+    def __init__(self, sim: RequestProcessor) -> None:
         self.sim = sim
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:

@@ -2,13 +2,58 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from consent_dev.codat_webhooks import company_event, connection_event, read_event, reference_company
 
-if TYPE_CHECKING:
-    from .state import Company, Connection
+# What an envelope is built from: the state's Company, Connection and Integration (Protocols, as the state builds
+# its events with this module).
+
+
+class Integration(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def source_type(self) -> str: ...
+    @property
+    def integration_id(self) -> str: ...
+    @property
+    def source_id(self) -> str: ...
+
+
+class Connection(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def integration(self) -> Integration: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def created(self) -> str: ...
+    @property
+    def last_sync(self) -> str | None: ...
+    @property
+    def errors(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+class Company(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def tags(self) -> Mapping[str, str]: ...
+    @property
+    def created(self) -> str: ...
+    @property
+    def connections(self) -> Mapping[str, Connection]: ...
+
 
 # What a first read fetches for each kind of source (names from the spec's DataStatus.dataType enum).
 INITIAL_READ_DATA_TYPES: dict[str, tuple[str, ...]] = {

@@ -11,20 +11,25 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-if TYPE_CHECKING:
-    from .core import CodatSimulator
+from .serving import RequestProcessor
 
 _POLL_INTERVAL = 0.05
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def make_wsgi_app(sim: CodatSimulator) -> WSGIApp:
+class Servable(RequestProcessor, Protocol):
+    """A simulator to serve: it processes requests, and its links point at ``public_base_url`` once set."""
+
+    public_base_url: str | None
+
+
+def make_wsgi_app(sim: RequestProcessor) -> WSGIApp:
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = Request(environ)
         outcome = sim.process(
@@ -90,7 +95,7 @@ class SimServer:
         self.shutdown()
 
 
-def serve(sim: CodatSimulator, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> SimServer:
+def serve(sim: Servable, host: str = "127.0.0.1", port: int = 0, *, quiet: bool = True) -> SimServer:
     """Serve ``sim`` on a background thread (port 0 picks a free port). Sets the simulator's ``public_base_url`` to
     the server's URL if it had none, so linkUrls point at this server."""
     handler = _QuietHandler if quiet else WSGIRequestHandler

@@ -1,4 +1,5 @@
-"""The connection step: GET /integrations, POST /companies/{companyId}/connections, GET …/access-token."""
+"""The connection step: GET /integrations, POST /companies/{companyId}/connections, GET …/access-token and
+POST …/sdk-sessions (Codat's Link SDK in the bank's page)."""
 
 from typing import Annotated, Any
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from consent.api.openapi import responses
 from consent.api.params import CompanyId
 from consent.api.resolver import create_resolver, json_response, scope, serve
-from consent.domain.requests import AccessToken, CreateConnectionRequest
+from consent.domain.requests import AccessToken, CreateConnectionRequest, OpenSdkSessionRequest, SdkSessionOpened
 from consent.domain.resources import Connection, SourceType
 from consent.observability import logger, metrics, tracer
 from consent.services import Services, default_services
@@ -78,6 +79,30 @@ def get_access_token(company_id: CompanyId) -> Response[str]:
     request = scope(app)
     token = connections.access_token(request.services, request.customer_id, company_id)
     return json_response(200, token.to_json(), {"Cache-Control": "no-store"})
+
+
+@app.post(
+    "/companies/<companyId>/sdk-sessions",
+    operation_id="openSdkSession",
+    description=(
+        "Call before mounting one of Codat's components in the bank's page (Option 1 of Codat's consent journey): "
+        "`link` before `CodatLink`, with the `consentVersion` the customer accepted; `connections` before "
+        "`CodatConnections`. Answers Codat's company access token for the component (passed through, never stored "
+        "or logged) and records the session: until `expiresAt` (at most an hour), a connection Codat reports made "
+        "in Link is adopted with the customer as actor and that consent version, and a disconnect is recorded as "
+        "her revocation. The component's browser callbacks are hints for the page only: status changes come from "
+        "Codat's signed webhooks, as for hosted links."
+    ),
+    summary="Open Codat's Link or Connections SDK for the customer (token + session)",
+    tags=["Connections"],
+    responses=responses(
+        201, SdkSessionOpened, "The session; `Cache-Control: no-store`", errors=(404, 409, 413, 415, 429, 502, 504)
+    ),
+)
+def open_sdk_session(company_id: CompanyId, body: OpenSdkSessionRequest) -> Response[str]:
+    request = scope(app)
+    opened = connections.open_sdk_session(request.services, request.customer_id, company_id, body)
+    return json_response(201, opened.to_json(), {"Cache-Control": "no-store"})
 
 
 # log_event=False: the event holds the bearer token and personal data; POWERTOOLS_LOGGER_LOG_EVENT cannot override.

@@ -85,6 +85,11 @@ BUDGET: dict[str, Budget] = {
     "GET /companies/{companyId}/access-token": Budget(
         {**_COUNTED, "dynamodb.GetItem": 1}, {"GET /companies/{companyId}/accessToken": 1}, "counted"
     ),
+    "POST /companies/{companyId}/sdk-sessions": Budget(
+        {**_COUNTED, **_READ_THEN_WRITE},
+        {"GET /companies/{companyId}/accessToken": 1},
+        "counted; the session on the company",
+    ),
     "DELETE /companies/{companyId}/connections/{connectionId}": Budget(
         _READ_THEN_WRITE, {"PATCH /companies/{companyId}/connections/{connectionId}": 1}, "unlink a Linked one"
     ),
@@ -399,6 +404,12 @@ def _access_token(world: World) -> RequestFactory:
     return lambda: Request("GET", f"/companies/{company_id}/access-token", world.customer)
 
 
+def _sdk_session(world: World) -> RequestFactory:
+    company_id = world.company()
+    body = {"component": "link", "consentVersion": "2026-10"}
+    return lambda: Request("POST", f"/companies/{company_id}/sdk-sessions", world.customer, body)
+
+
 def _revoke(world: World) -> RequestFactory:
     def request() -> Request:
         company_id = world.company()
@@ -515,6 +526,7 @@ CASES: tuple[Case, ...] = (
     Case("POST /companies/{companyId}/connections", 201, _new_connection),
     Case("POST /companies/{companyId}/connections (reused)", 200, _reused_connection),
     Case("GET /companies/{companyId}/access-token", 200, _access_token),
+    Case("POST /companies/{companyId}/sdk-sessions", 201, _sdk_session),
     Case("DELETE /companies/{companyId}/connections/{connectionId}", 200, _revoke),
     Case("DELETE /companies/{companyId}/connections/{connectionId} (not Linked)", 200, _revoke_again),
     Case("DELETE /companies/{companyId}/connections/{connectionId} (PendingAuth)", 200, _revoke_pending),

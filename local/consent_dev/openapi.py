@@ -145,6 +145,8 @@ def examples() -> dict[str, dict[str, Any]]:
         CreateCompanyRequest,
         CreateConnectionRequest,
         LedgerPage,
+        OpenSdkSessionRequest,
+        SdkSessionOpened,
         StartJourneyRequest,
     )
     from consent.domain.resources import (  # noqa: PLC0415
@@ -155,6 +157,7 @@ def examples() -> dict[str, dict[str, Any]]:
         JourneyStatus,
         LedgerEntry,
         Requirement,
+        SdkComponent,
         SourceType,
     )
     from consent.usecases.catalog import Journey, JourneyList  # noqa: PLC0415
@@ -245,6 +248,15 @@ def examples() -> dict[str, dict[str, Any]]:
         "LedgerEntry": entry,
         "LedgerPage": LedgerPage(items=[entry]),
         "AccessToken": AccessToken(access_token="eyJhbGciOiJSUzI1NiIs…", expires_in=3600),  # noqa: S106 - a fake
+        "OpenSdkSessionRequest": OpenSdkSessionRequest.model_validate(
+            {"component": "link", "consentVersion": "2026-10"}
+        ),
+        "SdkSessionOpened": SdkSessionOpened(
+            component=SdkComponent.LINK,
+            access_token="eyJhbGciOiJSUzI1NiIs…",  # noqa: S106 - a fake
+            expires_in=86400,
+            expires_at=at.replace(hour=10),
+        ),
         "Integration": integration,
         "IntegrationList": IntegrationList(items=[integration]),
         "Journey": journey,

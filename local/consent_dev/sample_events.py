@@ -421,6 +421,13 @@ def _samples() -> tuple[Sample, ...]:
             body={"platformKey": "gbol", "consentVersion": "2025-11"},
         ),
         api("get_company_access_token", "GET /companies/{companyId}/access-token", company, 200),
+        api(
+            "post_company_sdk_sessions",
+            "POST /companies/{companyId}/sdk-sessions",
+            company,
+            201,
+            body={"component": "link", "consentVersion": "2025-11"},
+        ),
         api("delete_company_connection", "DELETE /companies/{companyId}/connections/{connectionId}", company, 200),
         api("delete_company", "DELETE /companies/{companyId}", company, 204),
         webhook(

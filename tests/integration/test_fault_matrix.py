@@ -47,14 +47,14 @@ from fault_matrix.cells import (
 )
 from fault_matrix.document import markdown_table
 
-from consent.domain.requests import CreateCompanyRequest, CreateConnectionRequest
+from consent.domain.requests import CreateCompanyRequest, CreateConnectionRequest, OpenSdkSessionRequest
 from consent.events import LEDGER_EVENT_TYPES, CloudEvent
 from consent.publisher import EventPublisher, PublishFailure, SnsEventPublisher
 from consent.services import Services, aws_client
 from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore, company_pk
 from consent.usecases.companies import create_company
-from consent.usecases.connections import create_connection
+from consent.usecases.connections import create_connection, open_sdk_session
 from consent.usecases.quotas import spend_codat_allowance
 from consent.usecases.webhooks import HANDLED_EVENT_TYPES
 from consent_dev.aws import Deployed, MotoServer, deploy, deploy_tables
@@ -589,6 +589,30 @@ class AccessToken(Row):
         assert result.body["accessToken"] not in json.dumps(items)  # handed over, never kept
 
 
+class SdkSession(Row):
+    name = "POST /companies/{companyId}/sdk-sessions"
+    success = 201
+    write_op = "TransactWriteItems"  # the session, on the company
+    throttle_op = "Query"  # the company read, before Codat is asked for a token
+
+    def given(self, world: World) -> Context:
+        return {"company": world.company()}
+
+    def when(self, world: World, ctx: Context) -> Result:
+        body = {"component": "link", "consentVersion": "2026-10"}
+        return answered(world.api.post(f"/companies/{ctx['company']}/sdk-sessions", customer=ALICE, json=body))
+
+    def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
+        assert result.body["component"] == "link"
+        assert result.body["accessToken"] not in json.dumps(items)  # handed over, never kept
+        assert world.services.store.get_company(ALICE, ctx["company"]).company.sdk_sessions  # type: ignore[union-attr]
+
+    def racer(self, world: World, ctx: Context) -> None:
+        # The customer's other tab opens Codat's Connections component meanwhile: both sessions are kept.
+        request = OpenSdkSessionRequest.model_validate({"component": "connections"})
+        open_sdk_session(world.services, ALICE, ctx["company"], request)
+
+
 class Revoke(Row):
     name = "DELETE /companies/{companyId}/connections/{connectionId}"
     success = 200
@@ -782,6 +806,7 @@ ROWS: tuple[Row, ...] = (
     ListIntegrations(),
     CreateConnection(),
     AccessToken(),
+    SdkSession(),
     Revoke(),
     Erase(),
     Webhook(),

@@ -21,6 +21,7 @@ UNKNOWN = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 BODIES: dict[str, Any] = {
     "POST /companies/{companyId}/journeys": {"journey": "onboarding"},
     "POST /companies/{companyId}/connections": {"platformKey": "qhnd"},
+    "POST /companies/{companyId}/sdk-sessions": {"component": "link", "consentVersion": "2026-01"},
 }
 ID_ROUTES = [r for r in routes() if "{companyId}" in r.path]
 

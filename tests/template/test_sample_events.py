@@ -303,6 +303,12 @@ def _access_token_given(seen: Seen) -> None:
     assert seen.header("cache-control") == "no-store"
 
 
+@then("post_company_sdk_sessions")
+def _sdk_session_opened(seen: Seen) -> None:
+    assert (seen.body["component"], bool(seen.body["accessToken"])) == ("link", True)
+    assert seen.header("cache-control") == "no-store"
+
+
 @then("delete_company_connection")
 def _connection_revoked(seen: Seen) -> None:
     assert (seen.body["connectionId"], seen.body["status"]) == (CONNECTION, "Unlinked")

@@ -61,6 +61,7 @@ OPERATION_CODES: dict[str, dict[int, tuple[str, ...]]] = {
     },
     "listIntegrations": {429: ("rate_limited",)},
     "getAccessToken": {429: ("rate_limited",)},
+    "openSdkSession": {409: ("conflict",), 429: ("rate_limited",)},
     "revokeConnection": {409: ("conflict",)},
     "receiveCodatWebhook": {401: ("invalid_signature",), 503: ("store_unavailable",)},
 }

@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import ConfigDict, Field
 
-from consent.domain.resources import Company, Connection, ConnectionStatus, JourneyProgress, LedgerEntry, Resource
+from consent.domain.resources import (
+    Company,
+    Connection,
+    ConnectionStatus,
+    JourneyProgress,
+    LedgerEntry,
+    Resource,
+    SdkComponent,
+)
 from consent.domain.timeline import ConnectionTimeline, StatusEvent, derive
 
 # Nearly every request reads or writes these: unlike the other resources (built on first use, see
 # consent.domain.resources.Resource) they are built at import, during Lambda's init, which runs with more CPU than
 # a request.
 _BUILT_AT_IMPORT = ConfigDict(defer_build=False)
+
+
+# How far before the session's opening Codat's clock may stamp what happened in it (clocks differ a little).
+SDK_CLOCK_SKEW = timedelta(minutes=1)
+
+
+class SdkSession(Resource):
+    """The customer opened one of Codat's components in the bank's page (`POST …/sdk-sessions`): what Codat reports
+    meanwhile about the company's connections is hers (a connection made, one disconnected), until `until`."""
+
+    model_config = _BUILT_AT_IMPORT
+
+    component: SdkComponent
+    opened_at: datetime
+    until: datetime
+    # The version of the consent text she accepted before opening Codat's Link (the SDK itself carries none).
+    consent_version: str | None = None
+
+    def covers(self, at: datetime) -> bool:
+        return self.opened_at - SDK_CLOCK_SKEW <= at <= self.until
 
 
 class CompanyRecord(Resource):
@@ -36,8 +64,15 @@ class CompanyRecord(Resource):
     # The journey milestone entries in the ledger (entry id → when): derived from the connections' events,
     # so an event arriving late can add one or withdraw one (see consent.domain.timeline).
     milestones: dict[str, datetime] = Field(default_factory=dict)
+    # The customer's latest session in each of Codat's components (Option 1: the SDK in the bank's page).
+    sdk_sessions: dict[SdkComponent, SdkSession] = Field(default_factory=dict)
     # Optimistic concurrency: every update is conditional on the version it read.
     version: int = 1
+
+    def sdk_session(self, component: SdkComponent, at: datetime) -> SdkSession | None:
+        """Her session in `component` that was open at `at`, if any."""
+        session = self.sdk_sessions.get(component)
+        return session if session is not None and session.covers(at) else None
 
 
 class ConnectionRecord(Connection):

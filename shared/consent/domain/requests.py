@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from consent.domain.journeys import JOURNEY_NAME_PATTERN
-from consent.domain.resources import Company, Connection, LedgerEntry, Resource
+from consent.domain.resources import Company, Connection, LedgerEntry, Resource, SdkComponent
 
 JourneyName = Annotated[str, StringConstraints(pattern=JOURNEY_NAME_PATTERN, max_length=64)]
 
@@ -64,3 +65,25 @@ class LedgerPage(Resource):
 class AccessToken(Resource):
     access_token: str
     expires_in: int
+
+
+class OpenSdkSessionRequest(_Request):
+    component: SdkComponent = Field(
+        description="`link` before mounting `CodatLink`, `connections` before mounting `CodatConnections`."
+    )
+    consent_version: str | None = Field(
+        default=None,
+        alias="consentVersion",
+        min_length=1,
+        max_length=64,
+        description="The version of the consent text the customer accepted (for `link`): kept in the ledger with "
+        "each connection she makes in Codat's Link.",
+    )
+
+
+class SdkSessionOpened(Resource):
+    component: SdkComponent
+    access_token: str
+    expires_in: int
+    # Until when what Codat reports about the company's connections is taken as the customer's doing.
+    expires_at: datetime

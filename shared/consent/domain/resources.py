@@ -46,6 +46,13 @@ class JourneyStatus(StrEnum):
     ACTION_REQUIRED = "action_required"
 
 
+class SdkComponent(StrEnum):
+    """Codat's components a bank's front end can embed (Option 1 of Codat's consent journey)."""
+
+    LINK = "link"  # CodatLink: the customer connects software inside the bank's page
+    CONNECTIONS = "connections"  # CodatConnections: the customer manages (and disconnects) her connections
+
+
 class Resource(BaseModel):
     # defer_build: a model's validator and serializer are built on its first use, not at import, so a function
     # builds only the models its requests use (each costs about a millisecond or two of a cold start).

@@ -6,13 +6,21 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from consent.codat.models import CodatConnection
 from consent.domain.errors import Conflict, FieldError, NotFound
 from consent.domain.ledger import connection_entry, entry_id_of, placed_after
 from consent.domain.progress import settle
-from consent.domain.records import CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
-from consent.domain.requests import AccessToken, ConnectionList, CreateConnectionRequest, LedgerPage
+from consent.domain.records import CompanyView, ConnectionRecord, LedgerKey, LedgerRecord, SdkSession
+from consent.domain.requests import (
+    AccessToken,
+    ConnectionList,
+    CreateConnectionRequest,
+    LedgerPage,
+    OpenSdkSessionRequest,
+    SdkSessionOpened,
+)
 from consent.domain.resources import Actor, Connection, ConnectionStatus, LedgerEntryType, SourceType
 from consent.domain.timeline import StatusEvent
 from consent.domain.transitions import EventKind
@@ -22,6 +30,9 @@ from consent.usecases import quotas
 
 _CONNECTION_NAMESPACE = uuid.UUID("1b0f3f55-41c2-4c8e-8a43-0f4b0b6f7a10")
 _ATTEMPTS = 3
+# The longest a session in Codat's components counts (see open_sdk_session): long enough to connect or manage
+# connections, short enough that a later unlink by someone else is not read as the customer's.
+SDK_SESSION = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -310,6 +321,41 @@ def access_token(services: Services, customer_id: str, company_id: str) -> Acces
     quotas.spend_codat_allowance(services, customer_id)
     token = services.codat.get_access_token(company_id)
     return AccessToken(access_token=token.access_token, expires_in=token.expires_in)
+
+
+def open_sdk_session(
+    services: Services, customer_id: str, company_id: str, request: OpenSdkSessionRequest
+) -> SdkSessionOpened:
+    """The customer opens one of Codat's components in the bank's page (Option 1): Codat's company access token for
+    it, and her session recorded on the company, so that what Codat then reports is read as hers: a connection made
+    in Codat's Link is adopted with her as actor and this consent version; a disconnect in CodatConnections is her
+    revocation. The session lasts as long as the token, at most `SDK_SESSION`; opening it again renews it."""
+    view = _company(services, customer_id, company_id)
+    quotas.spend_codat_allowance(services, customer_id)  # after the owner check: a 404 never reaches Codat
+    token = services.codat.get_access_token(company_id)
+    now = services.clock()
+    session = SdkSession(
+        component=request.component,
+        opened_at=now,
+        until=now + min(SDK_SESSION, timedelta(seconds=token.expires_in)),
+        consent_version=request.consent_version,
+    )
+    for _ in range(_ATTEMPTS):
+        company = view.company
+        opened = company.model_copy(update={"sdk_sessions": {**company.sdk_sessions, request.component: session}})
+        try:
+            services.store.commit(Change(company=opened))
+            break
+        except ConflictError:
+            view = _company(services, customer_id, company_id)
+    else:
+        raise ConflictError("company kept changing")
+    return SdkSessionOpened(
+        component=request.component,
+        access_token=token.access_token,
+        expires_in=token.expires_in,
+        expires_at=session.until,
+    )
 
 
 def list_connections(

@@ -55,11 +55,15 @@ class ConnectionEvents:
         ledger_type: LedgerEntryType,
         entry_id: str,
         detail: str | None = None,
+        on_behalf_of: str | None = None,
+        consent_version: str | None = None,
     ) -> ConnectionRecord:
-        """Apply `event` to the connection and write its ledger entry. Codat's report of a change of ours is
-        recorded as its confirmation (`consent.domain.ledger.confirmed_by`), placed after what it confirms. Any
-        other event older than what the connection already reflects is kept, marked late: it changes no status and
-        announces nothing (order safety)."""
+        """Apply `event` to the connection and write its ledger entry (its actor: `on_behalf_of`, when the one who
+        reported it is not the one who did it, as for the customer's disconnect in Codat's component).
+
+        Codat's report of a change of ours is recorded as its confirmation (`consent.domain.ledger.confirmed_by`),
+        placed after what it confirms. Any other event older than what the connection already reflects is kept,
+        marked late: it changes no status and announces nothing (order safety)."""
         current = self._connections[connection_id]
         if any(known.id == event.id for known in current.history):
             return current  # already recorded: neither the connection nor the ledger changes
@@ -80,9 +84,10 @@ class ConnectionEvents:
             entry(
                 self.view.company,
                 ledger_type,
-                actor=event.actor,
+                actor=on_behalf_of or event.actor,
                 at=at,
                 entry_id=entry_id,
+                consent_version=consent_version,
                 connection_id=connection_id,
                 platform_key=changed.platform_key,
                 source_type=changed.source_type,

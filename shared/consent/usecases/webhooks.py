@@ -15,10 +15,10 @@ from typing import TypeVar
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from consent.domain.ledger import connection_entry, entry_id_of
+from consent.domain.ledger import confirmed_by, connection_entry, entry_id_of
 from consent.domain.progress import settle
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
-from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType, SourceType
+from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType, SdkComponent, SourceType
 from consent.domain.timeline import StatusEvent
 from consent.domain.transitions import KIND_SETTING, TRANSITIONS, EventKind
 from consent.observability import logger, metrics
@@ -40,6 +40,8 @@ _CONNECTION_EVENTS = {
     "connection.disconnected": None,  # Unlinked or Deauthorized: the payload's status says which
     "connection.deleted": EventKind.DELETED,
 }
+_IN_LINK = "made in Codat's Link SDK in the bank's page"
+_IN_CONNECTIONS = "disconnected in Codat's Connections SDK in the bank's page"
 _DISCONNECTED = {s: KIND_SETTING[s] for s in (ConnectionStatus.UNLINKED, ConnectionStatus.DEAUTHORIZED)}
 _READ_EVENTS = frozenset({"read.completed", "read.completed.initial"})
 _COMPANY_EVENTS = frozenset({"company.deleted"})
@@ -145,13 +147,49 @@ def _apply_connection_event(services: Services, webhook_id: str, envelope: Webho
     )
     known = next((c for c in view.connections if c.connection_id == reported.id), None)
     events = ConnectionEvents(view)
+    company = view.company
     if known is None:
-        events.adopt(_adopt(view, reported, envelope, company_id))
+        adopted = _adopt(view, reported, envelope, company_id)
+        events.adopt(adopted)
+        link = company.sdk_session(SdkComponent.LINK, event.at)
+        if link is not None:
+            # Made in Codat's Link in the bank's page, while the customer had it open: her consent, recorded as her
+            # request through our API would have been, with the consent version her app sent when it opened Link.
+            consent = StatusEvent(
+                at=event.at,
+                id=f"sdk:{reported.id}",
+                kind=EventKind.CREATED,
+                actor=Actor.customer(company.customer_id),
+            )
+            events.record(
+                reported.id,
+                consent,
+                ledger_type=LedgerEntryType.CONNECTION_CREATED,
+                entry_id=entry_id_of(consent),
+                detail=_IN_LINK,
+                consent_version=link.consent_version,
+            )
     ledger_type = TRANSITIONS[kind].entry
+    on_behalf_of = None
     if kind == EventKind.CREATED and known is not None:
         # Codat confirming a connection already recorded (and announced): kept, not announced again.
         ledger_type = LedgerEntryType.CODAT_CONNECTION_CREATED
-    events.record(reported.id, event, ledger_type=ledger_type, entry_id=entry_id_of(event))
+    elif (
+        kind == EventKind.UNLINKED
+        and known is not None
+        and confirmed_by(known, event) is None
+        and company.sdk_session(SdkComponent.CONNECTIONS, event.at) is not None
+    ):
+        # Disconnected while the customer had Codat's Connections component open in the bank's page: her revoke.
+        ledger_type, on_behalf_of = LedgerEntryType.CONSENT_REVOKED, Actor.customer(company.customer_id)
+    events.record(
+        reported.id,
+        event,
+        ledger_type=ledger_type,
+        entry_id=entry_id_of(event),
+        detail=_IN_CONNECTIONS if on_behalf_of is not None else None,
+        on_behalf_of=on_behalf_of,
+    )
     services.store.commit(events.change(services.catalog, now=services.clock(), webhook_id=webhook_id))
 
 

@@ -110,6 +110,17 @@ LINES: tuple[Line, ...] = (
         },
     ),
     Line(
+        "POST /companies/{companyId}/sdk-sessions",
+        "sdk_session",
+        {
+            **codat_problems(),
+            THROTTLING: THROTTLED,
+            RACE: served(201),  # the customer's other tab opened a session meanwhile: both kept
+            CONFLICT: served(201),
+            SNS: served(201, NO_SNS_CALL),
+        },
+    ),
+    Line(
         "DELETE /companies/{companyId}/connections/{connectionId}",
         "revoke",
         {

@@ -736,3 +736,26 @@ def test_a_run_with_too_little_time_left_does_not_check_the_consumer_either(
 
     assert (report["stopped"], report["webhook_consumer"]) == ("time_low", "unknown")
     assert simulator.calls()[start:] == []
+
+
+def test_a_connection_made_in_codats_link_whose_webhooks_never_came_is_still_the_customers(
+    api: LocalApi, simulator: CodatSimulator, run: Callable[..., dict[str, Any]]
+) -> None:
+    # Given the customer opened Codat's Link in the bank's page and connected her bank there, but none of Codat's
+    # webhooks about it arrived
+    company_id = new_company(api)
+    opened = api.post(
+        f"/companies/{company_id}/sdk-sessions", customer=ALICE, json={"component": "link", "consentVersion": "2026-01"}
+    )
+    assert opened.status == 201, opened.text
+    made = simulator.add_connection(company_id, "qhnd", status="Linked").id
+
+    # When reconciliation finds it
+    run()
+
+    # Then it is adopted as hers, with the consent version her app sent, as the webhook would have
+    ledger = api.get(f"/companies/{company_id}/events", customer=ALICE).body["items"]
+    created = [e for e in ledger if e["type"] == "connection.created"]
+    assert [(e["connectionId"], e["actor"], e.get("consentVersion")) for e in created] == [
+        (made, f"customer:{ALICE}", "2026-01")
+    ]

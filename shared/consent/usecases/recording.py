@@ -9,10 +9,12 @@ from consent.domain.journeys import JourneyCatalog
 from consent.domain.ledger import LATE, confirmed_by, entry, placed_after
 from consent.domain.progress import settle
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
-from consent.domain.resources import LedgerEntryType
+from consent.domain.resources import Actor, LedgerEntryType, SdkComponent
 from consent.domain.timeline import StatusEvent
 from consent.domain.transitions import TRANSITIONS, EventKind
 from consent.store import Change
+
+IN_LINK = "made in Codat's Link SDK in the bank's page"
 
 
 class ConnectionEvents:
@@ -41,6 +43,27 @@ class ConnectionEvents:
         self._connections[record.connection_id] = record
         self._added.add(record.connection_id)
         self._touched.add(record.connection_id)
+
+    def consent_given_in_link(self, connection_id: str, at: datetime) -> bool:
+        """Record the customer's consent for a connection Codat made at `at`, if her session in Codat's Link (in the
+        bank's page) was open then: as her request through our API would have been, with the consent version her app
+        sent when it opened Link. Whether it was."""
+        company = self.view.company
+        link = company.sdk_session(SdkComponent.LINK, at)
+        if link is None:
+            return False
+        consent = StatusEvent(
+            at=at, id=f"sdk:{connection_id}", kind=EventKind.CREATED, actor=Actor.customer(company.customer_id)
+        )
+        self.record(
+            connection_id,
+            consent,
+            ledger_type=LedgerEntryType.CONNECTION_CREATED,
+            entry_id=consent.id,
+            detail=IN_LINK,
+            consent_version=link.consent_version,
+        )
+        return True
 
     def update(self, record: ConnectionRecord) -> None:
         """A field of a connection changed without a status event (e.g. its last sync)."""

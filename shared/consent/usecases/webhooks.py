@@ -40,7 +40,6 @@ _CONNECTION_EVENTS = {
     "connection.disconnected": None,  # Unlinked or Deauthorized: the payload's status says which
     "connection.deleted": EventKind.DELETED,
 }
-_IN_LINK = "made in Codat's Link SDK in the bank's page"
 _IN_CONNECTIONS = "disconnected in Codat's Connections SDK in the bank's page"
 _DISCONNECTED = {s: KIND_SETTING[s] for s in (ConnectionStatus.UNLINKED, ConnectionStatus.DEAUTHORIZED)}
 _READ_EVENTS = frozenset({"read.completed", "read.completed.initial"})
@@ -149,26 +148,8 @@ def _apply_connection_event(services: Services, webhook_id: str, envelope: Webho
     events = ConnectionEvents(view)
     company = view.company
     if known is None:
-        adopted = _adopt(view, reported, envelope, company_id)
-        events.adopt(adopted)
-        link = company.sdk_session(SdkComponent.LINK, event.at)
-        if link is not None:
-            # Made in Codat's Link in the bank's page, while the customer had it open: her consent, recorded as her
-            # request through our API would have been, with the consent version her app sent when it opened Link.
-            consent = StatusEvent(
-                at=event.at,
-                id=f"sdk:{reported.id}",
-                kind=EventKind.CREATED,
-                actor=Actor.customer(company.customer_id),
-            )
-            events.record(
-                reported.id,
-                consent,
-                ledger_type=LedgerEntryType.CONNECTION_CREATED,
-                entry_id=entry_id_of(consent),
-                detail=_IN_LINK,
-                consent_version=link.consent_version,
-            )
+        events.adopt(_adopt(view, reported, envelope, company_id))
+        events.consent_given_in_link(reported.id, event.at)  # made in Codat's Link in the bank's page: hers
     ledger_type = TRANSITIONS[kind].entry
     on_behalf_of = None
     if kind == EventKind.CREATED and known is not None:

@@ -147,6 +147,10 @@ def _adopt(events: ConnectionEvents, view: CompanyView, reported: CodatConnectio
             created_at=reported.created,
         )
     )
+    if events.consent_given_in_link(reported.id, reported.created):
+        current = events.connection(reported.id)
+        assert current is not None
+        return current
     event_id = _event_id(reported.id, "created")
     created = StatusEvent(at=reported.created, id=event_id, kind=EventKind.CREATED, actor=Actor.RECONCILE)
     return events.record(

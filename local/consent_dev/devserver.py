@@ -447,7 +447,9 @@ class DevStack:
             self._mark("codat", state="up", mode="external", url=self.codat_url)
             self._mark("webhooks", state="external", url=self.webhook_url)
             return
-        self.simulator = CodatSimulator(api_key=self.codat.api_key)
+        # The Link SDK stand-in's API answers the demo's origin (and the bank's web app's, AllowedOrigins) only.
+        origins = [self.api_url, *(o.strip() for o in str(self.parameters.get("AllowedOrigins", "")).split(","))]
+        self.simulator = CodatSimulator(api_key=self.codat.api_key, sdk_origins=[o for o in origins if o])
         try:
             self._sim_server = serve(self.simulator, HOST, self._codat_port)
         except (OSError, SystemExit) as error:  # werkzeug exits on a taken port (after saying so on stderr)
@@ -582,11 +584,31 @@ class DevStack:
             return self._token_response(request)
         if request.method == "GET" and (path == "/docs" or path.startswith("/docs/")):
             return docs_response(request, path.removeprefix("/docs").lstrip("/"))
+        if request.method == "GET" and path == DEMO_CONFIG_PATH:
+            return self._demo_config_response()
         if request.method == "GET" and (path == "/demo" or path.startswith("/demo/")):
             return demo_response(request, path.removeprefix("/demo").lstrip("/"))
         if not self.ready or self.gateway is None:
             return problem_response(503, "starting", "The dev server is still starting.", {"Retry-After": "1"})
         return http_response(self.gateway.handle(gateway_request(request)))
+
+    def demo_config(self) -> dict[str, str]:
+        """What the demo needs to mount Codat's front-end SDKs (Option 1): Codat's own modules against a real Codat,
+        the simulator's stand-ins otherwise (so `make dev` loads nothing from the internet)."""
+        if not self.codat.simulated:
+            return {"codat": "codat", "linkSdkUrl": CODAT_LINK_SDK_URL, "connectionsSdkUrl": CODAT_CONNECTIONS_SDK_URL}
+        return {
+            "codat": "simulator",
+            "linkSdkUrl": f"{self.codat_url}/sdk/link.js",
+            "connectionsSdkUrl": f"{self.codat_url}/sdk/connections.js",
+        }
+
+    def _demo_config_response(self) -> Response:
+        try:
+            config = self.demo_config()
+        except DevStackError:
+            return problem_response(503, "starting", "The dev server is still starting.", {"Retry-After": "1"})
+        return Response(json.dumps(config), content_type="application/json", headers={"Cache-Control": "no-store"})
 
     def _token_response(self, request: Request) -> Response:
         """Dev only: a token for the customer named in the form or JSON body (`customer`); there are no passwords."""
@@ -684,6 +706,10 @@ def static_file(request: Request, directory: Path, name: str) -> Response:
 # -- /demo: the demo bank app (static files; it calls the API above from the same origin) --------------------
 
 DEMO_DIRECTORY = Path(__file__).resolve().parent / "demo"
+DEMO_CONFIG_PATH = "/demo/config.json"
+# Codat's front-end SDKs (Option 1 of Codat's guide), loaded by the demo only when make dev runs against a real Codat.
+CODAT_LINK_SDK_URL = "https://link-sdk.codat.io"
+CODAT_CONNECTIONS_SDK_URL = "https://connections-sdk.codat.io"
 
 
 def demo_response(request: Request, asset: str) -> Response:

@@ -12,7 +12,7 @@ from . import query as codat_query
 from .consumers import MAX_COMPANY_TAG_LENGTH, MAX_COMPANY_TAGS, MAX_CONSUMERS, consumer_json
 from .render import company_json, connection_json, integration_json, page_json
 from .responses import CodatError, SimResponse, empty_response, json_response
-from .state import Company, Connection, SimState
+from .state import ACCESS_TOKEN_LIFETIME, Company, Connection, SimState
 
 MAX_TAGS = 10
 MAX_TAG_KEY = 27
@@ -20,7 +20,6 @@ MAX_TAG_VALUE = 100
 DEFAULT_PAGE_SIZE = 100
 # The spec lets a request ask for up to 5000 but documents a response pageSize of at most 2000: honour the latter.
 MAX_PAGE_SIZE = 2000
-ACCESS_TOKEN_LIFETIME = 86400
 
 # Characters outside the spec's name pattern ^[A-Za-z0-9\s\-',&@.,?!\s]+$ are removed, as Codat documents.
 _FORBIDDEN_NAME_CHARS = re.compile(r"[^A-Za-z0-9\s\-',&@.?!]")
@@ -244,7 +243,8 @@ def delete_company(ctx: Context) -> SimResponse:
 
 def get_access_token(ctx: Context) -> SimResponse:
     token = ctx.state.issue_access_token(_company(ctx))
-    return json_response(200, {"accessToken": token, "expiresIn": ACCESS_TOKEN_LIFETIME, "tokenType": "Bearer"})
+    expires_in = int(ACCESS_TOKEN_LIFETIME.total_seconds())
+    return json_response(200, {"accessToken": token, "expiresIn": expires_in, "tokenType": "Bearer"})
 
 
 # --- connections ------------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@
 - ``GET /_simulator/webhooks``: the webhook consumers, and every message with its consumer and attempts.
 - ``POST /_simulator/webhooks/{webhookId}/disable``: Codat disables the consumer, as it does after days of failed
   deliveries (nothing more is sent to it; Codat's API can only delete it); answers it as ``GET /webhooks`` lists it.
+- ``POST /_simulator/sdk-faults`` (JSON, all optional: ``{"status": 503, "times": 1, "message": "…"}``; ``times``
+  null: until cleared): the Link/Connections SDK stand-in's next calls to its API fail with that status and Codat's
+  error body, so the components call ``onError``; ``DELETE /_simulator/sdk-faults`` clears them.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ class Controlled(Protocol):
 
     def flush_deliveries(self, timeout: float = 5.0, *, hurry: bool = False) -> bool: ...
 
+    def inject_sdk_fault(self, status: int = 503, *, times: int | None = 1, message: str | None = None) -> object: ...
+
+    def clear_sdk_faults(self) -> None: ...
+
 
 def is_control_path(path: str) -> bool:
     return path == CONTROL_PREFIX.rstrip("/") or path.startswith(CONTROL_PREFIX)
@@ -89,6 +96,8 @@ def handle_control(sim: Controlled, request: SimRequest) -> SimResponse:
             return json_response(200, consumer_json(sim.disable_webhook_consumer(disable["consumer_id"])))
         except KeyError:
             return _error(404, f"No webhook consumer {disable['consumer_id']}")
+    if path == "/_simulator/sdk-faults":
+        return _sdk_faults(sim, request)
     if path == "/_simulator/webhooks/flush":
         if request.method != "POST":
             return _error(405, "Use POST.", {"Allow": "POST"})
@@ -103,6 +112,29 @@ def handle_control(sim: Controlled, request: SimRequest) -> SimResponse:
             return _error(405, "Use GET.", {"Allow": "GET"})
         return json_response(200, webhooks_summary(sim))
     return _error(404, f"No simulator control route at {request.path}")
+
+
+def _sdk_faults(sim: Controlled, request: SimRequest) -> SimResponse:
+    if request.method == "DELETE":
+        sim.clear_sdk_faults()
+        return SimResponse(204, {"Content-Length": "0"}, b"")
+    if request.method != "POST":
+        return _error(405, "Use POST or DELETE.", {"Allow": "POST, DELETE"})
+    body = request.json if request.body else {}
+    if request.json_error or not isinstance(body, dict):
+        return _error(400, 'Send a JSON object: {"status": 503, "times": 1, "message": "..."}')
+    status, times, message = body.get("status", 503), body.get("times", 1), body.get("message")
+    problems = []
+    if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
+        problems.append("status must be an HTTP error status (400-599)")
+    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+        problems.append("times must be a positive whole number, or null (until cleared)")
+    if message is not None and not isinstance(message, str):
+        problems.append("message must be a string")
+    if problems:
+        return _error(400, "; ".join(problems))
+    sim.inject_sdk_fault(status, times=times, message=message)
+    return json_response(201, {"status": status, "times": times, "message": message})
 
 
 def webhooks_summary(sim: Controlled) -> dict[str, Any]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import httpx
@@ -25,6 +26,7 @@ from .idempotency import IDEMPOTENT_METHODS, IdempotencyStore, fingerprint
 from .link import LinkSettings, handle_link, is_link_path
 from .render import company_json, connection_json
 from .responses import JSON_CONTENT_TYPE, CodatError, SimResponse, error_body, json_response
+from .sdk import SDK_API_PREFIX, cors_headers, handle_sdk, is_sdk_path, preflight
 from .serving import Outcome
 from .state import (
     CONNECTION_STATUSES,
@@ -81,6 +83,7 @@ class CodatSimulator:
     request, response and webhook body against it, recording problems in ``contract_violations``.
     ``redirect_url`` is where Link pages send the customer afterwards (default: the simulator's own
     ``/link/finished``); ``initial_read_delay`` is how long after each authorization ``read.completed.initial`` comes.
+    ``sdk_origins``: the browser origins the Link SDK stand-in's API answers (CORS; None: any), i.e. the bank's page.
     """
 
     def __init__(
@@ -93,8 +96,11 @@ class CodatSimulator:
         clock: SimClock | None = None,
         redirect_url: str | None = None,
         initial_read_delay: float = DEFAULT_INITIAL_READ_DELAY,
+        sdk_origins: Sequence[str] | None = None,
     ) -> None:
         self.api_key = api_key
+        self.sdk_origins: tuple[str, ...] | None = None if sdk_origins is None else tuple(sdk_origins)
+        self._sdk_faults: list[Fault] = []
         self.spec: CodatSpec | None = load_codat_spec() if spec == "auto" else spec
         if validate and self.spec is None:
             raise ValueError("validate=True needs Codat's spec, which was not found")
@@ -199,6 +205,22 @@ class CodatSimulator:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def inject_sdk_fault(self, status: int = 503, *, times: int | None = 1, message: str | None = None) -> Fault:
+        """Make the next ``times`` calls of the Link/Connections SDK stand-in to its API fail with ``status`` and
+        Codat's error body (``None``: until cleared), so the components' ``onError`` can be rehearsed."""
+        fault = self.inject(
+            Fault("status", path=f"^{re.escape(SDK_API_PREFIX)}", status=status, times=times, message=message)
+        )
+        with self._lock:
+            self._sdk_faults.append(fault)
+        return fault
+
+    def clear_sdk_faults(self) -> None:
+        with self._lock:
+            faults, self._sdk_faults = self._sdk_faults, []
+        for fault in faults:
+            self.faults.remove(fault)
 
     def add_integration(
         self,
@@ -474,6 +496,19 @@ class CodatSimulator:
     ) -> Outcome:
         """Serve one request without sleeping or raising: the transport turns the ``Outcome`` into I/O."""
         request = _parse(method, path, query, headers, body)
+        if is_sdk_path(request.path):
+            # Called by the bank's page in a browser: CORS on every answer, faults included.
+            origin = request.headers.get("origin")
+            if request.method == "OPTIONS":
+                return Outcome(preflight(self.sdk_origins, origin))
+            outcome = self._process(request, body)
+            if outcome.response is None or "access-control-allow-origin" in _lower(outcome.response.headers):
+                return outcome
+            cors = cors_headers(self.sdk_origins, origin)
+            return replace(outcome, response=replace(outcome.response, headers={**outcome.response.headers, **cors}))
+        return self._process(request, body)
+
+    def _process(self, request: SimRequest, body: bytes) -> Outcome:
         if is_control_path(request.path):
             # The simulator's own routes: not Codat's API, so neither recorded, faulted, authorized nor spec-checked.
             return Outcome(handle_control(self, request))
@@ -525,6 +560,8 @@ class CodatSimulator:
 
     def _respond(self, request: SimRequest) -> SimResponse:
         self._state.complete_due_reads()
+        if is_sdk_path(request.path):
+            return handle_sdk(self._state, request.method, request.path, request.headers, request.json)
         if is_link_path(request.path):
             return handle_link(self._state, request, LinkSettings(self.base_url, self.redirect_url))
         response = self._respond_api(request)
@@ -591,6 +628,10 @@ class CodatSimulator:
             return
         problems = self.spec.validate_response(request.method, request.path, response.status, payload)
         self.contract_violations.extend(f"response: {p}" for p in problems)
+
+
+def _lower(headers: dict[str, str]) -> set[str]:
+    return {name.lower() for name in headers}
 
 
 def _parse(

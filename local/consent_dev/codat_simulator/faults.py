@@ -115,6 +115,10 @@ class FaultRegistry:
         with self._lock:
             self._faults.clear()
 
+    def remove(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults = [f for f in self._faults if f is not fault]
+
     @property
     def active(self) -> list[Fault]:
         with self._lock:

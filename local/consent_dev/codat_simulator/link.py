@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from .api import SimRequest
 from .pages import details, esc, page
 from .responses import SimResponse
 from .state import Connection, LinkCheck, SimState
+
+LinkAction = Literal["authorize", "cancel"]
 
 FINISHED_PATH = "/link/finished"
 CANCELLED_MESSAGE = "User cancelled"
@@ -74,12 +77,21 @@ def handle_link(state: SimState, request: SimRequest, settings: LinkSettings) ->
     action = form.get("action") or request.query.get("action")
     if action not in ("authorize", "cancel"):
         return page(400, "Choose Authorize or Cancel", "<p>The form was sent without a valid action.</p>")
+    decide(state, otp, connection, "authorize" if action == "authorize" else "cancel")
+    if action == "authorize":
+        return _redirect(settings, connection, 200, None)
+    return _redirect(settings, connection, 403, CANCELLED_MESSAGE)
+
+
+def decide(state: SimState, otp: str, connection: Connection, action: LinkAction) -> None:
+    """The customer's answer on Link, with a valid ``otp``: it is used up, and the connection authorized (Linked, with
+    ``connection.connected`` and the first read) or its linking cancelled (``connection.failed``). The hosted page and
+    the Link SDK stand-in both authorize through here."""
     state.use_otp(otp)
     if action == "authorize":
         state.set_status(connection, "Linked")
-        return _redirect(settings, connection, 200, None)
-    state.cancel_linking(connection)
-    return _redirect(settings, connection, 403, CANCELLED_MESSAGE)
+    else:
+        state.cancel_linking(connection)
 
 
 def _form(request: SimRequest) -> dict[str, str]:

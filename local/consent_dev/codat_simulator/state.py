@@ -19,8 +19,12 @@ CONNECTION_STATUSES: tuple[ConnectionStatus, ...] = ("PendingAuth", "Linked", "U
 SourceType = Literal["Accounting", "Banking", "BankFeed", "Commerce", "Expense", "Other", "Unknown"]
 
 LinkCheck = Literal["valid", "unknown", "used", "expired", "gone"]
+# Whether an access token opens a company's SDK components: valid, or why not (another company's, expired, unknown).
+TokenCheck = Literal["valid", "unknown", "expired", "other_company"]
 
 LINK_URL_LIFETIME = timedelta(days=1)
+# Codat's company access token (GET /companies/{companyId}/accessToken): `expiresIn` 86400 seconds.
+ACCESS_TOKEN_LIFETIME = timedelta(days=1)
 DEFAULT_INITIAL_READ_DELAY = 2.0
 CODAT_API_BASE_URL = "https://api.codat.io"
 
@@ -118,6 +122,14 @@ class LinkGrant:
 
 
 @dataclass(frozen=True)
+class AccessGrant:
+    """A company access token, for Codat's Link and Connections SDKs: one company's, until ``expires``."""
+
+    company_id: str
+    expires: datetime
+
+
+@dataclass(frozen=True)
 class SimEvent:
     """Something Codat announces by webhook; ``body`` is the envelope it sends (``id`` is the envelope's id)."""
 
@@ -148,7 +160,7 @@ class SimState:
     integrations: dict[str, Integration]
     companies: dict[str, Company] = field(default_factory=dict)
     link_grants: dict[str, LinkGrant] = field(default_factory=dict)
-    access_tokens: dict[str, str] = field(default_factory=dict)
+    access_tokens: dict[str, AccessGrant] = field(default_factory=dict)
     events: list[SimEvent] = field(default_factory=list)
     # Where linkUrls point when an event is built (the simulator's public base URL, which serve() may set later).
     base_url: Callable[[], str] = field(default_factory=lambda: _codat_api_base_url)
@@ -193,8 +205,8 @@ class SimState:
         for grant_otp, grant in list(self.link_grants.items()):
             if grant.company_id == company.id:
                 del self.link_grants[grant_otp]
-        for token, owner in list(self.access_tokens.items()):
-            if owner == company.id:
+        for token, access in list(self.access_tokens.items()):
+            if access.company_id == company.id:
                 del self.access_tokens[token]
         self.emit("company.deleted", company)
 
@@ -286,6 +298,22 @@ class SimState:
         self.link_grants[otp].used = True
 
     def issue_access_token(self, company: Company) -> str:
+        """A new company access token, valid for ``ACCESS_TOKEN_LIFETIME`` on the simulator's clock."""
+        now = self.clock.now()
+        # An expired token is kept for another lifetime, so that it is refused as expired rather than unknown.
+        for stale in [t for t, grant in self.access_tokens.items() if grant.expires + ACCESS_TOKEN_LIFETIME <= now]:
+            del self.access_tokens[stale]
         token = secrets.token_urlsafe(32)
-        self.access_tokens[token] = company.id
+        self.access_tokens[token] = AccessGrant(company.id, now + ACCESS_TOKEN_LIFETIME)
         return token
+
+    def check_access_token(self, token: str, company_id: str | None = None) -> tuple[TokenCheck, AccessGrant | None]:
+        """Whether ``token`` opens the SDK components for ``company_id`` (for its own company when None)."""
+        grant = self.access_tokens.get(token) if token else None
+        if grant is None or grant.company_id not in self.companies:
+            return "unknown", None
+        if grant.expires <= self.clock.now():
+            return "expired", None
+        if company_id is not None and company_id != grant.company_id:
+            return "other_company", None
+        return "valid", grant

@@ -1,8 +1,14 @@
-// The demo bank app: a customer's consent journey through the public API only (Option 2 of Codat's guide,
-// "fully embedded"). Signing in asks `make dev`'s local issuer for the customer's token (the bank's identity
-// provider in production); every call sends it, and the local JWT authorizer checks it as API Gateway would.
+// The demo bank app: a customer's consent journey through the public API only, both ways Codat's guide offers:
+// Option 2, Codat's hosted link (a new tab), and Option 1, Codat's Link SDK mounted inside this page (the module
+// URL comes from /demo/config.json: Codat's own against a real Codat, the simulator's stand-in otherwise).
+// Signing in asks `make dev`'s local issuer for the customer's token (the bank's identity provider in
+// production); every call sends it, and the local JWT authorizer checks it as API Gateway would.
+// Whichever way she connects, a connection's status comes from Codat's webhooks (the page polls the API): what the
+// SDK's callbacks say is a hint for the page, never evidence of consent.
 
 const POLL_MS = 2000; // GET /companies/{id} is served from DynamoDB: polling costs no Codat quota
+// The version of the data-sharing terms the customer accepts by connecting: recorded with her consent.
+const CONSENT_VERSION = "2026-01";
 
 const SOURCE_TYPES = {
   banking: { title: "Bank accounts", noun: "bank" },
@@ -61,6 +67,10 @@ const state = {
   seen: new Map(), // what was last announced, so only changes are read out
   pollTimer: null,
   busy: false,
+  config: null, // GET /demo/config.json: where Codat's front-end SDKs are loaded from
+  mode: "hosted", // how the customer connects: "hosted" (Codat's page) or "sdk" (Codat's Link inside this page)
+  confirming: new Set(), // connections Codat's Link reported (onConnection) that its webhooks have not confirmed yet
+  sdk: null, // the SDK component on screen: { kind, origin, connected }
 };
 
 // -- the API ------------------------------------------------------------------------------------------------
@@ -333,6 +343,7 @@ async function createCompany(form) {
 async function openCompany(companyId, known) {
   state.seen.clear();
   state.freshLinks.clear();
+  state.confirming.clear();
   state.tilesKey = null;
   $("#history").hidden = true;
   $("#load-history").textContent = "Show history";
@@ -381,7 +392,7 @@ function connectionMessage(connection) {
     case "PendingAuth":
       return connection.statusReason
         ? ["warn", "Not authorized", `Authorization at ${name} did not complete: ${connection.statusReason}. Try again when you are ready.`]
-        : ["progress", "Waiting for you", `Authorize access to ${name} on Codat's page.`];
+        : ["progress", "Waiting for you", `Authorize access to ${name} ${whereToAuthorize()}.`];
     case "Unlinked":
       return ["warn", "Access revoked", `You withdrew the bank's access to ${name}, and the bank's systems were told. Re-authorize to share it again.`];
     case "Deauthorized":
@@ -401,7 +412,7 @@ function journeyAdvice(journey, connections) {
   const lost = connections.find((c) => c.sourceType === next.sourceType && ["Unlinked", "Deauthorized"].includes(c.status));
   const waiting = connections.find((c) => c.sourceType === next.sourceType && c.status === "PendingAuth" && !c.statusReason);
   const todo = waiting
-    ? `now authorize access to ${waiting.platformName} on Codat's page`
+    ? `now authorize access to ${waiting.platformName} ${whereToAuthorize()}`
     : lost
       ? `connect your ${sourceNoun(next.sourceType)} again`
       : `now connect your ${sourceNoun(next.sourceType)}`;
@@ -411,6 +422,10 @@ function journeyAdvice(journey, connections) {
   const progress = required.length > 1 ? `${done} of ${required.length} connected — ` : "";
   const sentence = `${progress}${todo}.`;
   return sentence[0].toUpperCase() + sentence.slice(1);
+}
+
+function whereToAuthorize() {
+  return state.mode === "sdk" ? "in Codat's window on this page" : "on Codat's page";
 }
 
 function renderCompany(company) {
@@ -467,8 +482,24 @@ function renderCompany(company) {
       );
     }),
   );
+  $("#manage-connections").hidden = company.connections.length === 0 || !state.config;
+  renderSdkHint(company);
   if (changes.length) announce(changes.join(" "));
   if (state.integrations) renderIntegrations();
+}
+
+// "Codat is confirming…": shown from Codat's Link callback until the webhooks made the connection Linked here.
+function renderSdkHint(company) {
+  for (const connectionId of state.confirming) {
+    if (company.connections.some((c) => c.connectionId === connectionId && c.status === "Linked")) {
+      state.confirming.delete(connectionId);
+    }
+  }
+  const hint = $("#sdk-hint");
+  hint.hidden = state.confirming.size === 0;
+  hint.textContent = state.confirming.size
+    ? "Codat is confirming your new connection… This page updates by itself when it does."
+    : "";
 }
 
 function noteChange(changes, key, value, message) {
@@ -495,6 +526,10 @@ function connectionActions(connection) {
       announce(`Codat's page for ${name} opened in a new tab. This page updates when you are done.`);
     });
     return [link];
+  }
+  if (state.mode === "sdk") {
+    const verb = connection.status === "PendingAuth" && !connection.statusReason ? "Authorize" : "Re-authorize";
+    return [el("button", { type: "button", className: "primary", onclick: (event) => run(() => openCodatLink(event.currentTarget), event.currentTarget) }, `${verb} ${name} with Codat`)];
   }
   const verb = connection.status === "PendingAuth" && !connection.statusReason ? "Get a new link for" : "Re-authorize";
   return [el("button", { type: "button", className: "primary", onclick: (event) => run(() => connect(connection.platformKey), event.currentTarget) }, `${verb} ${name}`)];
@@ -560,11 +595,141 @@ function tile(integration, connection, linkedAccounting) {
 
 async function connect(platformKey) {
   const companyId = state.company.companyId;
-  const connection = await api("POST", `/companies/${encodeURIComponent(companyId)}/connections`, { body: { platformKey } });
+  const body = { platformKey, consentVersion: CONSENT_VERSION };
+  const connection = await api("POST", `/companies/${encodeURIComponent(companyId)}/connections`, { body });
   if (connection.linkUrl) state.freshLinks.set(connection.connectionId, connection.linkUrl);
   renderCompany(await api("GET", `/companies/${encodeURIComponent(companyId)}`));
   announce(`${connection.platformName}: a link is ready. Choose "Authorize ${connection.platformName} at Codat" to continue.`);
   document.querySelector(`[data-connection-id="${connection.connectionId}"] .actions a, [data-connection-id="${connection.connectionId}"] .actions button`)?.focus();
+}
+
+// -- Option 1: Codat's Link SDK and Connections SDK inside this page ---------------------------------------
+
+async function loadConfig() {
+  try {
+    const response = await fetch("/demo/config.json", { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`config: ${response.status}`);
+    state.config = await response.json();
+  } catch (error) {
+    console.error(error);
+    state.config = null;
+  }
+  const sdk = document.querySelector('input[name="connect-mode"][value="sdk"]');
+  sdk.disabled = !state.config;
+  $("#sdk-unavailable").hidden = Boolean(state.config);
+}
+
+function setMode(mode) {
+  state.mode = mode === "sdk" && state.config ? "sdk" : "hosted";
+  for (const input of document.querySelectorAll('input[name="connect-mode"]')) input.checked = input.value === state.mode;
+  const sdk = state.mode === "sdk";
+  $("#mode-hosted-intro").hidden = sdk;
+  $("#mode-sdk-intro").hidden = !sdk;
+  $("#sdk-connect").hidden = !sdk;
+  $("#integrations").hidden = sdk; // Codat's Link lists the software itself
+  if (state.company) renderCompany(state.company);
+}
+
+async function importSdk(url, name) {
+  try {
+    const module = await import(url);
+    if (typeof module[name] !== "function") throw new Error(`${url} exports no ${name}`);
+    return module[name];
+  } catch (error) {
+    console.error(error);
+    throw new ApiError(0, { title: "Codat's window could not be loaded", detail: "Please check your connection and try again." });
+  }
+}
+
+// The bank's backend first: it records that the customer opens Codat's component (with the terms she accepted,
+// for Link) and hands back Codat's company access token for it.
+function openSdkSession(component) {
+  const path = `/companies/${encodeURIComponent(state.company.companyId)}/sdk-sessions`;
+  const body = component === "link" ? { component, consentVersion: CONSENT_VERSION } : { component };
+  return api("POST", path, { body });
+}
+
+function openSdkPanel(kind, label, origin) {
+  const dialog = $("#sdk-dialog");
+  const panel = { kind, origin, connected: false };
+  state.sdk = panel;
+  dialog.setAttribute("aria-label", label);
+  $("#sdk-target").replaceChildren();
+  dialog.showModal(); // the focus moves into the panel; the component then focuses its own heading
+  // The component's callbacks count only while its panel is the one on screen (not after Escape closed it).
+  const live = (callback) => (...args) => (state.sdk === panel ? callback(...args) : undefined);
+  return { target: $("#sdk-target"), live };
+}
+
+// The component is done (or the customer pressed Escape): the panel goes, the focus returns where she was.
+function closeSdkPanel(reason) {
+  const current = state.sdk;
+  if (!current) return;
+  state.sdk = null;
+  const dialog = $("#sdk-dialog");
+  if (dialog.open) dialog.close();
+  $("#sdk-target").replaceChildren();
+  const origin = current.origin?.isConnected ? current.origin : $("#company-title");
+  origin.focus();
+  if (current.kind === "link" && reason === "close" && !current.connected) {
+    announce("Codat's window was closed. Nothing was connected.");
+  }
+  refreshCompany();
+}
+
+async function refreshCompany() {
+  if (!state.company) return;
+  try {
+    const company = await api("GET", `/companies/${encodeURIComponent(state.company.companyId)}`);
+    if (state.company && company.companyId === state.company.companyId) renderCompany(company);
+  } catch (error) {
+    console.error(error); // the poll retries
+  }
+}
+
+// A callback of Codat's component: said to the customer in plain words where she is looking, next to the button
+// that opened it.
+function sdkFailed(error) {
+  const origin = state.sdk?.origin;
+  closeSdkPanel("error");
+  const reference = error?.correlationId ? ` (Codat's reference: ${error.correlationId})` : "";
+  const problem = error?.userRecoverable
+    ? { title: "Codat could not finish", detail: `Something went wrong at Codat, so nothing more was connected. Please try again in a moment${reference}.` }
+    : { title: "Codat's window could not open", detail: `Codat did not accept this session. Please reload the page and try again; if it keeps happening, contact the bank${reference}.` };
+  showError(new ApiError(0, problem), origin);
+}
+
+async function openCodatLink(origin) {
+  const CodatLink = await importSdk(state.config.linkSdkUrl, "CodatLink");
+  const session = await openSdkSession("link");
+  const { target, live } = openSdkPanel("link", "Codat: connect your software", origin);
+  new CodatLink({
+    target,
+    props: {
+      companyId: state.company.companyId,
+      accessToken: session.accessToken,
+      // A hint only: the connection counts once Codat's webhooks say so (the page keeps polling).
+      onConnection: live(({ connectionId }) => {
+        state.sdk.connected = true;
+        state.confirming.add(connectionId);
+        if (state.company) renderSdkHint(state.company);
+        announce("Codat is confirming your new connection.");
+      }),
+      onFinish: live(() => closeSdkPanel("finish")),
+      onClose: live(() => closeSdkPanel("close")),
+      onError: live(sdkFailed),
+    },
+  });
+}
+
+async function openCodatConnections(origin) {
+  const CodatConnections = await importSdk(state.config.connectionsSdkUrl, "CodatConnections");
+  const session = await openSdkSession("connections");
+  const { target, live } = openSdkPanel("connections", "Codat: manage your connections", origin);
+  new CodatConnections({
+    target,
+    props: { accessToken: session.accessToken, onClose: live(() => closeSdkPanel("close")), onError: live(sdkFailed) },
+  });
 }
 
 function askRevoke(connection, origin) {
@@ -638,6 +803,15 @@ $("#company-form").addEventListener("submit", (event) => {
   run(() => createCompany(event.target), event.submitter);
 });
 $("#sign-out").addEventListener("click", signOut);
+for (const input of document.querySelectorAll('input[name="connect-mode"]')) {
+  input.addEventListener("change", () => {
+    setMode(input.value);
+    announce(state.mode === "sdk" ? "You connect inside this page, in Codat's window." : "You connect on Codat's page, in a new tab.");
+  });
+}
+$("#open-link").addEventListener("click", (event) => run(() => openCodatLink(event.currentTarget), event.currentTarget));
+$("#manage-connections").addEventListener("click", (event) => run(() => openCodatConnections(event.currentTarget), event.currentTarget));
+$("#sdk-dialog").addEventListener("close", () => closeSdkPanel("close"));
 $("#back").addEventListener("click", (event) => run(showStart, event.currentTarget));
 $("#load-history").addEventListener("click", (event) => run(loadHistory, event.currentTarget));
 $("#erase").addEventListener("click", askErase);
@@ -652,6 +826,10 @@ $("#revoke-dialog").addEventListener("close", (event) => {
   if (event.target.returnValue === "revoke") run(() => revoke(connection), origin);
   else origin?.focus();
 });
+
+$("#consent-version").textContent = CONSENT_VERSION;
+await loadConfig();
+setMode("hosted");
 
 const remembered = sessionStorage.getItem("demo.customer");
 if (remembered) run(() => signIn(remembered));

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,3 +276,30 @@ def test_erase_interrupted_after_the_company_went_is_finished_by_the_retry(
     assert api.delete(f"/companies/{company_id}", customer=ALICE).status == 204
     assert [i["type"]["S"] for i in table_items() if i["kind"]["S"] not in QUOTA_BOOKKEEPING] == ["company.erased"]
     assert api.delete(f"/companies/{company_id}", customer=ALICE).status == 404
+
+
+def test_items_a_newer_version_wrote_still_read_during_a_deployment_or_after_a_rollback(
+    api: LocalApi, linked: tuple[str, str], dynamodb: Any, settings: Any
+) -> None:
+    # Given a company and its connection as a newer version of the code wrote them, each with a field (and a
+    # status event with a field) this version does not know: functions update one by one during a deployment
+    company_id, connection_id = linked
+    table = settings.table_name
+    for sort_key in ("COMPANY", f"CONNECTION#{connection_id}"):
+        key = {"PK": {"S": f"COMPANY#{company_id}"}, "SK": {"S": sort_key}}
+        item = dynamodb.get_item(TableName=table, Key=key, ConsistentRead=True)["Item"]
+        data = json.loads(item["data"]["S"])
+        data["addedByANewerVersion"] = {"any": "thing"}
+        for event in data.get("history", []):
+            event["alsoNew"] = 1
+        item["data"] = {"S": json.dumps(data)}
+        dynamodb.put_item(TableName=table, Item=item)
+
+    # When this version reads and changes them
+    read = api.get(f"/companies/{company_id}", customer=ALICE)
+    revoked = revoke(api, company_id, connection_id)
+
+    # Then it serves and changes them as usual (what it does not know is not refused)
+    assert read.status == 200, read.text
+    assert revoked.status == 200, revoked.text
+    assert revoked.body["status"] == "Unlinked"

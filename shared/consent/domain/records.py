@@ -20,8 +20,10 @@ from consent.domain.timeline import ConnectionTimeline, StatusEvent, derive
 
 # Nearly every request reads or writes these: unlike the other resources (built on first use, see
 # consent.domain.resources.Resource) they are built at import, during Lambda's init, which runs with more CPU than
-# a request.
-_BUILT_AT_IMPORT = ConfigDict(defer_build=False)
+# a request. And they read what a newer version of the code wrote: during a deployment (functions update one by
+# one) or after a rollback, an item may carry a field this version does not know. It is ignored, not refused (the
+# API's own bodies stay strict).
+_STORED = ConfigDict(defer_build=False, extra="ignore")
 
 
 # How far before the session's opening Codat's clock may stamp what happened in it (clocks differ a little).
@@ -32,7 +34,7 @@ class SdkSession(Resource):
     """The customer opened one of Codat's components in the bank's page (`POST …/sdk-sessions`): what Codat reports
     meanwhile about the company's connections is hers (a connection made, one disconnected), until `until`."""
 
-    model_config = _BUILT_AT_IMPORT
+    model_config = _STORED
 
     component: SdkComponent
     opened_at: datetime
@@ -45,7 +47,7 @@ class SdkSession(Resource):
 
 
 class CompanyRecord(Resource):
-    model_config = _BUILT_AT_IMPORT
+    model_config = _STORED
 
     company_id: str
     customer_id: str
@@ -78,7 +80,7 @@ class CompanyRecord(Resource):
 class ConnectionRecord(Connection):
     """A connection as stored. `link_url` is never stored: Codat's link URLs are one-time and expire."""
 
-    model_config = _BUILT_AT_IMPORT
+    model_config = _STORED
 
     company_id: str
     customer_id: str
@@ -125,7 +127,7 @@ class ConnectionRecord(Connection):
 class LedgerRecord(LedgerEntry):
     """A ledger entry as stored, with what is needed to publish it as a consent event."""
 
-    model_config = _BUILT_AT_IMPORT
+    model_config = _STORED
 
     company_id: str
     customer_id: str | None = None

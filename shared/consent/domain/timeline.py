@@ -20,7 +20,8 @@ from consent.domain.transitions import TRANSITIONS, EventKind
 class StatusEvent(BaseModel):
     """Something that happened to a connection, when it happened (Codat's `generatedDate` for webhooks)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Stored in a connection's history: a field a newer version added is ignored (consent.domain.records).
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     at: datetime
     id: str  # the webhook id, or our ledger entry id: unique, and the tie-break at equal times

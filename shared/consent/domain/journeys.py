@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from consent.domain.consent_clock import ConsentClockPolicy
 from consent.domain.resources import ConnectionStatus, JourneyProgress, JourneyStatus, Requirement, SourceType
 
 DEFAULT_JOURNEYS_FILE = Path(__file__).parent.parent / "journeys.toml"
@@ -50,9 +51,10 @@ class JourneyDefinition(BaseModel):
 
 @dataclass(frozen=True)
 class JourneyCatalog:
-    """The journeys a deployment offers, by name."""
+    """The journeys a deployment offers, by name, and its consent clock policy."""
 
     journeys: dict[str, JourneyDefinition]
+    consent_clock: ConsentClockPolicy = field(default_factory=ConsentClockPolicy)
 
     def get(self, name: str) -> JourneyDefinition | None:
         return self.journeys.get(name)
@@ -74,7 +76,14 @@ class JourneyCatalog:
             journeys = {name: JourneyDefinition(name=name, **spec) for name, spec in declared.items()}
         except (ValidationError, TypeError) as error:
             raise JourneyConfigError(f"{path} is not a valid journeys file: {error}") from error
-        return cls(journeys)
+        unknown = sorted(set(document) - {"journeys", "consent_clock"})
+        if unknown:
+            raise JourneyConfigError(f"{path} has tables the product does not read: {', '.join(unknown)}")
+        try:
+            clock = ConsentClockPolicy.from_table(document.get("consent_clock"))
+        except ValueError as error:
+            raise JourneyConfigError(f"{path}: {error}") from error
+        return cls(journeys, clock)
 
 
 @lru_cache(maxsize=4)

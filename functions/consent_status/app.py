@@ -7,7 +7,15 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from consent.api.openapi import responses
-from consent.api.params import CompaniesCursor, CompanyId, ConnectionsCursor, EventsCursor, PageLimit
+from consent.api.params import (
+    CompaniesCursor,
+    CompanyId,
+    ConnectionsCursor,
+    EventsCursor,
+    ExpiringBefore,
+    PageLimit,
+    moment,
+)
 from consent.api.resolver import create_resolver, json_response, scope, serve
 from consent.domain.requests import MAX_PAGE_LIMIT, CompanyList, ConnectionList, LedgerPage
 from consent.domain.resources import Company
@@ -33,9 +41,13 @@ app = create_resolver()
 def list_companies(
     limit: PageLimit = 20,
     cursor: CompaniesCursor = None,
+    expiring_before: ExpiringBefore = None,
 ) -> Response[str]:
     request = scope(app)
-    page = companies.list_companies(request.services, request.customer_id, limit=limit, cursor=cursor)
+    before = moment(expiring_before, "expiringBefore") if expiring_before is not None else None
+    page = companies.list_companies(
+        request.services, request.customer_id, limit=limit, cursor=cursor, expiring_before=before
+    )
     return json_response(200, page.to_json())
 
 

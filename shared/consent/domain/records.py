@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ConfigDict, Field
 
+from consent.domain.consent_clock import ConsentClockPolicy, consent_clock
 from consent.domain.resources import (
     Company,
     Connection,
@@ -109,6 +110,23 @@ class ConnectionRecord(Connection):
                 "deleted": state.deleted,
             }
         )
+
+    def clocked(self, policy: ConsentClockPolicy) -> ConnectionRecord:
+        """This connection with its consent clock as `policy` reads it (none once deleted or not Linked)."""
+        clock = None
+        if not self.deleted:
+            clock = consent_clock(
+                policy,
+                source_type=self.source_type,
+                platform_key=self.platform_key,
+                status=self.status,
+                linked_at=self.linked_at,
+                last_sync_at=self.last_sync_at,
+            )
+        expires_at, renew_by = (clock.expires_at, clock.renew_by) if clock is not None else (None, None)
+        if (expires_at, renew_by) == (self.consent_expires_at, self.renew_by):
+            return self
+        return self.model_copy(update={"consent_expires_at": expires_at, "renew_by": renew_by})
 
     def is_newest(self, event: StatusEvent) -> bool:
         """Whether `event` is at least as new as every status event already known (else it is late)."""

@@ -73,6 +73,10 @@ class Connection(Resource):
     linked_at: datetime | None = None
     last_sync_at: datetime | None = None
     status_reason: str | None = None
+    # The consent clock (consent.domain.consent_clock), while Linked and where the deployment's policy knows it:
+    # when access lapses unless renewed (or synced), and by when the customer should renew. Unknown: absent.
+    consent_expires_at: datetime | None = None
+    renew_by: datetime | None = None
 
 
 class Requirement(Resource):

@@ -7,6 +7,7 @@ import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -23,6 +24,7 @@ from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import Change, ConflictError, IdempotencyClaim, IdempotencyOutcome, QuotaExceeded, StoreUnavailable
 from consent.store.port import IdempotencyResult
+from consent.store.positions import company_cursor, sortable
 from consent.usecases import quotas
 
 _REQUEST_NAMESPACE = uuid.UUID("6f1c7c1e-2d4b-4a43-9b0e-5d0c6a7f4e21")
@@ -278,8 +280,34 @@ def get_company(services: Services, customer_id: str, company_id: str) -> Compan
     return view.to_resource()
 
 
-def list_companies(services: Services, customer_id: str, *, limit: int, cursor: str | None) -> CompanyList:
-    page = services.store.list_companies(
-        customer_id, limit=limit, cursor=cursor, connections_limit=EMBEDDED_CONNECTIONS
-    )
-    return CompanyList(items=[view.to_resource() for view in page.items], next_cursor=page.next_cursor)
+def list_companies(
+    services: Services,
+    customer_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    expiring_before: datetime | None = None,
+) -> CompanyList:
+    """The caller's companies, newest first; with `expiring_before`, only those with a connection whose `renewBy`
+    is before it (among the connections a company embeds). Such a page is read store page by store page until it
+    is full or the companies end, and its cursor is the last company it looked at."""
+    if expiring_before is None:
+        page = services.store.list_companies(
+            customer_id, limit=limit, cursor=cursor, connections_limit=EMBEDDED_CONNECTIONS
+        )
+        return CompanyList(items=[view.to_resource() for view in page.items], next_cursor=page.next_cursor)
+    found: list[CompanyView] = []
+    while True:
+        page = services.store.list_companies(
+            customer_id, limit=limit, cursor=cursor, connections_limit=EMBEDDED_CONNECTIONS
+        )
+        for view in page.items:
+            if any(c.renew_by is not None and c.renew_by < expiring_before for c in view.connections):
+                found.append(view)
+                if len(found) == limit:
+                    more = view is not page.items[-1] or page.next_cursor is not None
+                    last = company_cursor(sortable(view.company.created_at), view.company.company_id)
+                    return CompanyList(items=[v.to_resource() for v in found], next_cursor=last if more else None)
+        if page.next_cursor is None:
+            return CompanyList(items=[v.to_resource() for v in found])
+        cursor = page.next_cursor

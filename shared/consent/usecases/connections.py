@@ -282,7 +282,7 @@ def _commit_creation(
 ) -> ConnectionRecord:
     """The customer's creation of `connection` (her consent, with its version): the event on the connection, the
     company's request count and journeys, her `connection.created` entry and the milestones, in one transaction."""
-    record = connection.with_event(created)
+    record = connection.with_event(created).clocked(services.catalog.consent_clock)
     company = view.company
     counted = company.model_copy(update={"connection_requests": company.connection_requests + 1})
     others = [c for c in view.connections if c.connection_id != record.connection_id]

@@ -126,7 +126,8 @@ class ConnectionEvents:
         disappear), the connections and the ledger entries: one transaction for the store."""
         connections = list(self._connections.values())
         settled = settle(catalog, self.view.company, connections, now=now)
-        touched = [self._connections[cid] for cid in self._connections if cid in self._touched]
+        clock = catalog.consent_clock
+        touched = [self._connections[cid].clocked(clock) for cid in self._connections if cid in self._touched]
         return Change(
             company=settled.company,
             added=[c for c in touched if c.connection_id in self._added],

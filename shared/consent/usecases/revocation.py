@@ -167,6 +167,7 @@ def _record(
                 status=changed.status,
             )
         )
+    changed = changed.clocked(services.catalog.consent_clock)
     services.store.commit(Change(company=settled.company, updated=[changed], ledger=ledger, retracted=retracted))
     return changed.to_resource()
 

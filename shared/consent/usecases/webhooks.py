@@ -249,7 +249,7 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
     services.store.commit_in_parts(
         Change(
             company=settled.company,
-            updated=changed,
+            updated=[c.clocked(services.catalog.consent_clock) for c in changed],
             ledger=[*ledger, *settled.milestones],
             retracted=settled.retracted,
             webhook_id=webhook_id,
@@ -285,7 +285,7 @@ def _apply_company_deleted(services: Services, webhook_id: str, envelope: Webhoo
     services.store.commit_in_parts(
         Change(
             company=settled.company,
-            updated=fresh,
+            updated=[c.clocked(services.catalog.consent_clock) for c in fresh],
             ledger=[*ledger, *settled.milestones],
             retracted=settled.retracted,
             webhook_id=webhook_id,

@@ -27,7 +27,9 @@ from consent.domain.resources import ConnectionStatus, SourceType
 class ClockRule(BaseModel):
     """How long consent lasts for a source type or a platform: one of the two measures, or neither (unknown)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use (when a function loads the journeys file), not at import: a cold start pays only if it reads
+    # the policy.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     valid_days: int | None = Field(default=None, ge=1, le=3650)
     idle_sync_days: int | None = Field(default=None, ge=1, le=3650)
@@ -52,13 +54,13 @@ class ConsentClockPolicy(BaseModel):
     """The `[consent_clock]` table of the journeys file. Absent, banking consent lasts 90 days (open banking's
     re-confirmation period) and every other source type's clock is unknown."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     renew_margin_days: int = Field(default=7, ge=0, le=365)
     reminder_days: tuple[int, ...] = Field(default=(14, 7, 1), max_length=10)
-    banking: SourceTypeClock = SourceTypeClock(valid_days=90)
-    accounting: SourceTypeClock = SourceTypeClock()
-    commerce: SourceTypeClock = SourceTypeClock()
+    banking: SourceTypeClock = Field(default_factory=lambda: SourceTypeClock(valid_days=90))
+    accounting: SourceTypeClock = Field(default_factory=SourceTypeClock)
+    commerce: SourceTypeClock = Field(default_factory=SourceTypeClock)
 
     @model_validator(mode="after")
     def _reminders(self) -> ConsentClockPolicy:

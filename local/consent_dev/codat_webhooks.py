@@ -107,11 +107,21 @@ def read_event(
     data_types: Iterable[str] = ("bankAccounts", "bankTransactions"),
     reference: Mapping[str, Any] | None = None,
     event_id: str | None = None,
+    statuses: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
+    """A ``read.completed(.initial)`` event: each data type read from each connection, with how it ended
+    (``statuses`` by data type, Codat's pull operation statuses; ``Complete`` when not given)."""
+    ended = {data_type: (statuses or {}).get(data_type, "Complete") for data_type in data_types}
     reads = [
-        {"connectionId": cid, "dataType": data_type, "recordsModified": True, "status": "Complete", "issues": []}
+        {
+            "connectionId": cid,
+            "dataType": data_type,
+            "recordsModified": status == "Complete",
+            "status": status,
+            "issues": [],
+        }
         for cid in connection_ids
-        for data_type in data_types
+        for data_type, status in ended.items()
     ]
     payload = {
         "referenceCompany": dict(reference or reference_company(company_id)),

@@ -43,6 +43,9 @@ def test_every_simulated_operation_answers_as_the_spec_documents(
     pending = ok(http.post(f"/companies/{cid}/connections", json={"platformKey": "mqjo"}))
     linked = ok(http.post(f"/companies/{cid}/connections", json={"platformKey": "qhnd"}))
     sim.set_connection_status(cid, linked["id"], "Linked")
+    ok(http.post(f"/companies/{cid}/data/queue/banking-transactionCategories", params={"connectionId": linked["id"]}))
+    ok(http.post(f"/companies/{cid}/data/all"))
+    ok(http.get(f"/companies/{cid}/dataStatus"))
     ok(http.get(f"/companies/{cid}"))  # with dataConnections, one synced
     ok(http.get(f"/companies/{cid}/connections", params={"pageSize": 1}))
     ok(http.get(f"/companies/{cid}/connections", params={"query": "status=Linked"}))

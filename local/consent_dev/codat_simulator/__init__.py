@@ -1,5 +1,5 @@
-"""A fake of Codat: its Platform API (companies, connections, integrations, webhook consumers) with fault injection,
-its Link pages, and its signed webhook deliveries."""
+"""A fake of Codat: its Platform API (companies, connections, integrations, webhook consumers, reads of data types and
+their status) with fault injection, its Link pages, and its signed webhook deliveries."""
 
 from .consumers import CODAT_EVENT_TYPES, WebhookConsumer
 from .control import ConnectionStateError

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from . import query as codat_query
 from .consumers import MAX_COMPANY_TAG_LENGTH, MAX_COMPANY_TAGS, MAX_CONSUMERS, consumer_json
+from .data import DATA_TYPES, READ_IN_PROGRESS, dataset_json, initial_read_data_types, supplied_data_types
 from .render import company_json, connection_json, integration_json, page_json
 from .responses import CodatError, SimResponse, empty_response, json_response
 from .state import ACCESS_TOKEN_LIFETIME, Company, Connection, SimState
@@ -295,6 +296,58 @@ def delete_connection(ctx: Context) -> SimResponse:
     return empty_response(200)
 
 
+# --- data (reads) -----------------------------------------------------------------------------------------------
+
+
+def queue_data(ctx: Context) -> SimResponse:
+    """Queue a read of one data type: from the given connection, else from every Linked one that supplies it.
+
+    Refused (400) for a data type being read already, and when no Linked connection supplies it."""
+    company = _company(ctx)
+    data_type = ctx.params["dataType"]
+    if data_type not in DATA_TYPES:  # the spec's enum; only reached when the simulator does not validate
+        raise CodatError(400, "Error processing request - not valid.", messages=[f"Unknown data type '{data_type}'."])
+    connection_id = ctx.request.query.get("connectionId")
+    if connection_id is not None:
+        connection = company.connections.get(connection_id)
+        if connection is None:
+            raise CodatError(404, f"Data connection {connection_id} not found")
+        candidates = [connection]
+    else:
+        candidates = list(company.connections.values())
+    linked = [c for c in candidates if c.status == "Linked"]
+    if connection_id is not None and not linked:
+        status = candidates[0].status
+        raise CodatError(400, f"Data connection {connection_id} is {status}: only a Linked connection can be read.")
+    if not linked:
+        raise CodatError(400, f"Company {company.id} has no Linked data connection to read {data_type} from.")
+    supplying = [c for c in linked if data_type in supplied_data_types(c.integration.source_type)]
+    if not supplying:
+        platforms = ", ".join(sorted({c.integration.name for c in linked}))
+        raise CodatError(400, f"The data type {data_type} is not supported by {platforms}.")
+    if company.data.in_progress(data_type):
+        raise CodatError(400, READ_IN_PROGRESS)
+    started = ctx.state.start_reads(company, supplying, [data_type], initial=False)
+    return json_response(200, dataset_json(started[0]))
+
+
+def refresh_all_data(ctx: Context) -> SimResponse:
+    """Queue a read of the first-read data types from each Linked connection, but those being read already."""
+    company = _company(ctx)
+    linked = [c for c in company.connections.values() if c.status == "Linked"]
+    wanted = {c.id: initial_read_data_types(c.integration.source_type) for c in linked}
+    busy = {t for types in wanted.values() for t in types if company.data.in_progress(t)}
+    for connection in linked:
+        data_types = [t for t in wanted[connection.id] if t not in busy]
+        if data_types:
+            ctx.state.start_reads(company, [connection], data_types, initial=False)
+    return empty_response(204)
+
+
+def get_data_status(ctx: Context) -> SimResponse:
+    return json_response(200, _company(ctx).data.status_json())
+
+
 # --- integrations -----------------------------------------------------------------------------------------------
 
 
@@ -373,6 +426,9 @@ def build_router() -> Router:
     router.add("GET", "/companies/{companyId}/connections/{connectionId}", get_connection)
     router.add("PATCH", "/companies/{companyId}/connections/{connectionId}", unlink_connection)
     router.add("DELETE", "/companies/{companyId}/connections/{connectionId}", delete_connection)
+    router.add("POST", "/companies/{companyId}/data/queue/{dataType}", queue_data)
+    router.add("POST", "/companies/{companyId}/data/all", refresh_all_data)
+    router.add("GET", "/companies/{companyId}/dataStatus", get_data_status)
     router.add("GET", "/integrations", list_integrations)
     router.add("GET", "/integrations/{platformKey}", get_integration)
     router.add("GET", "/webhooks", list_webhook_consumers)

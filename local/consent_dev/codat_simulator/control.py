@@ -2,7 +2,7 @@
 
 - ``POST /_simulator/companies/{companyId}/connections/{connectionId}/deauthorize``: the platform revokes access
   (Deauthorized, ``connection.disconnected``), to rehearse re-consent; answers the connection as Codat shows it.
-- ``POST /_simulator/webhooks/flush?timeout=5``: complete pending first reads and deliver every pending webhook now,
+- ``POST /_simulator/webhooks/flush?timeout=5``: complete pending reads and deliver every pending webhook now,
   retrying without Codat's waits until each is delivered or out of attempts (at most ``timeout`` seconds, ≤ 30);
   answers ``drained`` and the delivery summary.
 - ``GET /_simulator/webhooks``: the webhook consumers, and every message with its consumer and attempts.
@@ -11,6 +11,15 @@
 - ``POST /_simulator/sdk-faults`` (JSON, all optional: ``{"status": 503, "times": 1, "message": "…"}``; ``times``
   null: until cleared): the Link/Connections SDK stand-in's next calls to its API fail with that status and Codat's
   error body, so the components call ``onError``; ``DELETE /_simulator/sdk-faults`` clears them.
+- ``POST /_simulator/companies/{companyId}/data/{dataType}/fail`` (JSON, all optional: ``{"status": "FetchError",
+  "times": 1}``): the company's next ``times`` reads of that data type end with ``status`` (a pull operation status
+  other than Complete or one of a read under way), in ``dataStatus`` and ``read.completed``; answers 201 with what
+  was armed. ``DELETE`` on the same route disarms it (204).
+- ``POST /_simulator/reads/complete``: complete every pending read now (first reads and queued ones), each with its
+  ``read.completed(.initial)``; answers ``{"completed": [pull operations]}``.
+- ``GET /_simulator/companies/{companyId}/data``: the company's ``queueRequests`` (``{"total", "byDataType"}``: every
+  queue request received, refused and faulted ones too), ``dataStatus``, ``datasets`` (pull operations),
+  ``pendingReads`` and ``failNext`` (the endings armed per data type).
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ _DEAUTHORIZE = re.compile(
     r"/_simulator/companies/(?P<company_id>[^/]+)/connections/(?P<connection_id>[^/]+)/deauthorize/?"
 )
 _DISABLE_CONSUMER = re.compile(r"/_simulator/webhooks/(?P<consumer_id>[^/]+)/disable/?")
+_FAIL_READ = re.compile(r"/_simulator/companies/(?P<company_id>[^/]+)/data/(?P<data_type>[^/]+)/fail/?")
+_COMPANY_DATA = re.compile(r"/_simulator/companies/(?P<company_id>[^/]+)/data/?")
 
 
 class ConnectionStateError(Exception):
@@ -68,6 +79,16 @@ class Controlled(Protocol):
 
     def clear_sdk_faults(self) -> None: ...
 
+    def fail_next_read(
+        self, company_id: str, data_type: str, status: str = "FetchError", *, times: int = 1
+    ) -> None: ...
+
+    def clear_read_failures(self, company_id: str, data_type: str | None = None) -> None: ...
+
+    def complete_reads(self) -> list[dict[str, Any]]: ...
+
+    def data_summary(self, company_id: str) -> dict[str, Any]: ...
+
 
 def is_control_path(path: str) -> bool:
     return path == CONTROL_PREFIX.rstrip("/") or path.startswith(CONTROL_PREFIX)
@@ -96,6 +117,21 @@ def handle_control(sim: Controlled, request: SimRequest) -> SimResponse:
             return json_response(200, consumer_json(sim.disable_webhook_consumer(disable["consumer_id"])))
         except KeyError:
             return _error(404, f"No webhook consumer {disable['consumer_id']}")
+    fail_read = _FAIL_READ.fullmatch(request.path)
+    if fail_read is not None:
+        return _fail_read(sim, request, fail_read["company_id"], fail_read["data_type"])
+    company_data = _COMPANY_DATA.fullmatch(request.path)
+    if company_data is not None:
+        if request.method != "GET":
+            return _error(405, "Use GET.", {"Allow": "GET"})
+        try:
+            return json_response(200, sim.data_summary(company_data["company_id"]))
+        except KeyError:
+            return _error(404, f"No company {company_data['company_id']}")
+    if path == "/_simulator/reads/complete":
+        if request.method != "POST":
+            return _error(405, "Use POST.", {"Allow": "POST"})
+        return json_response(200, {"completed": sim.complete_reads()})
     if path == "/_simulator/sdk-faults":
         return _sdk_faults(sim, request)
     if path == "/_simulator/webhooks/flush":
@@ -135,6 +171,27 @@ def _sdk_faults(sim: Controlled, request: SimRequest) -> SimResponse:
         return _error(400, "; ".join(problems))
     sim.inject_sdk_fault(status, times=times, message=message)
     return json_response(201, {"status": status, "times": times, "message": message})
+
+
+def _fail_read(sim: Controlled, request: SimRequest, company_id: str, data_type: str) -> SimResponse:
+    if request.method not in ("POST", "DELETE"):
+        return _error(405, "Use POST or DELETE.", {"Allow": "POST, DELETE"})
+    try:
+        if request.method == "DELETE":
+            sim.clear_read_failures(company_id, data_type)
+            return SimResponse(204, {"Content-Length": "0"}, b"")
+        body = request.json if request.body else {}
+        if request.json_error or not isinstance(body, dict):
+            return _error(400, 'Send a JSON object: {"status": "FetchError", "times": 1}')
+        status, times = body.get("status", "FetchError"), body.get("times", 1)
+        if not isinstance(status, str) or not isinstance(times, int) or isinstance(times, bool):
+            return _error(400, "status must be a string and times a whole number")
+        sim.fail_next_read(company_id, data_type, status, times=times)
+    except KeyError:
+        return _error(404, f"No company {company_id}")
+    except ValueError as error:
+        return _error(400, str(error))
+    return json_response(201, {"companyId": company_id, "dataType": data_type, "status": status, "times": times})
 
 
 def webhooks_summary(sim: Controlled) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from typing import Any, Protocol
 
 from consent_dev.codat_webhooks import company_event, connection_event, read_event, reference_company
 
+from .data import initial_read_data_types
+
 # What an envelope is built from: the state's Company, Connection and Integration (Protocols, as the state builds
 # its events with this module).
 
@@ -55,16 +57,6 @@ class Company(Protocol):
     def connections(self) -> Mapping[str, Connection]: ...
 
 
-# What a first read fetches for each kind of source (names from the spec's DataStatus.dataType enum).
-INITIAL_READ_DATA_TYPES: dict[str, tuple[str, ...]] = {
-    "Accounting": ("company", "chartOfAccounts", "invoices", "bills", "bankAccounts"),
-    "Banking": ("banking-accounts", "banking-transactions"),
-    "BankFeed": ("banking-accounts", "banking-transactions"),
-    "Commerce": ("commerce-companyInfo", "commerce-orders", "commerce-payments"),
-}
-_OTHER_DATA_TYPES = ("company",)
-
-
 def webhook_body(
     event_type: str,
     *,
@@ -73,8 +65,10 @@ def webhook_body(
     company: Company,
     connection: Connection | None,
     base_url: str,
+    reads: Sequence[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
-    """The envelope ``{id, eventType, generatedDate, payload}`` for ``company.*``, ``connection.*`` and reads."""
+    """The envelope ``{id, eventType, generatedDate, payload}`` for ``company.*``, ``connection.*`` and reads
+    (``reads``: each data type read and how it ended; by default the source's first-read types, all Complete)."""
     if event_type.startswith("company."):
         return company_event(event_type, company_details(company, base_url), generated=generated, event_id=event_id)
     if connection is None:
@@ -83,12 +77,15 @@ def webhook_body(
         company.id, name=company.name, description=company.description or "", tags=company.tags
     )
     if event_type.startswith("read.completed"):
+        if reads is None:
+            reads = [(t, "Complete") for t in initial_read_data_types(connection.integration.source_type)]
         return read_event(
             company_id=company.id,
             connection_ids=[connection.id],
             initial=event_type == "read.completed.initial",
             generated=generated,
-            data_types=INITIAL_READ_DATA_TYPES.get(connection.integration.source_type, _OTHER_DATA_TYPES),
+            data_types=[data_type for data_type, _ in reads],
+            statuses=dict(reads),
             reference=reference,
             event_id=event_id,
         )

@@ -8,9 +8,11 @@ import random
 import re
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar, overload
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
@@ -23,6 +25,7 @@ from consent.codat.errors import (
     CodatNotFound,
     CodatRateLimited,
     CodatRejected,
+    CodatSyncInProgress,
     CodatTimeout,
     CodatUnavailable,
 )
@@ -32,7 +35,10 @@ from consent.codat.models import (
     CodatErrorBody,
     CodatIntegration,
     CompanyAccessToken,
+    DataStatus,
+    DataStatuses,
     Page,
+    PullOperation,
     WebhookConsumer,
     WebhookConsumers,
 )
@@ -51,6 +57,8 @@ _DEADLINE_RESERVE_SECONDS = 2.0
 MAX_RETRY_AFTER_SECONDS = 3600.0
 _PAGE_SIZE = 500
 _MAX_PAGES = 50
+# Codat's refusal to queue a data type already being read is a 400 with no code of its own: its text says so.
+_READ_IN_PROGRESS = re.compile(r"\bin progress\b", re.IGNORECASE)
 
 
 def codat_company_name(name: str) -> str:
@@ -185,6 +193,47 @@ class CodatClient:
             json={"status": "Unlinked"},
             idempotency_key=idempotency_key,
         )
+
+    # -- data (reads) ------------------------------------------------------------------------
+
+    def queue_data(
+        self,
+        company_id: str,
+        data_type: str,
+        *,
+        connection_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> PullOperation:
+        """Queue a read of one data type (Codat's key, e.g. `banking-accounts`), from `connection_id` only when
+        given, else from every connection that supplies it; Codat's answer is the read's pull operation.
+
+        CodatSyncInProgress (a CodatRejected) when Codat is reading that data type already: nothing new is queued.
+        CodatNotFound for an unknown company or connection; CodatRejected for other refusals (no Linked connection
+        supplies the type, a name that is not Codat's). The POST carries an Idempotency-Key, the caller's (so that a
+        later call replays it too) or a fresh one: a retry after a lost or failed answer replays Codat's first answer
+        instead of queueing a second read."""
+        try:
+            return self._call(
+                "POST",
+                f"/companies/{company_id}/data/queue/{quote(data_type, safe='')}",
+                PullOperation,
+                params={"connectionId": connection_id} if connection_id is not None else None,
+                idempotency_key=idempotency_key or str(uuid.uuid4()),
+            )
+        except CodatRejected as refused:
+            if refused.status == 400 and _READ_IN_PROGRESS.search(refused.error or ""):
+                raise CodatSyncInProgress(
+                    f"Codat is reading {data_type} already",
+                    status=refused.status,
+                    correlation_id=refused.correlation_id,
+                    error=refused.error,
+                ) from refused
+            raise
+
+    def data_status(self, company_id: str) -> dict[str, DataStatus]:
+        """Each data type Codat has read or is reading for the company, keyed by data type (`GET .../dataStatus`)."""
+        statuses = self._call("GET", f"/companies/{company_id}/dataStatus", DataStatuses)
+        return {data_type: status for data_type, status in statuses.root.items() if status is not None}
 
     # -- integrations ------------------------------------------------------------------------
 

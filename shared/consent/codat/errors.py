@@ -32,6 +32,11 @@ class CodatRejected(CodatError):
         self.error = error
 
 
+class CodatSyncInProgress(CodatRejected):
+    """Codat refused to queue a read of a data type it is reading already (a 400 saying a read is in progress):
+    nothing new was queued, and the read under way will do; ask again once it has ended."""
+
+
 class CodatAuthFailed(CodatError):
     """401/403: our Codat API key is wrong, revoked or lacks permission: an operator must act."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, RootModel
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -103,6 +103,74 @@ class WebhookConsumers(_CodatModel):
     """`GET /webhooks`: every consumer of the client at once (Codat keeps at most 50; the list is not paged)."""
 
     results: Annotated[tuple[WebhookConsumer, ...], BeforeValidator(_empty_when_null)] = ()
+
+
+# Codat's pull operation statuses (a data type's `currentStatus` too) while a read is under way: queueing the data type
+# again is refused until it ends. Any other status has ended it: `Complete`, or how it failed (Codat adds statuses over
+# time, so they are kept as strings).
+PULL_IN_PROGRESS_STATUSES = frozenset(
+    {
+        "Initial",
+        "Queued",
+        "Fetching",
+        "MapQueued",
+        "Mapping",
+        "ProcessingQueued",
+        "Processing",
+        "ValidationQueued",
+        "Validating",
+    }
+)
+PULL_COMPLETE = "Complete"
+
+
+class PullOperation(_CodatModel):
+    """One read of one data type from one connection (Codat's pull operation, formerly "dataset"), as
+    `POST /companies/{companyId}/data/queue/{dataType}` answers it."""
+
+    id: str
+    company_id: str | None = Field(default=None, alias="companyId")
+    connection_id: str | None = Field(default=None, alias="connectionId")
+    data_type: str = Field(alias="dataType")
+    status: str
+    status_description: str | None = Field(default=None, alias="statusDescription")
+    error_message: str | None = Field(default=None, alias="errorMessage")
+    requested: CodatDateTime | None = None
+    completed: CodatDateTime | None = None
+    progress: int | None = None
+    is_completed: Annotated[bool, BeforeValidator(_false_when_null)] = Field(default=False, alias="isCompleted")
+    is_errored: Annotated[bool, BeforeValidator(_false_when_null)] = Field(default=False, alias="isErrored")
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in PULL_IN_PROGRESS_STATUSES
+
+
+class DataStatus(_CodatModel):
+    """Where Codat's copy of one data type of a company stands (`GET /companies/{companyId}/dataStatus`): its latest
+    read's status and id, and when the latest successful one completed."""
+
+    data_type: str = Field(alias="dataType")
+    current_status: str = Field(alias="currentStatus")
+    last_successful_sync: CodatDateTime | None = Field(default=None, alias="lastSuccessfulSync")
+    latest_sync_id: str | None = Field(default=None, alias="latestSyncId")
+    latest_successful_sync_id: str | None = Field(default=None, alias="latestSuccessfulSyncId")
+
+    @property
+    def in_progress(self) -> bool:
+        """A read of it is under way (queueing it again would be refused)."""
+        return self.current_status in PULL_IN_PROGRESS_STATUSES
+
+    @property
+    def latest_failed(self) -> bool:
+        """Its latest read ended other than Complete (any data read before stays readable)."""
+        return not self.in_progress and self.current_status != PULL_COMPLETE
+
+
+class DataStatuses(RootModel[dict[str, DataStatus | None]]):
+    """`GET /companies/{companyId}/dataStatus`: an object keyed by data type (null for a type never read)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class CodatErrorBody(_CodatModel):

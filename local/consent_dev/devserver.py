@@ -1,5 +1,7 @@
 """`make dev`: the whole product on 127.0.0.1 — template.yaml's API on the real handlers, embedded AWS, the Codat
-simulator (or a real Codat) with signed webhooks, the outbox relay and a live log of every consent event."""
+simulator (or a real Codat) with signed webhooks, the outbox relay, a live log of every consent event, and dev-only
+controls under /_dev/: a clock the product and the simulator share, moved forward on request, and the template's
+scheduled functions run on request."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,29 +30,37 @@ from werkzeug.wrappers import Request, Response
 from consent.api.problems import PROBLEM_JSON, Problem
 from consent.codat.client import CodatClient
 from consent.contract import event_schema, schema_file_name
+from consent.domain.resources import utc_now
 from consent.events import ConsentEventType
 from consent.services import Services
 from consent.settings import Settings
 from consent.usecases.webhook_consumers import ensure as ensure_webhook_consumer
 from consent_dev import contracts
 from consent_dev.aws import REGION, Deployed, MotoServer, deploy, empty_tables
+from consent_dev.clock import ClockError, DevClock, parse_duration
 from consent_dev.codat_simulator import CodatSimulator, SimServer, serve
 from consent_dev.codat_webhooks import DEV_CUSTOMER_REF_KEY, DEV_WEBHOOK_SECRET
 from consent_dev.cors import cors_policy
 from consent_dev.gateway import Gateway, GatewayRequest, GatewayResponse, fold_headers
 from consent_dev.jwt_auth import TOKEN_SECONDS, JwtAuthorizer, LocalIssuer
-from consent_dev.lambda_runtime import Handler, LambdaContext, load_handler
+from consent_dev.lambda_runtime import Handler, LambdaContext, load_handler, scheduled_event
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue, ReceivedEvent
 from consent_dev.template import (
+    PSEUDO_PARAMETERS,
     REPO_ROOT,
     Function,
+    Schedule,
+    deployed_with,
     function_environment,
     functions,
     load_template,
     parameter_defaults,
     powertools_environment,
+    resolve,
+    resources_of_type,
     routes,
+    schedules,
 )
 
 log = logging.getLogger("consent_dev.devserver")
@@ -57,6 +68,7 @@ log = logging.getLogger("consent_dev.devserver")
 HOST = "127.0.0.1"  # never anything else: this serves fake credentials and a stand-in authorizer
 DEFAULT_PORT = 3000
 WEBHOOK_PATH = "/webhooks/codat"
+DEV_PATH = "/_dev/"  # dev-only controls: the clock, the schedules (never in the template, never deployed)
 ISSUER_PATH = "/dev/issuer"  # the local identity provider's OpenID discovery and JWKS
 TOKEN_PATH = "/dev/token"  # noqa: S105 - a route: dev only, a customer token, no password
 RELAY_FUNCTION = "OutboxRelayFunction"
@@ -117,14 +129,34 @@ def function_memory(function: Function, template: Mapping[str, Any] | None = Non
     return int(template["Resources"][function.logical_id]["Properties"].get("MemorySize", default))
 
 
-def function_services(function: Function, refs: Mapping[str, Any]) -> Services:
+def function_services(
+    function: Function,
+    refs: Mapping[str, Any],
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    api_url: str | None = None,
+) -> Services:
     """The function's ports as Lambda would build them: its template environment, resolved against the
-    embedded resources (so the Codat key and webhook secret come from Secrets Manager, as in AWS)."""
+    embedded resources (so the Codat key and webhook secret come from Secrets Manager, as in AWS), on `clock`.
+    With `api_url`, a setting naming the deployed API's own URL (reconciliation's CODAT_WEBHOOK_URL) names it."""
     environment = function_environment(function, dict(refs))
     if environment.get("JOURNEYS_FILE", "").startswith(LAYER_ROOT):
         # The layer's python/ is shared/ here (the package and any journeys file a bank ships beside it).
         environment["JOURNEYS_FILE"] = str(REPO_ROOT / "shared" / environment["JOURNEYS_FILE"].removeprefix(LAYER_ROOT))
-    return Services(Settings.from_environment(environment))
+    if api_url is not None:
+        environment = {name: _local_api_url(value, refs, api_url) for name, value in environment.items()}
+    return Services(Settings.from_environment(environment), clock=clock)
+
+
+def _local_api_url(value: str, refs: Mapping[str, Any], api_url: str) -> str:
+    # `https://${ConsentApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}` as resolved here: the local API's URL.
+    region = refs.get("AWS::Region", PSEUDO_PARAMETERS["AWS::Region"])
+    suffix = refs.get("AWS::URLSuffix", PSEUDO_PARAMETERS["AWS::URLSuffix"])
+    for logical_id in resources_of_type("AWS::Serverless::HttpApi"):
+        deployed = f"https://{refs.get(logical_id, logical_id)}.execute-api.{region}.{suffix}"
+        if value == deployed or value.startswith(f"{deployed}/"):
+            return api_url + value.removeprefix(deployed)
+    return value
 
 
 LAYER_ROOT = "/opt/python/"
@@ -325,6 +357,10 @@ class DevStack:
         self.simulator: CodatSimulator | None = None
         self._sim_server: SimServer | None = None
         self.api_functions: dict[str, LambdaFunction] = {}
+        # The one time of the stack: the functions' `Services.clock` and the simulator's; /_dev/clock moves it.
+        self.clock = DevClock()
+        # The scheduled functions (template order), each with its first scheduled event: /_dev/schedules.
+        self.scheduled: dict[str, tuple[Schedule, LambdaFunction]] = {}
         self.gateway: Gateway | None = None
         self.relay: StreamPump | None = None
         self.events_log: EventsLog | None = None
@@ -385,6 +421,7 @@ class DevStack:
             self._start_aws()
             self._start_codat()
             self._start_api()
+            self._start_schedules()
             self._start_relay()
             self._start_events()
         except BaseException:
@@ -449,7 +486,11 @@ class DevStack:
             return
         # The Link SDK stand-in's API answers the demo's origin (and the bank's web app's, AllowedOrigins) only.
         origins = [self.api_url, *(o.strip() for o in str(self.parameters.get("AllowedOrigins", "")).split(","))]
-        self.simulator = CodatSimulator(api_key=self.codat.api_key, sdk_origins=[o for o in origins if o])
+        self.simulator = CodatSimulator(
+            api_key=self.codat.api_key, sdk_origins=[o for o in origins if o], clock=self.clock.source
+        )
+        # Moving the stack's clock moves Codat's too (one offset), and what is due by then happens there.
+        self.clock.on_advance(self.simulator.clock_advanced)
         try:
             self._sim_server = serve(self.simulator, HOST, self._codat_port)
         except (OSError, SystemExit) as error:  # werkzeug exits on a taken port (after saying so on stderr)
@@ -475,17 +516,21 @@ class DevStack:
             raise DevStackError(f"the Codat simulator refused the webhook consumer: {setup.failure}")
         return consumer.id
 
+    def _lambda_function(self, function: Function, template: Mapping[str, Any]) -> LambdaFunction:
+        """The function's environment: its handler (import errors show now, not on a request), its services on the
+        stack's clock, its timeout and memory."""
+        return LambdaFunction(
+            function,
+            load_handler(function.code_uri, function.handler),
+            function_services(function, self._refs(), clock=self.clock, api_url=self.api_url),
+            function_timeout(function, template),
+            function_memory(function, template),
+        )
+
     def _start_api(self) -> None:
-        refs = self._refs()
         template = load_template()
         api_functions = {
-            function.logical_id: LambdaFunction(
-                function,
-                load_handler(function.code_uri, function.handler),  # import errors show now, not on a request
-                function_services(function, refs),
-                function_timeout(function, template),
-                function_memory(function, template),
-            )
+            function.logical_id: self._lambda_function(function, template)
             for function in functions(template)
             if function.routes
         }
@@ -500,11 +545,23 @@ class DevStack:
         )
         self._mark("api", state="up", url=self.api_url, routes=len(api_routes), functions=sorted(api_functions))
 
+    def _start_schedules(self) -> None:
+        """Each function EventBridge runs on a schedule once deployed, to run on request (POST /_dev/schedules/…)."""
+        template = load_template()
+        by_id = {function.logical_id: function for function in functions(template)}
+        scheduled: dict[str, tuple[Schedule, LambdaFunction]] = {}
+        for schedule in schedules(template):
+            resource = template["Resources"][schedule.function]
+            if schedule.function in scheduled or not deployed_with(resource, self.parameters, template):
+                continue
+            scheduled[schedule.function] = (schedule, self._lambda_function(by_id[schedule.function], template))
+        self.scheduled = scheduled
+
     def _start_relay(self) -> None:
         if self.deployed is None or self.moto is None:
             raise DevStackError("the outbox relay needs the embedded AWS")
         relay = next(function for function in functions() if function.logical_id == RELAY_FUNCTION)
-        relay_services = function_services(relay, self._refs())
+        relay_services = function_services(relay, self._refs(), clock=self.clock, api_url=self.api_url)
         self.relay = StreamPump(
             self.deployed.tables["ConsentTable"],
             relay,
@@ -590,7 +647,81 @@ class DevStack:
             return demo_response(request, path.removeprefix("/demo").lstrip("/"))
         if not self.ready or self.gateway is None:
             return problem_response(503, "starting", "The dev server is still starting.", {"Retry-After": "1"})
+        if path == DEV_PATH.rstrip("/") or path.startswith(DEV_PATH):
+            return self._dev_response(request)
         return http_response(self.gateway.handle(gateway_request(request)))
+
+    # -- /_dev/: the stack's clock and its schedules (dev only: nothing of this is in the template) ---------------
+
+    def _dev_response(self, request: Request) -> Response:
+        path = request.path.rstrip("/")
+        if path == f"{DEV_PATH}clock":
+            if request.method == "GET":
+                return _json_response(self.clock.describe())
+            if request.method == "POST":
+                return self._advance_clock(request)
+            return _method_not_allowed("GET, POST")
+        if path == f"{DEV_PATH}schedules":
+            if request.method == "GET":
+                return _json_response({"items": [self._describe_schedule(s) for s, _ in self.scheduled.values()]})
+            return _method_not_allowed("GET")
+        if path.startswith(f"{DEV_PATH}schedules/"):
+            logical_id = path.removeprefix(f"{DEV_PATH}schedules/")
+            if logical_id not in self.scheduled:
+                detail = f"No scheduled function {logical_id!r} in template.yaml: see GET {DEV_PATH}schedules."
+                return problem_response(404, "not_found", detail)
+            if request.method == "POST":
+                return self._run_schedule(logical_id)
+            return _method_not_allowed("POST")
+        detail = f"No dev route at {request.path}: see {DEV_PATH}clock and {DEV_PATH}schedules."
+        return problem_response(404, "not_found", detail)
+
+    def _advance_clock(self, request: Request) -> Response:
+        """`{"advance": "P14D"}`: the stack's time (the functions' and the simulator's) moves forward by that much."""
+        if not self.codat.simulated:
+            detail = "A real Codat's clock cannot be moved: the clock moves only with the Codat simulator."
+            return problem_response(409, "clock_not_movable", detail)
+        try:
+            body = json.loads(request.get_data() or b"null")
+        except ValueError:
+            body = None
+        usage = 'Send {"advance": "<ISO 8601 duration of days, hours and minutes>"}, e.g. {"advance": "P14D"}.'
+        if not isinstance(body, dict) or set(body) != {"advance"} or not isinstance(body["advance"], str):
+            return problem_response(400, "invalid_duration", usage)
+        try:
+            self.clock.advance(parse_duration(body["advance"]))
+        except ClockError as refused:
+            return problem_response(400, "invalid_duration", f"{refused}. {usage}")
+        described = self.clock.describe()
+        log.info("clock   moved on %s: now %s", body["advance"], described["now"])
+        return _json_response(described)
+
+    def _describe_schedule(self, schedule: Schedule) -> dict[str, Any]:
+        properties = resolve(schedule.properties, self._refs())
+        state = str(properties.get("State", "ENABLED")).upper()
+        return {
+            "function": schedule.function,
+            "event": schedule.event,
+            "type": schedule.type,
+            "schedule": properties.get("Schedule", properties.get("ScheduleExpression")),
+            "enabled": str(properties.get("Enabled", True)).lower() != "false" and state != "DISABLED",
+            "description": properties.get("Description"),
+            "run": f"POST {DEV_PATH}schedules/{schedule.function}",
+        }
+
+    def _run_schedule(self, logical_id: str) -> Response:
+        """The function's handler, invoked now as its schedule would (its scheduled event, at the stack's time)."""
+        schedule, function = self.scheduled[logical_id]
+        event = scheduled_event(schedule, self.clock(), self._refs())
+        started = time.monotonic()
+        try:
+            result = function.invoke(event)
+        except Exception as error:
+            log.exception("schedule %s (%s) failed", logical_id, schedule.event)
+            detail = f"{logical_id} failed: {type(error).__name__}: {error}"
+            return problem_response(502, "function_error", detail)
+        log.info("schedule %s (%s) ran in %.2f s", logical_id, schedule.event, time.monotonic() - started)
+        return _json_response(result)
 
     def demo_config(self) -> dict[str, str]:
         """What the demo needs to mount Codat's front-end SDKs (Option 1): Codat's own modules against a real Codat,
@@ -633,6 +764,14 @@ class DevStack:
             # The journeys the functions were configured with (JOURNEYS_FILE), once they are loaded.
             self._openapi = build_openapi(journey_names(self.api_functions.values()) if self.api_functions else None)
         return Response(json.dumps(self._openapi), content_type="application/json")
+
+
+def _json_response(body: Any) -> Response:
+    return Response(json.dumps(body), content_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+def _method_not_allowed(allow: str) -> Response:
+    return problem_response(405, "method_not_allowed", f"Allowed: {allow}.", {"Allow": allow})
 
 
 # -- the event contract: /asyncapi.json and /schemas/events/<type>.v<major>.json ------------------------------
@@ -734,6 +873,8 @@ def banner(stack: DevStack, started_in: float) -> str:
   Embedded AWS     {stack.moto.endpoint if stack.moto else "-"}   (moto; fake credentials)
 
   Identity         {stack.issuer.url}   (local issuer; tokens: POST {api}{TOKEN_PATH} customer=<id>)
+  Dev clock        {api}{DEV_PATH}clock   (move time on: POST {{"advance": "P14D"}})
+  Schedules        {api}{DEV_PATH}schedules   (run one now: POST {api}{DEV_PATH}schedules/<function>)
 
   Try this first (API Gateway's JWT authorizer is enforced: a token of the local issuer, valid one hour):
     export ALICE={stack.token("alice")}

@@ -1,5 +1,6 @@
 """Running the template's functions in-process the way Lambda would: a Lambda context with a real deadline,
-handlers loaded from their folders. (The events API Gateway invokes them with: `consent_dev.gateway`.)"""
+handlers loaded from their folders, and the events their schedules send. (The events API Gateway invokes them
+with: `consent_dev.gateway`.)"""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from consent_dev.iam import RUNNING_FUNCTION
-from consent_dev.template import functions
+from consent_dev.template import PSEUDO_PARAMETERS, Schedule, functions, parameter_defaults, resolve
 
 Handler = Callable[..., dict[str, Any]]
 
@@ -79,3 +81,39 @@ def parse_body(result: Mapping[str, Any]) -> Any:
     if result.get("isBase64Encoded"):
         body = base64.b64decode(body).decode()
     return json.loads(body) if body else None
+
+
+def scheduled_event(schedule: Schedule, now: datetime, refs: Mapping[str, Any] | None = None) -> Any:
+    """What `schedule` invokes its function with when it fires at `now`, as AWS sends it: an EventBridge rule
+    (`Schedule`) sends its `Input` if it has one (nothing else then), else EventBridge's "Scheduled Event"; an
+    EventBridge Scheduler schedule (`ScheduleV2`) sends its `Input`, else Scheduler's default notification.
+    `refs` resolve the template's intrinsics (by default: the parameters' defaults, `PSEUDO_PARAMETERS`)."""
+    known: dict[str, Any] = {**PSEUDO_PARAMETERS, **parameter_defaults(), **(refs or {})}
+    properties = {
+        name: resolve(schedule.properties[name], known)
+        for name in ("Input", "Name", "GroupName")
+        if schedule.properties.get(name) is not None
+    }
+    if "Input" in properties:
+        return json.loads(str(properties["Input"]))
+    region, account = known["AWS::Region"], known["AWS::AccountId"]
+    name = properties.get("Name") or f"{schedule.function}{schedule.event}"
+    detail: Any
+    if schedule.type == "ScheduleV2":
+        group = properties.get("GroupName") or "default"
+        resource = f"arn:aws:scheduler:{region}:{account}:schedule/{group}/{name}"
+        source, detail = "aws.scheduler", "{}"  # Scheduler's default notification: its detail is a string
+    else:
+        resource = f"arn:aws:events:{region}:{account}:rule/{name}"
+        source, detail = "aws.events", {}
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": source,
+        "account": account,
+        "time": f"{now.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}",
+        "region": region,
+        "resources": [resource],
+        "detail": detail,
+    }

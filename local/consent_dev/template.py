@@ -118,6 +118,33 @@ def routes(template: dict[str, Any] | None = None) -> list[Route]:
     return [route for function in functions(template) for route in function.routes]
 
 
+# SAM's scheduled event sources: an EventBridge rule on a schedule, and an EventBridge Scheduler schedule.
+SCHEDULE_EVENT_TYPES = ("Schedule", "ScheduleV2")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A function's scheduled event in the template (`Type: Schedule` or `ScheduleV2`), its properties as written
+    (intrinsics unresolved: `resolve` them against the stack's refs)."""
+
+    function: str  # the function's logical id
+    event: str  # the event's name under the function's Events
+    type: str  # one of SCHEDULE_EVENT_TYPES
+    properties: dict[str, Any]
+
+
+def schedules(template: dict[str, Any] | None = None) -> list[Schedule]:
+    """Every scheduled event of every function, in template order: whatever runs on a timer once deployed."""
+    template = template or load_template()
+    return [
+        Schedule(logical_id, name, event["Type"], dict(event.get("Properties", {})))
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for name, event in resource["Properties"].get("Events", {}).items()
+        if event["Type"] in SCHEDULE_EVENT_TYPES
+    ]
+
+
 def resources_of_type(resource_type: str, template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
     template = template or load_template()
     return {name: r for name, r in template["Resources"].items() if r["Type"] == resource_type}

@@ -14,11 +14,20 @@ from consent.domain.timeline import StatusEvent
 from consent.domain.transitions import EventKind
 from consent.services import Services
 from consent.store import Change
+from consent_dev.clock import DevClock
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.local_api import LocalApi
 
 ALICE = "customer-alice"
 BOB = "customer-bob"
+
+
+@pytest.fixture
+def dev_clock(simulator: CodatSimulator) -> DevClock:
+    """Opt-in: `make dev`'s clock on this test's simulator. Give it to `Services(…, clock=dev_clock)`, and moving it
+    (`dev_clock.advance(timedelta(days=14))`) moves the product's time and Codat's together, as `POST /_dev/clock`
+    does; what the simulator has due by then (first reads, webhook retries) happens."""
+    return DevClock.of(simulator)
 
 
 @pytest.fixture

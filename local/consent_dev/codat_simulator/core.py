@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import Any, Literal
 
 import httpx
@@ -20,6 +21,7 @@ from .api import Context, SimRequest, build_router
 from .catalogue import default_integrations
 from .consumers import CODAT_EVENT_TYPES, WebhookConsumer, WebhookConsumers
 from .control import ConnectionStateError, handle_control, is_control_path
+from .data import DATA_TYPES, DEFAULT_READ_DELAY, FAILURE_STATUSES, dataset_json
 from .deliveries import DEFAULT_TIMEOUT, Delivery, WebhookDispatcher, WebhookMessage, WebhookSettings, scaled_schedule
 from .faults import DropError, Fault, FaultKind, FaultRegistry
 from .idempotency import IDEMPOTENT_METHODS, IdempotencyStore, fingerprint
@@ -45,6 +47,8 @@ from .transport import SimTransport
 DEFAULT_BASE_URL = "https://api.codat.io"
 DEFAULT_API_KEY = "sim-codat-api-key"
 _MALFORMED_BODY = b'{"id": "3fa85f64-5717-4562-b3fc-2c9'
+QUEUE_DATA_TEMPLATE = "/companies/{companyId}/data/queue/{dataType}"
+_QUEUE_PATH = re.compile(r"/companies/(?P<company>[^/]+)/data/queue/(?P<data_type>[^/]+)/?")
 
 
 @dataclass
@@ -82,7 +86,8 @@ class CodatSimulator:
     ``spec="auto"`` loads Codat's spec if present; ``validate`` (default: whether a spec is available) checks every
     request, response and webhook body against it, recording problems in ``contract_violations``.
     ``redirect_url`` is where Link pages send the customer afterwards (default: the simulator's own
-    ``/link/finished``); ``initial_read_delay`` is how long after each authorization ``read.completed.initial`` comes.
+    ``/link/finished``); ``initial_read_delay`` is how long after each authorization ``read.completed.initial`` comes,
+    ``read_delay`` how long after it is queued (``POST /companies/{companyId}/data/...``) a read's ``read.completed``.
     ``sdk_origins``: the browser origins the Link SDK stand-in's API answers (CORS; None: any), i.e. the bank's page.
     """
 
@@ -96,6 +101,7 @@ class CodatSimulator:
         clock: SimClock | None = None,
         redirect_url: str | None = None,
         initial_read_delay: float = DEFAULT_INITIAL_READ_DELAY,
+        read_delay: float = DEFAULT_READ_DELAY,
         sdk_origins: Sequence[str] | None = None,
     ) -> None:
         self.api_key = api_key
@@ -118,6 +124,7 @@ class CodatSimulator:
         self._consumers = WebhookConsumers()
         self._own_consumer_id: str | None = None  # the one configure_webhooks() made
         self._initial_read_delay = initial_read_delay
+        self._read_delay = read_delay
         self._state = self._new_state()
 
     def _new_state(self) -> SimState:
@@ -125,6 +132,7 @@ class CodatSimulator:
             self.clock,
             default_integrations(),
             initial_read_delay=self._initial_read_delay,
+            read_delay=self._read_delay,
             webhook_consumers=self._consumers,
         )
         state.base_url = lambda: self.base_url
@@ -170,6 +178,15 @@ class CodatSimulator:
     def initial_read_delay(self, seconds: float) -> None:
         with self._lock:
             self._initial_read_delay = self._state.initial_read_delay = seconds
+
+    @property
+    def read_delay(self) -> float:
+        return self._read_delay
+
+    @read_delay.setter
+    def read_delay(self, seconds: float) -> None:
+        with self._lock:
+            self._read_delay = self._state.read_delay = seconds
 
     @property
     def operations(self) -> list[str]:
@@ -296,6 +313,74 @@ class CodatSimulator:
             self._state.set_status(connection, "Deauthorized")
             return connection
 
+    # --- data: reads and their status (``POST .../data/queue/{dataType}``, ``.../data/all``, ``.../dataStatus``) --
+
+    def data_status(self, company_id: str) -> dict[str, Any]:
+        """Each data type's status as ``GET /companies/{companyId}/dataStatus`` answers (KeyError if absent); no
+        request recorded."""
+        with self._lock:
+            self._state.complete_due_reads()
+            return self._state.companies[company_id].data.status_json()
+
+    def datasets(self, company_id: str) -> list[dict[str, Any]]:
+        """The company's pull operations, oldest first, as Codat shows them (``PullOperation``)."""
+        with self._lock:
+            self._state.complete_due_reads()
+            return [dataset_json(d) for d in self._state.companies[company_id].data.datasets.values()]
+
+    def fail_next_read(self, company_id: str, data_type: str, status: str = "FetchError", *, times: int = 1) -> None:
+        """The next ``times`` reads of ``data_type`` to complete for the company end with ``status`` (one of Codat's
+        pull operation statuses other than Complete and those of a read under way) instead of Complete.
+        KeyError for an unknown company; ValueError for an unknown data type or status."""
+        if data_type not in DATA_TYPES:
+            raise ValueError(f"{data_type!r} is not one of Codat's data types")
+        if status not in FAILURE_STATUSES:
+            raise ValueError(f"{status!r} is not a status a read ends with other than Complete: {FAILURE_STATUSES}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        with self._lock:
+            self._state.companies[company_id].data.fail_next(data_type, status, times)
+
+    def clear_read_failures(self, company_id: str, data_type: str | None = None) -> None:
+        """Forget the endings armed by ``fail_next_read`` (for one data type, or all); KeyError if absent."""
+        with self._lock:
+            self._state.companies[company_id].data.clear_failures(data_type)
+
+    def complete_reads(self) -> list[dict[str, Any]]:
+        """Complete every pending read now, first reads included, with its webhook; the pull operations ended."""
+        with self._lock:
+            return [dataset_json(d) for d in self._state.complete_due_reads(everything=True)]
+
+    def queue_requests(self, company_id: str, data_type: str | None = None) -> int:
+        """How many ``POST /companies/{companyId}/data/queue/{dataType}`` requests reached the simulator for the
+        company (of ``data_type`` only, when given), whatever became of them (refused and faulted ones too)."""
+        counted = self._queue_requests_by_type(company_id)
+        return sum(counted.values()) if data_type is None else counted.get(data_type, 0)
+
+    def _queue_requests_by_type(self, company_id: str) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for request in self.calls("POST", QUEUE_DATA_TEMPLATE):
+            found = _QUEUE_PATH.fullmatch(request.path)
+            if found and found["company"] == company_id:
+                counted[found["data_type"]] = counted.get(found["data_type"], 0) + 1
+        return counted
+
+    def data_summary(self, company_id: str) -> dict[str, Any]:
+        """What ``GET /_simulator/companies/{companyId}/data`` answers (KeyError if absent)."""
+        queued = self._queue_requests_by_type(company_id)
+        with self._lock:
+            self._state.complete_due_reads()
+            company = self._state.companies[company_id]
+            pending = [r for r in self._state.pending_reads if r.company_id == company_id]
+            return {
+                "companyId": company_id,
+                "queueRequests": {"total": sum(queued.values()), "byDataType": queued},
+                "dataStatus": company.data.status_json(),
+                "datasets": [dataset_json(d) for d in company.data.datasets.values()],
+                "pendingReads": len(pending),
+                "failNext": {t: list(statuses) for t, statuses in company.data.failures.items()},
+            }
+
     # --- webhook deliveries ----------------------------------------------------------------------------------
 
     def configure_deliveries(
@@ -405,11 +490,22 @@ class CodatSimulator:
         return self._dispatcher.messages if self._dispatcher is not None else []
 
     def deliver_now(self) -> None:
-        """Skip the waits: complete every pending first read, and make every waiting retry due now."""
+        """Skip the waits: complete every pending read (first reads and queued ones), and make every waiting retry
+        due now."""
         with self._lock:
             self._state.complete_due_reads(everything=True)
         if self._dispatcher is not None:
             self._dispatcher.hurry()
+
+    def clock_advanced(self, by: timedelta) -> None:
+        """Its clock was just moved forward by ``by`` (``consent_dev.clock.DevClock``): what is due by the new time
+        happens now — first reads complete (their webhooks queued before this returns), and each webhook retry
+        waits ``by`` less."""
+        if self._dispatcher is not None:
+            self._dispatcher.advance(by.total_seconds())
+        self._tick()
+        if self._dispatcher is not None:
+            self._dispatcher.wake()
 
     def flush_deliveries(self, timeout: float = 5.0, *, hurry: bool = False) -> bool:
         """Wait until nothing is pending: no first read still to complete, no message still to deliver.

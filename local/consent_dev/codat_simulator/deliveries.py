@@ -162,6 +162,15 @@ class WebhookDispatcher:
         with self._changed:
             self._changed.notify_all()
 
+    def advance(self, seconds: float) -> None:
+        """As if ``seconds`` more had passed: every pending message's wait is that much shorter (the simulator's
+        clock moved forward), so a retry due by then is attempted now, in the order they were due."""
+        with self._changed:
+            for message in self._messages:
+                if message.status == "pending":
+                    message.next_attempt -= seconds
+            self._changed.notify_all()
+
     # --- queue and records --------------------------------------------------------------------------------------
 
     def enqueue(self, event: SimEvent, consumer_ids: Sequence[str]) -> list[WebhookMessage]:

@@ -85,10 +85,12 @@ def handle_link(state: SimState, request: SimRequest, settings: LinkSettings) ->
 
 def decide(state: SimState, otp: str, connection: Connection, action: LinkAction) -> None:
     """The customer's answer on Link, with a valid ``otp``: it is used up, and the connection authorized (Linked, with
-    ``connection.connected`` and the first read) or its linking cancelled (``connection.failed``). The hosted page and
-    the Link SDK stand-in both authorize through here."""
+    ``connection.connected`` and the first read; a Linked one is re-authorized: ``connection.reconnected``) or its
+    linking cancelled (``connection.failed``). The hosted page and the Link SDK stand-in both authorize through here."""
     state.use_otp(otp)
-    if action == "authorize":
+    if action == "authorize" and connection.status == "Linked":
+        state.reauthorize(connection)
+    elif action == "authorize":
         state.set_status(connection, "Linked")
     else:
         state.cancel_linking(connection)

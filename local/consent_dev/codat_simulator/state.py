@@ -6,12 +6,13 @@ import random
 import secrets
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from .consumers import WebhookConsumers
+from .data import DEFAULT_READ_DELAY, CompanyData, Dataset, initial_read_data_types
 from .webhook_bodies import webhook_body
 
 ConnectionStatus = Literal["PendingAuth", "Linked", "Unlinked", "Deauthorized"]
@@ -51,6 +52,12 @@ class SimClock:
     def advance(self, by: timedelta | float) -> None:
         with self._lock:
             self._offset += by if isinstance(by, timedelta) else timedelta(seconds=by)
+
+    @property
+    def offset(self) -> timedelta:
+        """How far ahead of the wall clock this clock runs."""
+        with self._lock:
+            return self._offset
 
 
 def codat_timestamp(moment: datetime, *, fraction: bool = True) -> str:
@@ -109,6 +116,7 @@ class Company:
     tags: dict[str, str]
     created: str
     connections: dict[str, Connection] = field(default_factory=dict)
+    data: CompanyData = field(default_factory=CompanyData)
 
 
 @dataclass
@@ -145,11 +153,15 @@ class SimEvent:
 
 @dataclass(frozen=True)
 class PendingRead:
-    """The first read after an authorization, which completes (``read.completed.initial``) at ``due``."""
+    """A read of one connection, which completes at ``due``: the first after an authorization
+    (``read.completed.initial``), or one queued through the API (``read.completed``). ``dataset_ids``: its pull
+    operations, one per data type."""
 
     due: datetime
     company_id: str
     connection_id: str
+    dataset_ids: tuple[str, ...] = ()
+    initial: bool = True
 
 
 @dataclass
@@ -167,6 +179,7 @@ class SimState:
     # Called with every event as it is recorded (the simulator queues it for delivery); under the simulator's lock.
     on_event: Callable[[SimEvent], None] | None = None
     initial_read_delay: float = DEFAULT_INITIAL_READ_DELAY
+    read_delay: float = DEFAULT_READ_DELAY
     pending_reads: list[PendingRead] = field(default_factory=list)
     # The client's configuration rather than its data: the simulator hands the same one to each new state.
     webhook_consumers: WebhookConsumers = field(default_factory=WebhookConsumers)
@@ -174,8 +187,16 @@ class SimState:
     def now(self) -> str:
         return codat_timestamp(self.clock.now())
 
-    def emit(self, event_type: str, company: Company, connection: Connection | None = None) -> SimEvent:
-        """Record what Codat would announce, with the envelope built from the state as it is now."""
+    def emit(
+        self,
+        event_type: str,
+        company: Company,
+        connection: Connection | None = None,
+        *,
+        reads: Sequence[tuple[str, str]] | None = None,
+    ) -> SimEvent:
+        """Record what Codat would announce, with the envelope built from the state as it is now (``reads``: the
+        (data type, status) pairs a ``read.completed*`` lists)."""
         event_id = new_id()
         body = webhook_body(
             event_type,
@@ -184,6 +205,7 @@ class SimState:
             company=company,
             connection=connection,
             base_url=self.base_url(),
+            reads=reads,
         )
         connection_id = connection.id if connection is not None else None
         event = SimEvent(
@@ -236,12 +258,21 @@ class SimState:
             connection.errors = []
             event_type = "connection.connected" if previous == "PendingAuth" else "connection.reconnected"
             self.emit(event_type, company, connection)
-            due = self.clock.now() + timedelta(seconds=self.initial_read_delay)
-            self.pending_reads.append(PendingRead(due, company.id, connection.id))
+            self.start_reads(company, [connection], initial_read_data_types(connection.integration.source_type))
         elif status in ("Unlinked", "Deauthorized"):
             if status == "Deauthorized":
                 connection.errors.append(self._error(DEAUTHORIZED_ERROR))
             self.emit("connection.disconnected", company, connection)
+
+    def reauthorize(self, connection: Connection) -> None:
+        """The customer authorized a connection that was already Linked, through a fresh link (open banking's
+        re-consent: Codat re-authorizes the same connection): it stays Linked, ``connection.reconnected`` is sent and
+        a first read follows, as after any authorization."""
+        company = self.companies[connection.company_id]
+        connection.last_sync = self.now()
+        connection.errors = []
+        self.emit("connection.reconnected", company, connection)
+        self.start_reads(company, [connection], initial_read_data_types(connection.integration.source_type))
 
     def cancel_linking(self, connection: Connection) -> None:
         """The customer cancelled on the link page: the status stays, the error is recorded, ``connection.failed``."""
@@ -253,22 +284,52 @@ class SimState:
     def _error(self, error: dict[str, str]) -> dict[str, Any]:
         return {**error, "erroredOnUtc": codat_timestamp(self.clock.now(), fraction=False), "status": "Active"}
 
-    def complete_due_reads(self, *, everything: bool = False) -> None:
-        """Finish the first reads that are due (all of them with ``everything``): ``read.completed.initial``.
+    def start_reads(
+        self, company: Company, connections: Sequence[Connection], data_types: Sequence[str], *, initial: bool = True
+    ) -> list[Dataset]:
+        """Queue a read of ``data_types`` from each connection: a pull operation per data type, completing after
+        ``initial_read_delay`` (the first read after an authorization) or ``read_delay`` (one queued later)."""
+        delay = self.initial_read_delay if initial else self.read_delay
+        due = self.clock.now() + timedelta(seconds=delay)
+        started: list[Dataset] = []
+        for connection in connections:
+            requested = self.now()
+            datasets = [company.data.open(new_id(), company.id, connection.id, t, requested) for t in data_types]
+            dataset_ids = tuple(d.id for d in datasets)
+            self.pending_reads.append(PendingRead(due, company.id, connection.id, dataset_ids, initial))
+            started.extend(datasets)
+        return started
 
-        A read whose connection was deleted or is no longer Linked by then never completes, as in Codat."""
+    def complete_due_reads(self, *, everything: bool = False) -> list[Dataset]:
+        """Finish the reads that are due (all of them with ``everything``), each with ``read.completed.initial`` or
+        ``read.completed`` listing its data types and how each ended; the pull operations they finished.
+
+        A read whose connection was deleted or is no longer Linked by then is not announced, as in Codat: its pull
+        operations end AuthError (Deauthorized) or Cancelled."""
         now = self.clock.now()
         due = [read for read in self.pending_reads if everything or read.due <= now]
         if not due:
-            return
+            return []
         self.pending_reads = [read for read in self.pending_reads if not (everything or read.due <= now)]
+        finished: list[Dataset] = []
         for read in sorted(due, key=lambda r: r.due):
             company = self.companies.get(read.company_id)
-            connection = company.connections.get(read.connection_id) if company else None
-            if company is None or connection is None or connection.status != "Linked":
+            if company is None:
                 continue
-            connection.last_sync = self.now()
-            self.emit("read.completed.initial", company, connection)
+            connection = company.connections.get(read.connection_id)
+            datasets = [company.data.datasets[i] for i in read.dataset_ids if i in company.data.datasets]
+            completed = self.now()
+            if connection is None or connection.status != "Linked":
+                ending = "AuthError" if connection is not None and connection.status == "Deauthorized" else "Cancelled"
+                finished.extend(company.data.finish(d, completed, ending) for d in datasets)
+                continue
+            ended = [company.data.finish(d, completed) for d in datasets]
+            finished.extend(ended)
+            if not ended or any(d.status == "Complete" for d in ended):
+                connection.last_sync = completed
+            event_type = "read.completed.initial" if read.initial else "read.completed"
+            self.emit(event_type, company, connection, reads=[(d.data_type, d.status) for d in ended] or None)
+        return finished
 
     def next_read_due(self) -> datetime | None:
         return min((read.due for read in self.pending_reads), default=None)

@@ -6,7 +6,7 @@ single-threaded)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from consent.store import (
     IdempotencyOutcome,
     ParkedWebhook,
     QuotaExceeded,
+    ReminderDue,
 )
 from consent.store.port import IdempotencyResult, Page
 from consent.store.positions import (
@@ -240,6 +241,18 @@ class FakeStore(ConsentStore):
         if erased is not None and erased.created_with is not None:
             # Spent, whatever the body, with nothing left of the request (its answer named the company).
             self._keys[erased.created_with] = _Key(fingerprint="", token="", state="ERASED")
+
+    # -- the consent clock -----------------------------------------------------------------------------
+
+    def due_reminders(self, until: datetime) -> Iterator[ReminderDue]:
+        due = sorted(
+            (c.remind_at, c.company_id, c.connection_id)
+            for stored in self._companies.values()
+            for c in stored.connections.values()
+            if c.remind_at is not None and not c.deleted and c.remind_at <= until
+        )
+        for due_at, company_id, connection_id in due:
+            yield ReminderDue(company_id, connection_id, due_at)
 
     # -- reconciliation --------------------------------------------------------------------------------
 

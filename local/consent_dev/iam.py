@@ -197,6 +197,7 @@ NOT_CALLED_BY_CODE: dict[tuple[str, Permission], str] = {
             "RevokeFunction",
             "WebhookHandlerFunction",
             "ReconcileFunction",
+            "LifecycleFunction",
         )
     },
     ("OutboxRelayFunction", Permission("kms:Decrypt", "arn:ConsentKey")): (

@@ -55,9 +55,12 @@ TABLE_STREAM_ARN = (
 )
 OUTBOX_RELAY = "OutboxRelayFunction"
 RECONCILE = "ReconcileFunction"
-SCHEDULE_RULE_ARN = (
-    f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/consent-journey-ReconcileFunctionReconcileSche-1Q2W3E4R5T6Y"
-)
+LIFECYCLE = "LifecycleFunction"
+# The rule each schedule's events come from (CloudFormation names it after the function and the event).
+SCHEDULE_RULE_ARNS = {
+    RECONCILE: f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/consent-journey-ReconcileFunctionReconcileSche-1Q2W3E4R5T6Y",
+    LIFECYCLE: f"arn:aws:events:{REGION}:{ACCOUNT_ID}:rule/consent-journey-LifecycleFunctionLifecycleSche-7U8I9O0P1A2S",
+}
 
 # When the API samples were sent. Fixed, so that regenerating them changes nothing; only the webhook samples carry
 # the time they are generated at (a signature is accepted for 5 minutes).
@@ -355,8 +358,8 @@ def ledger_stream(name: str) -> Callable[[SampleIds, datetime], dict[str, Any]]:
 # -- the reconciliation schedule -----------------------------------------------------------------------------------
 
 
-def scheduled_event(name: str) -> Callable[[SampleIds, datetime], dict[str, Any]]:
-    """EventBridge's event for one run of the reconciliation schedule (the function reads nothing from it)."""
+def scheduled_event(name: str, function: str) -> Callable[[SampleIds, datetime], dict[str, Any]]:
+    """EventBridge's event for one run of `function`'s schedule (the function reads nothing from it)."""
 
     def build(_: SampleIds, __: datetime) -> dict[str, Any]:
         return {
@@ -367,7 +370,7 @@ def scheduled_event(name: str) -> Callable[[SampleIds, datetime], dict[str, Any]
             "account": ACCOUNT_ID,
             "time": f"{SAMPLE_TIME:%Y-%m-%dT%H:%M}:00Z",
             "region": REGION,
-            "resources": [SCHEDULE_RULE_ARN],
+            "resources": [SCHEDULE_RULE_ARNS[function]],
             "detail": {},
         }
 
@@ -458,7 +461,20 @@ def _samples() -> tuple[Sample, ...]:
             None,
             ledger_stream("ledger_stream_connection_linked"),
         ),
-        Sample("schedule_reconcile", RECONCILE, World.JOURNEY_COMPLETE, None, scheduled_event("schedule_reconcile")),
+        Sample(
+            "schedule_reconcile",
+            RECONCILE,
+            World.JOURNEY_COMPLETE,
+            None,
+            scheduled_event("schedule_reconcile", RECONCILE),
+        ),
+        Sample(
+            "schedule_lifecycle",
+            LIFECYCLE,
+            World.JOURNEY_COMPLETE,
+            None,
+            scheduled_event("schedule_lifecycle", LIFECYCLE),
+        ),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
@@ -128,6 +128,8 @@ def example_event(event_type: ConsentEventType, base_uri: str = DEFAULT_SCHEMA_B
             ConsentEventType.CONNECTION_FAILED: ConnectionStatus.PENDING_AUTH,
             ConsentEventType.CONNECTION_UNLINKED: ConnectionStatus.UNLINKED,
             ConsentEventType.CONNECTION_DEAUTHORIZED: ConnectionStatus.DEAUTHORIZED,
+            ConsentEventType.CONNECTION_RENEWED: ConnectionStatus.LINKED,
+            ConsentEventType.CONNECTION_EXPIRING: ConnectionStatus.LINKED,
         }.get(event_type)
         if status is not None:
             fields["status"] = status
@@ -139,6 +141,18 @@ def example_event(event_type: ConsentEventType, base_uri: str = DEFAULT_SCHEMA_B
         fields["actor"] = Actor.customer(customer)
     if event_type == ConsentEventType.CONNECTION_FAILED:
         fields["detail"] = "The customer cancelled at the bank"
+    if event_type == ConsentEventType.CONNECTION_RENEWED:
+        expires = _EXAMPLE_AT + timedelta(days=90)
+        fields |= {"consent_expires_at": expires, "renew_by": expires - timedelta(days=7)}
+    if event_type == ConsentEventType.CONNECTION_EXPIRING:
+        # A reminder 7 days before renewBy: due at its time, sent by the consent clock's run a little after.
+        renew_by = _EXAMPLE_AT.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=7)
+        fields |= {
+            "actor": Actor.CONSENT_CLOCK,
+            "consent_expires_at": renew_by + timedelta(days=7),
+            "renew_by": renew_by,
+            "reminder_days": 7,
+        }
     if issubclass(model, SyncCompletedData):
         fields["data_types"] = [
             {"dataType": "banking-accounts", "status": "Complete"},

@@ -26,6 +26,8 @@ class ConsentEventType(StrEnum):
     CONNECTION_UNLINKED = "consent.connection.unlinked"
     CONNECTION_DEAUTHORIZED = "consent.connection.deauthorized"
     CONNECTION_DELETED = "consent.connection.deleted"
+    CONNECTION_RENEWED = "consent.connection.renewed"
+    CONNECTION_EXPIRING = "consent.connection.expiring"
     SYNC_COMPLETED = "consent.sync.completed"
     JOURNEY_LINKED = "consent.journey.linked"
     JOURNEY_COMPLETED = "consent.journey.completed"
@@ -49,6 +51,8 @@ LEDGER_EVENT_TYPES: dict[LedgerEntryType, ConsentEventType] = {
     LedgerEntryType.CONSENT_WITHDRAWN: ConsentEventType.CONNECTION_DELETED,
     # Reconciliation deleted a connection never authorized in time (its link had expired): gone all the same.
     LedgerEntryType.CONNECTION_EXPIRED: ConsentEventType.CONNECTION_DELETED,
+    LedgerEntryType.CONNECTION_RENEWED: ConsentEventType.CONNECTION_RENEWED,
+    LedgerEntryType.CONNECTION_EXPIRING: ConsentEventType.CONNECTION_EXPIRING,
     LedgerEntryType.SYNC_COMPLETED: ConsentEventType.SYNC_COMPLETED,
     LedgerEntryType.JOURNEY_LINKED: ConsentEventType.JOURNEY_LINKED,
     LedgerEntryType.JOURNEY_COMPLETED: ConsentEventType.JOURNEY_COMPLETED,
@@ -67,7 +71,7 @@ MAX_EVENT_BYTES = 16 * 1024
 
 # The event contract (AsyncAPI document and JSON Schemas, `consent.contract`). Within a major version changes
 # are additive only: every event valid under a newer schema is valid under the released one.
-CONTRACT_VERSION = "1.0.0"
+CONTRACT_VERSION = "1.1.0"
 SCHEMA_MAJOR = int(CONTRACT_VERSION.split(".", 1)[0])
 ACTOR_PATTERN = r"^(codat|reconcile|customer:.+)$"
 
@@ -144,6 +148,46 @@ class SyncCompletedData(ConnectionEventData):
     )
 
 
+def _utc(moment: datetime) -> str:
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ConnectionRenewedData(ConnectionEventData):
+    """The customer renewed her consent while the connection was still Linked: the consent clock restarted."""
+
+    consent_expires_at: datetime | None = Field(
+        default=None,
+        description="When access lapses unless renewed again (UTC); absent where the deployment's consent clock "
+        "does not know this platform's limit.",
+    )
+    renew_by: datetime | None = Field(
+        default=None, description="By when the customer should renew next (UTC); absent with `consentExpiresAt`."
+    )
+
+    @field_serializer("consent_expires_at", "renew_by")
+    def _rfc3339_utc(self, moment: datetime | None) -> str | None:
+        return None if moment is None else _utc(moment)
+
+
+class ConnectionExpiringData(ConnectionEventData):
+    """A reminder: the connection's consent must be renewed by `renewBy`, or access lapses at `consentExpiresAt`."""
+
+    actor: str = Field(
+        pattern=r"^consent-clock$", description="`consent-clock`: the scheduled run that keeps the consent clock."
+    )
+
+    consent_expires_at: datetime = Field(description="When access lapses unless renewed (UTC).")
+    renew_by: datetime = Field(description="By when the customer should renew (UTC).")
+    reminder_days: int = Field(
+        ge=0, description="The reminder's lead time: how many days before `renewBy` it was due (e.g. 14, 7, 1)."
+    )
+
+    @field_serializer("consent_expires_at", "renew_by")
+    def _rfc3339_utc(self, moment: datetime) -> str:
+        return _utc(moment)
+
+
 class JourneyEventData(EventData):
     """A journey reached a milestone."""
 
@@ -171,6 +215,16 @@ EVENT_CATALOG: dict[ConsentEventType, tuple[type[EventData], str]] = {
         ConnectionEventData,
         "The connection is gone: deleted in Codat, withdrawn by the customer before she authorized it, or its "
         "link expired unused.",
+    ),
+    ConsentEventType.CONNECTION_RENEWED: (
+        ConnectionRenewedData,
+        "The customer renewed her consent while the connection was still Linked (a fresh link that Codat reported "
+        "authorized again): the consent clock restarted.",
+    ),
+    ConsentEventType.CONNECTION_EXPIRING: (
+        ConnectionExpiringData,
+        "A reminder, once per lead time and consent period: the connection's consent must be renewed by `renewBy` "
+        "(Codat itself gives no warning before access lapses).",
     ),
     ConsentEventType.SYNC_COMPLETED: (SyncCompletedData, "A read of the connection's data finished."),
     ConsentEventType.JOURNEY_LINKED: (JourneyEventData, "Every required source type of the journey is linked."),
@@ -209,7 +263,7 @@ class CloudEvent(BaseModel):
     @field_serializer("time")
     def _rfc3339_utc(self, moment: datetime) -> str:
         moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return _utc(moment)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
@@ -259,6 +313,9 @@ def to_cloud_event(
         "actor": record.actor,
         "consent_version": record.consent_version,
         "data_types": record.data_types,
+        "consent_expires_at": record.consent_expires_at,
+        "renew_by": record.renew_by,
+        "reminder_days": record.reminder_days,
         "detail": detail,
     }
     try:

@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from fault_matrix.cells import (
 from fault_matrix.document import markdown_table
 
 from consent.domain.requests import CreateCompanyRequest, CreateConnectionRequest, OpenSdkSessionRequest
+from consent.domain.resources import utc_now
 from consent.events import LEDGER_EVENT_TYPES, CloudEvent
 from consent.publisher import EventPublisher, PublishFailure, SnsEventPublisher
 from consent.services import Services, aws_client
@@ -795,6 +797,49 @@ class Reconcile(Row):
         assert world.webhook(body).status == 204
 
 
+class Lifecycle(Row):
+    name = "lifecycle"
+    success = "sent"
+    events = ("consent.connection.expiring",)
+    write_op = "TransactWriteItems"
+    throttle_op = "Query"  # what is due, read first
+    function = next(f for f in functions() if f.logical_id == "LifecycleFunction")
+    # 13 days before renewBy (a bank connection: 90 days, to renew a week early): the 14-day reminder is due
+    later = timedelta(days=70)
+
+    def given(self, world: World) -> Context:
+        company_id = world.company()
+        connection_id = world.connection(company_id)
+        body = connection_event(
+            "connection.connected", company_id=company_id, connection_id=connection_id, status="Linked"
+        )
+        assert world.webhook(body).status == 204
+        return {"company": company_id, "connection": connection_id}
+
+    def run(self, world: World) -> dict[str, Any]:
+        then = Services(world.settings, store=world.store, clock=lambda: utc_now() + self.later)
+        handler = load_handler(self.function.code_uri, self.function.handler)
+        report: dict[str, Any] = handler(
+            {}, LambdaContext(self.function.logical_id, timeout_seconds=120), services=then
+        )
+        return report
+
+    def when(self, world: World, ctx: Context) -> Result:
+        try:
+            report = self.run(world)["reminders"]
+        except Exception as error:  # the run fails: Lambda reports it, LifecycleErrorsAlarm fires
+            return Result("run fails", type(error).__name__)
+        return Result("sent" if report["skipped"] == 0 else "skipped", body=report)
+
+    def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
+        reminders = [e for e in world.ledger(ctx["company"]) if e["type"] == "connection.expiring"]
+        assert [(e["connectionId"], e["reminderDays"]) for e in reminders] == [(ctx["connection"], 14)]
+
+    def racer(self, world: World, ctx: Context) -> None:
+        # Another run (a retry of the schedule, a run by hand) sends the same reminder first.
+        assert self.run(world)["reminders"]["sent"] == 1
+
+
 ROWS: tuple[Row, ...] = (
     CreateCompany(),
     StartJourney(),
@@ -812,6 +857,7 @@ ROWS: tuple[Row, ...] = (
     Webhook(),
     OutboxRelay(),
     Reconcile(),
+    Lifecycle(),
 )
 assert [row.name for row in ROWS] == list(MATRIX), "one row for each line of the matrix, in order"
 ROW = {row.name: row for row in ROWS}
@@ -1031,7 +1077,7 @@ def test_the_reliability_page_shows_the_fault_matrix_as_it_is() -> None:
 def test_every_route_and_function_of_the_template_is_a_row() -> None:
     names = {row.name for row in ROWS}
     assert [route.route_key for route in routes() if route.route_key not in names] == []
-    covered = {route.function for route in routes()} | {"OutboxRelayFunction", "ReconcileFunction"}
+    covered = {route.function for route in routes()} | {"OutboxRelayFunction", "ReconcileFunction", "LifecycleFunction"}
     assert [f.logical_id for f in functions() if f.logical_id not in covered] == []
 
 

@@ -435,3 +435,33 @@ def test_a_sweep_visits_every_company_once_and_resumes_where_it_stopped(store: C
     assert store.reconcile_cursor() == position
     store.save_reconcile_cursor(None)
     assert store.reconcile_cursor() is None
+
+
+# -- the consent clock ----------------------------------------------------------------------------------------
+
+
+def test_due_reminders_are_read_from_their_index_and_move_or_leave_it_once_sent(store: ConsentStore) -> None:
+    owner = created(store)
+    due_at = [T0 + timedelta(days=d) for d in (3, 1, 2, 9)]
+    connections = [connection(owner).model_copy(update={"remind_at": at}) for at in due_at]
+    gone = connection(owner).model_copy(update={"remind_at": T0, "deleted": True})
+    never = connection(owner)  # no reminder to come: not in the index at all
+    store.commit(Change(added=[*connections, gone, never]))
+
+    def due(until: datetime) -> list[tuple[str, datetime]]:
+        found = [d for d in store.due_reminders(until) if d.company_id == owner.company_id]
+        return [(d.connection_id, d.due_at) for d in found]
+
+    # what is due by then; not the later one, nor a deleted connection's
+    until = T0 + timedelta(days=3)
+    expected = sorted(((c.connection_id, c.remind_at) for c in connections[:3]), key=lambda pair: pair[1])
+    assert sorted(due(until), key=lambda pair: pair[1]) == expected
+    # a reminder sent: the connection's next one moves it later, its last one takes it out
+    first = store.get_company_by_id(owner.company_id)
+    assert first is not None
+    stored = {c.connection_id: c for c in first.connections}
+    moved = stored[connections[1].connection_id].model_copy(update={"remind_at": T0 + timedelta(days=30)})
+    done = stored[connections[2].connection_id].model_copy(update={"remind_at": None})
+    store.commit(Change(updated=[moved, done]))
+    assert due(until) == [(connections[0].connection_id, due_at[0])]
+    assert (moved.connection_id, T0 + timedelta(days=30)) in due(T0 + timedelta(days=30))

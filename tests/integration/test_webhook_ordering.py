@@ -30,10 +30,11 @@ CONSENT_VERSION = "terms-2026-11"
 
 
 def events_for(company_id: str, connection_id: str) -> list[dict[str, Any]]:
-    """One authorization lifecycle in event time: confirmed, linked, read, deauthorized, relinked, read."""
+    """One authorization lifecycle in event time: confirmed, linked, read, renewed (a re-consent while Linked),
+    deauthorized, relinked (a new consent, not a renewal), read, unlinked."""
     ids = {"company_id": company_id, "connection_id": connection_id}
 
-    def at(seconds: int) -> datetime:
+    def at(seconds: float) -> datetime:
         return T0 + timedelta(seconds=seconds)
 
     return [
@@ -46,6 +47,8 @@ def events_for(company_id: str, connection_id: str) -> list[dict[str, Any]]:
         read_event(company_id=company_id, connection_ids=[connection_id], initial=False, generated=at(7)),
         # the same instant as the reconnect: the webhook id breaks the tie, the same way every time
         connection_event("connection.disconnected", status="Unlinked", generated=at(5), **ids),
+        # the customer renews her consent through a fresh link while still Linked: Codat authorizes it again
+        connection_event("connection.reconnected", status="Linked", generated=at(3.5), **ids),
     ]
 
 
@@ -189,5 +192,9 @@ def test_the_reference_lifecycle_is_the_one_the_product_promises(reference: dict
     assert ("codat.connection.created", "webhook:msg-<company>-0") in reference["ledger"]
     assert reference["connection"][0] == "Unlinked"
     assert reference["journey"][0] == "action_required"
+    # The re-consent while Linked is a renewal, announced once; the relink after the lapse is not one.
+    assert [e for e in reference["ledger"] if e[0] == "connection.renewed"] == [
+        ("connection.renewed", "connection:<connection>:renewed:1")
+    ]
     milestones = [kind for kind, _ in reference["ledger"] if kind.startswith("journey.") and kind != "journey.started"]
     assert sorted(milestones) == ["journey.action_required", "journey.completed", "journey.linked"]

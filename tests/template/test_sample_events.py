@@ -27,6 +27,7 @@ from consent_dev.lambda_runtime import LambdaContext, load_handler, parse_body
 from consent_dev.local_api import LocalApi
 from consent_dev.sample_events import (
     EVENTS_DIR,
+    LIFECYCLE,
     OUTBOX_RELAY,
     RECONCILE,
     SAMPLE_IDS,
@@ -183,13 +184,14 @@ def test_the_stream_sample_is_a_batch_the_relays_event_source_mapping_delivers()
     assert StreamEventSource.of(OUTBOX_RELAY).accepts(record), "the template's filter would not let it through"
 
 
-def test_the_schedule_sample_is_the_event_eventbridge_sends_for_the_reconcile_schedule() -> None:
-    [path] = [p for p in FILES if sample_of(p).function == RECONCILE]
+@pytest.mark.parametrize("function", [RECONCILE, LIFECYCLE])
+def test_each_schedule_sample_is_the_event_eventbridge_sends_for_its_function_s_schedule(function: str) -> None:
+    [path] = [p for p in FILES if sample_of(p).function == function]
     event = load(path)
-    schedules = load_template()["Resources"][RECONCILE]["Properties"]["Events"].values()
+    schedules = load_template()["Resources"][function]["Properties"]["Events"].values()
     assert [e["Type"] for e in schedules] == ["Schedule"]
     assert (event["version"], event["source"], event["detail-type"]) == ("0", "aws.events", "Scheduled Event")
-    assert re.fullmatch(r"arn:aws:events:[a-z0-9-]+:\d{12}:rule/[\w.-]+", event["resources"][0])
+    assert re.fullmatch(rf"arn:aws:events:[a-z0-9-]+:\d{{12}}:rule/[\w.-]*{function}[\w.-]+", event["resources"][0])
     assert event["time"].endswith(":00Z"), "schedules fire on the minute"
     assert event["detail"] == {}
 
@@ -439,6 +441,32 @@ def test_the_schedule_sample_runs_a_reconciliation_that_heals_a_missed_webhook(
     company = api.get(f"/companies/{COMPANY}", customer=CUSTOMER).body
     assert company["connections"][0]["status"] == "Deauthorized"
     assert company["journeys"][0]["status"] == "action_required"
+
+
+@pytest.mark.integration
+def test_the_lifecycle_schedule_sample_sends_the_reminders_due(
+    services: Services, simulator: CodatSimulator, api: LocalApi
+) -> None:
+    # Given a customer who onboarded: her bank consent lasts 90 days, to renew a week early
+    [path] = [p for p in FILES if sample_of(p).function == LIFECYCLE]
+    sample, event = sample_of(path), load(path)
+    seeded_at = seed_time(sample, event)
+    seed(sample.world, services, simulator, at=seeded_at)
+    lifecycle = next(f for f in functions() if f.logical_id == LIFECYCLE)
+    handler = load_handler(lifecycle.code_uri, lifecycle.handler)
+
+    def run(days_later: int) -> dict[str, Any]:
+        then = Services(services.settings, store=services.store, clock=lambda: seeded_at + timedelta(days=days_later))
+        return dict(handler(event, LambdaContext(LIFECYCLE), services=then)["reminders"])
+
+    # When the schedule fires the same day, nothing is due; 70 days later (13 before renewBy), the 14-day reminder
+    assert run(0)["sent"] == 0
+    report = run(70)
+
+    # Then the customer's consent history shows it
+    assert report["sent"] == 1
+    entries = api.get(f"/companies/{COMPANY}/events", customer=CUSTOMER).body["items"]
+    assert [e["reminderDays"] for e in entries if e["type"] == "connection.expiring"] == [14]
 
 
 def test_every_sample_has_what_its_customer_should_see() -> None:

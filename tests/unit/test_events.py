@@ -60,6 +60,9 @@ def company(**fields: Any) -> CompanyRecord:
 CONNECTION_FIELDS = {"connection_id": "conn-1", "platform_key": "gbol", "source_type": SourceType.ACCOUNTING}
 
 
+CLOCK_FIELDS = {"consent_expires_at": AT + timedelta(days=21), "renew_by": AT + timedelta(days=14)}
+
+
 def ledger(type_: str, **fields: Any) -> LedgerRecord:
     """A ledger entry of `type_` with what entries of its kind always carry, and `fields`."""
     event_type = LEDGER_EVENT_TYPES.get(type_)
@@ -69,7 +72,11 @@ def ledger(type_: str, **fields: Any) -> LedgerRecord:
         fields = {"data_types": [{"dataType": "invoices", "status": "Complete"}], **fields}
     if type_.startswith("journey."):
         fields = {"journey": "onboarding", **fields}
-    return entry(company(), type_, actor=Actor.customer("customer-1"), at=AT, entry_id="entry-1", **fields)
+    actor = Actor.customer("customer-1")
+    if type_ == "connection.expiring":
+        actor = Actor.CONSENT_CLOCK
+        fields = {**CLOCK_FIELDS, "reminder_days": 7, **fields}
+    return entry(company(), type_, actor=actor, at=AT, entry_id="entry-1", **fields)
 
 
 def bare(type_: str, **fields: Any) -> LedgerRecord:
@@ -103,7 +110,7 @@ def test_each_consent_ledger_type_publishes_its_event_type(ledger_type: str, eve
 
 def test_every_event_type_of_the_contract_is_published_by_some_ledger_type() -> None:
     assert set(LEDGER_EVENT_TYPES.values()) == set(ConsentEventType)
-    assert len(ConsentEventType) == 12
+    assert len(ConsentEventType) == 14
 
 
 @pytest.mark.parametrize(
@@ -234,6 +241,7 @@ def test_no_event_carries_personal_data_or_secrets(ledger_type: str) -> None:
         detail="Codat reported the connection as linked",
         data_types=[{"dataType": "banking-accounts", "status": "Complete"}],
         journey="onboarding",
+        **CLOCK_FIELDS,
     )
     # When it is published
     event = to_cloud_event(record, source=SOURCE)

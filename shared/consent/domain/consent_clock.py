@@ -78,6 +78,10 @@ class ConsentClockPolicy(BaseModel):
         except ValidationError as error:
             raise ValueError(f"[consent_clock] is not valid: {error}") from error
 
+    def renewal_opens(self, renew_by: datetime) -> datetime:
+        """From when a Linked connection can be renewed (a fresh link for it): its first reminder's time."""
+        return renew_by - timedelta(days=max(self.reminder_days, default=0))
+
     def rule(self, source_type: SourceType, platform_key: str) -> ClockRule:
         clock: SourceTypeClock = getattr(self, source_type.value)
         return clock.platforms.get(platform_key, clock)
@@ -93,6 +97,25 @@ class ConsentClock:
         return sorted(
             (days for days in policy.reminder_days if self.renew_by - timedelta(days=days) <= now), reverse=True
         )
+
+
+def reminders_left(policy: ConsentClockPolicy, sent: int | None) -> list[int]:
+    """The reminders (days before `renewBy`) still to go in a consent period whose last one sent was `sent` days
+    before (None: none yet), earliest first. Each goes once: after the 7-day one, the 14-day one never does."""
+    return sorted((days for days in policy.reminder_days if sent is None or days < sent), reverse=True)
+
+
+def next_reminder(policy: ConsentClockPolicy, renew_by: datetime, sent: int | None) -> datetime | None:
+    """When the period's next reminder is due (None: every one has gone)."""
+    left = reminders_left(policy, sent)
+    return renew_by - timedelta(days=left[0]) if left else None
+
+
+def reminder_due(policy: ConsentClockPolicy, renew_by: datetime, sent: int | None, now: datetime) -> int | None:
+    """The one reminder to send `now`: the most urgent whose time has come and that has not gone (a run that comes
+    late sends the 7-day reminder, not the 14-day one as well). None: nothing is due."""
+    due = [days for days in reminders_left(policy, sent) if renew_by - timedelta(days=days) <= now]
+    return due[-1] if due else None
 
 
 def consent_clock(

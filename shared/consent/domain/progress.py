@@ -1,17 +1,20 @@
-"""Settling a company after a change: every journey replayed from its connections' events, and the
-journey milestone entries that appear (or, after a late event, disappear) in the ledger."""
+"""Settling a company after a change: every journey replayed from its connections' events, and the entries derived
+from those events that appear (or, after a late event, disappear) in the ledger: journey milestones and consent
+renewals."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
+from consent.domain.consent_clock import ConsentClockPolicy, consent_clock
 from consent.domain.journeys import JourneyCatalog
-from consent.domain.ledger import entry
+from consent.domain.ledger import connection_entry, entry
 from consent.domain.records import CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
-from consent.domain.resources import Actor, JourneyStatus, LedgerEntryType
-from consent.domain.timeline import Milestone, replay
+from consent.domain.resources import Actor, ConnectionStatus, JourneyStatus, LedgerEntryType
+from consent.domain.timeline import Milestone, StatusEvent, renewals, replay
 
 MILESTONE_TYPES = {
     JourneyStatus.LINKED: LedgerEntryType.JOURNEY_LINKED,
@@ -32,7 +35,8 @@ class Settled:
 def settle(
     catalog: JourneyCatalog, company: CompanyRecord, connections: Sequence[ConnectionRecord], *, now: datetime
 ) -> Settled:
-    """`company` with its journeys as its connections' events make them, and the ledger's milestone diff."""
+    """`company` with its journeys as its connections' events make them, and the ledger's diff of what is derived
+    from those events (milestones, renewals)."""
     timelines = [c.to_timeline() for c in connections]
     journeys = []
     reached: list[Milestone] = []
@@ -51,24 +55,63 @@ def settle(
         journeys.append(result.progress)
         reached.extend(result.milestones)
     updated = company.model_copy(update={"journeys": journeys, "updated_at": now})
-    wanted = {m.entry_id: m for m in reached}
-    added = [
-        entry(
-            updated,
-            MILESTONE_TYPES[m.status],
-            actor=m.actor,
-            at=m.at,
-            entry_id=m.entry_id,
-            journeys=[m.journey],
-            journey=m.journey,
-            seq=MILESTONE_SEQ,
-        )
-        for entry_id, m in wanted.items()
-        if entry_id not in company.milestones
-    ]
+    # Every derived entry the events call for (entry id → when, and how to build it: only new ones are built).
+    wanted: dict[str, tuple[datetime, Callable[[], LedgerRecord]]] = {
+        m.entry_id: (m.at, partial(_milestone_entry, updated, m)) for m in reached
+    }
+    for connection in connections:
+        for ordinal, event in enumerate(renewals(connection.history), start=1):
+            renewal = partial(_renewal_entry, updated, connection, catalog.consent_clock, event, ordinal)
+            wanted[renewal_id(connection.connection_id, ordinal)] = (event.at, renewal)
+    added = [build() for entry_id, (_, build) in wanted.items() if entry_id not in company.milestones]
     retracted = [
         LedgerKey(at, MILESTONE_SEQ, entry_id) for entry_id, at in company.milestones.items() if entry_id not in wanted
     ]
-    # A milestone already in the ledger keeps its entry (and time): it was announced once and stays so.
-    updated.milestones = {entry_id: company.milestones.get(entry_id, m.at) for entry_id, m in wanted.items()}
+    # An entry already in the ledger keeps its place (and time): it was announced once and stays so.
+    updated.milestones = {entry_id: company.milestones.get(entry_id, at) for entry_id, (at, _) in wanted.items()}
     return Settled(updated, added, retracted)
+
+
+def renewal_id(connection_id: str, ordinal: int) -> str:
+    # Named by its place in the connection's history (its n-th renewal), like milestones: a late event that moves
+    # the renewal keeps its id.
+    return f"connection:{connection_id}:renewed:{ordinal}"
+
+
+def _milestone_entry(company: CompanyRecord, milestone: Milestone) -> LedgerRecord:
+    return entry(
+        company,
+        MILESTONE_TYPES[milestone.status],
+        actor=milestone.actor,
+        at=milestone.at,
+        entry_id=milestone.entry_id,
+        journeys=[milestone.journey],
+        journey=milestone.journey,
+        seq=MILESTONE_SEQ,
+    )
+
+
+def _renewal_entry(
+    company: CompanyRecord, connection: ConnectionRecord, policy: ConsentClockPolicy, event: StatusEvent, ordinal: int
+) -> LedgerRecord:
+    """`connection.renewed`, with the clock the renewal restarted."""
+    clock = consent_clock(
+        policy,
+        source_type=connection.source_type,
+        platform_key=connection.platform_key,
+        status=ConnectionStatus.LINKED,
+        linked_at=event.at,
+        last_sync_at=None,
+    )
+    return connection_entry(
+        company,
+        LedgerEntryType.CONNECTION_RENEWED,
+        connection=connection,
+        actor=event.actor,
+        at=event.at,
+        entry_id=renewal_id(connection.connection_id, ordinal),
+        status=ConnectionStatus.LINKED,
+        consent_expires_at=clock.expires_at if clock is not None else None,
+        renew_by=clock.renew_by if clock is not None else None,
+        seq=MILESTONE_SEQ,
+    )

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ConfigDict, Field
 
-from consent.domain.consent_clock import ConsentClockPolicy, consent_clock
+from consent.domain.consent_clock import ConsentClockPolicy, consent_clock, next_reminder
 from consent.domain.resources import (
     Company,
     Connection,
@@ -64,8 +64,8 @@ class CompanyRecord(Resource):
     # Whether Codat's copy is tagged with the keyed customer reference (`Services.customer_ref`). Companies made
     # before it carry the customer id itself: reconciliation re-tags them once.
     customer_ref_keyed: bool = False
-    # The journey milestone entries in the ledger (entry id → when): derived from the connections' events,
-    # so an event arriving late can add one or withdraw one (see consent.domain.timeline).
+    # The ledger entries derived from the connections' events (entry id → when): journey milestones and consent
+    # renewals, so an event arriving late can add one or withdraw one (see consent.domain.progress).
     milestones: dict[str, datetime] = Field(default_factory=dict)
     # The customer's latest session in each of Codat's components (Option 1: the SDK in the bank's page).
     sdk_sessions: dict[SdkComponent, SdkSession] = Field(default_factory=dict)
@@ -76,6 +76,16 @@ class CompanyRecord(Resource):
         """Her session in `component` that was open at `at`, if any."""
         session = self.sdk_sessions.get(component)
         return session if session is not None and session.covers(at) else None
+
+
+class Reminded(Resource):
+    """The last consent reminder sent for a connection: for which consent period (its `renewBy`), how many days
+    before it."""
+
+    model_config = _STORED
+
+    renew_by: datetime
+    days: int
 
 
 class ConnectionRecord(Connection):
@@ -92,6 +102,10 @@ class ConnectionRecord(Connection):
     history: list[StatusEvent] = Field(default_factory=list)
     # The ids of the last read webhooks applied to it: a retry of one written in parts skips it here.
     recent_reads: list[str] = Field(default_factory=list)
+    # The consent reminders: the last one sent, and when the next is due (None: none is, or the clock is unknown).
+    # The store indexes connections by `remind_at` (sparse), so the reminder run reads only what is due.
+    reminded: Reminded | None = None
+    remind_at: datetime | None = None
     version: int = 1
 
     def with_event(self, event: StatusEvent) -> ConnectionRecord:
@@ -112,7 +126,8 @@ class ConnectionRecord(Connection):
         )
 
     def clocked(self, policy: ConsentClockPolicy) -> ConnectionRecord:
-        """This connection with its consent clock as `policy` reads it (none once deleted or not Linked)."""
+        """This connection with its consent clock as `policy` reads it (none once deleted or not Linked), and when
+        its next reminder is due."""
         clock = None
         if not self.deleted:
             clock = consent_clock(
@@ -124,9 +139,19 @@ class ConnectionRecord(Connection):
                 last_sync_at=self.last_sync_at,
             )
         expires_at, renew_by = (clock.expires_at, clock.renew_by) if clock is not None else (None, None)
-        if (expires_at, renew_by) == (self.consent_expires_at, self.renew_by):
+        remind_at = None
+        if renew_by is not None:
+            sent = self.reminded.days if self.reminded is not None and self.reminded.renew_by == renew_by else None
+            remind_at = next_reminder(policy, renew_by, sent)
+        if (expires_at, renew_by, remind_at) == (self.consent_expires_at, self.renew_by, self.remind_at):
             return self
-        return self.model_copy(update={"consent_expires_at": expires_at, "renew_by": renew_by})
+        return self.model_copy(update={"consent_expires_at": expires_at, "renew_by": renew_by, "remind_at": remind_at})
+
+    def with_reminder(self, policy: ConsentClockPolicy, days: int) -> ConnectionRecord:
+        """This connection once the reminder `days` before its `renewBy` has gone (the later ones are still due)."""
+        assert self.renew_by is not None, "a reminder is about a known clock"
+        reminded = Reminded(renew_by=self.renew_by, days=days)
+        return self.model_copy(update={"reminded": reminded, "remind_at": next_reminder(policy, self.renew_by, days)})
 
     def is_newest(self, event: StatusEvent) -> bool:
         """Whether `event` is at least as new as every status event already known (else it is late)."""

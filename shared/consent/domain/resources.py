@@ -114,6 +114,8 @@ class Actor:
     CODAT = "codat"
     # The scheduled reconciliation, recording what it found in Codat (webhooks that never arrived).
     RECONCILE = "reconcile"
+    # The scheduled consent clock run, sending reminders before consent lapses.
+    CONSENT_CLOCK = "consent-clock"
 
     @staticmethod
     def customer(customer_id: str) -> str:
@@ -141,6 +143,11 @@ class LedgerEntryType(StrEnum):
     CONNECTION_UNLINKED = "connection.unlinked"
     CONNECTION_DEAUTHORIZED = "connection.deauthorized"
     CONNECTION_DELETED = "connection.deleted"
+    # The customer renewed her consent while the connection was still Linked (Codat reported it authorized again):
+    # the consent clock restarts (consent.domain.timeline.renewals).
+    CONNECTION_RENEWED = "connection.renewed"
+    # A reminder that the connection's consent must be renewed by `renewBy` (`reminderDays` before it).
+    CONNECTION_EXPIRING = "connection.expiring"
     # Reconciliation deleted a connection never authorized in time: its link had expired.
     CONNECTION_EXPIRED = "connection.expired"
     # The customer revoked a connection (unlinked in Codat) …
@@ -165,4 +172,9 @@ class LedgerEntry(Resource):
     platform_key: str | None = None
     source_type: SourceType | None = None
     consent_version: str | None = None
+    # The consent clock after a renewal, or the one a reminder is about (connection.renewed, connection.expiring).
+    consent_expires_at: datetime | None = None
+    renew_by: datetime | None = None
+    # connection.expiring: how many days before `renewBy` the reminder was due.
+    reminder_days: int | None = None
     detail: str | None = None

@@ -85,6 +85,19 @@ def derive(history: Iterable[StatusEvent]) -> DerivedConnection:
     return state
 
 
+def renewals(history: Iterable[StatusEvent]) -> list[StatusEvent]:
+    """The authorizations that renewed consent: Codat reporting the connection authorized again while it was
+    already Linked (a re-consent through a fresh link), in event time. A relink after an unlink or a lapse is not
+    one (it is a new consent), so an event arriving late can make an authorization a renewal or stop it being one."""
+    state = DerivedConnection()
+    found = []
+    for event in sorted(history, key=lambda e: e.order):
+        if event.kind == EventKind.LINKED and state.status == ConnectionStatus.LINKED and not state.deleted:
+            found.append(event)
+        state.apply(event)
+    return found
+
+
 @dataclass(frozen=True)
 class ConnectionTimeline:
     connection_id: str

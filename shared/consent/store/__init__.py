@@ -10,6 +10,7 @@ from consent.store.port import (
     IdempotencyOutcome,
     ParkedWebhook,
     QuotaExceeded,
+    ReminderDue,
     StoreRejected,
     StoreUnavailable,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "IdempotencyOutcome",
     "ParkedWebhook",
     "QuotaExceeded",
+    "ReminderDue",
     "StoreRejected",
     "StoreUnavailable",
 ]

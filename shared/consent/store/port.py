@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -87,6 +88,15 @@ class ParkedWebhook:
     reason: str
     company_id: str | None = None
     connection_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ReminderDue:
+    """A connection whose next consent reminder is due, as the reminders' index knows it."""
+
+    company_id: str
+    connection_id: str
+    due_at: datetime
 
 
 class ConsentStore(ABC):
@@ -201,6 +211,14 @@ class ConsentStore(ABC):
         """Delete what an interrupted erasure of the customer's company left (all but its tombstone); whether
         there was any. A store that erases in one step has nothing to finish."""
         return False
+
+    # -- the consent clock ----------------------------------------------------------------------
+
+    @abstractmethod
+    def due_reminders(self, until: datetime) -> Iterator[ReminderDue]:
+        """The connections whose next consent reminder is due by `until` (`ConnectionRecord.remind_at`), read lazily
+        from an index of them (never a scan of the table); a connection written meanwhile may be missed or seen with
+        its old due time (the caller reads it again before acting)."""
 
     # -- reconciliation: resumable passes over every company ----------------------------------
 

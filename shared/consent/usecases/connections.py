@@ -59,7 +59,9 @@ def create_connection(
         )
     _check_allowed(services, view, integration.source_type)
     same_platform = [c for c in view.connections if c.platform_key == request.platform_key and not c.deleted]
-    _check_not_linked(view, same_platform, integration.source_type)
+    renewing = _check_not_linked(services, view, same_platform, integration.source_type)
+    if renewing is not None:
+        return _reuse(services, view, renewing, request, renewal=True)
     if same_platform:
         return _reuse(services, view, max(same_platform, key=lambda c: c.created_at), request)
 
@@ -125,12 +127,24 @@ def _check_allowed(services: Services, view: CompanyView, source_type: SourceTyp
         )
 
 
-def _check_not_linked(view: CompanyView, same_platform: list[ConnectionRecord], source_type: SourceType) -> None:
+def _check_not_linked(
+    services: Services, view: CompanyView, same_platform: list[ConnectionRecord], source_type: SourceType
+) -> ConnectionRecord | None:
+    """Refuse a second connection where one is Linked; but a Linked connection whose renewal is open (its first
+    reminder is due: `consent.domain.consent_clock`) comes back to be renewed (None: nothing to renew)."""
     linked = next((c for c in same_platform if c.status == ConnectionStatus.LINKED), None)
     if linked is not None:
+        policy = services.catalog.consent_clock
+        if linked.renew_by is not None and services.clock() >= policy.renewal_opens(linked.renew_by):
+            return linked
+        opens = (
+            f" Its renewal opens at {policy.renewal_opens(linked.renew_by):%Y-%m-%dT%H:%M:%SZ}."
+            if (linked.renew_by is not None)
+            else ""
+        )
         raise Conflict(
             "connection_already_linked",
-            f"Connection {linked.connection_id} to this platform is already Linked.",
+            f"Connection {linked.connection_id} to this platform is already Linked.{opens}",
         )
     if source_type == SourceType.ACCOUNTING:
         other = next(
@@ -147,17 +161,25 @@ def _check_not_linked(view: CompanyView, same_platform: list[ConnectionRecord], 
                 f"Codat allows one accounting connection per company; {other.platform_name} is Linked. "
                 "Revoke it first.",
             )
+    return None
 
 
 def _reuse(
-    services: Services, view: CompanyView, connection: ConnectionRecord, request: CreateConnectionRequest
+    services: Services,
+    view: CompanyView,
+    connection: ConnectionRecord,
+    request: CreateConnectionRequest,
+    *,
+    renewal: bool = False,
 ) -> ConnectionAnswer:
+    """A fresh link for a connection that exists: to authorize it again (not Linked), or to renew the consent of a
+    Linked one (`renewal`: Codat re-authorizes the same connection, and reports it authorized again)."""
     # Link URLs can be one-time and expire after a day: always ask Codat for the current one.
     codat_connection = services.codat.get_connection(view.company.company_id, connection.connection_id)
-    link = codat_connection.link_url if codat_connection.status != ConnectionStatus.LINKED else None
+    link = codat_connection.link_url if renewal or codat_connection.status != ConnectionStatus.LINKED else None
     for _ in range(_ATTEMPTS):
         if _asked_for_by_customer(connection):
-            _record_link_requested(services, view, connection, request)
+            _record_link_requested(services, view, connection, request, renewal=renewal)
             return ConnectionAnswer(connection.to_resource(link_url=link), created=False)
         try:
             # Known only from Codat (its webhook or reconciliation: an earlier attempt of this request whose write
@@ -174,8 +196,16 @@ def _reuse(
     raise ConflictError("company kept changing")
 
 
+RENEWAL = "to renew her consent (the connection stays Linked meanwhile)"
+
+
 def _record_link_requested(
-    services: Services, view: CompanyView, connection: ConnectionRecord, request: CreateConnectionRequest
+    services: Services,
+    view: CompanyView,
+    connection: ConnectionRecord,
+    request: CreateConnectionRequest,
+    *,
+    renewal: bool = False,
 ) -> None:
     services.store.commit(
         Change(
@@ -188,6 +218,7 @@ def _record_link_requested(
                     connection=connection,
                     consent_version=request.consent_version,
                     status=connection.status,
+                    detail=RENEWAL if renewal else None,
                 )
             ]
         )

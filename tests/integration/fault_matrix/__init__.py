@@ -1,16 +1,16 @@
-"""The fault matrix as data: every route of template.yaml, the webhook handler, the outbox relay and
-reconciliation (the rows), each against every way what it depends on can fail (the columns, `Failure`), and the
-expected outcome of each cell. One module per area; `cells` is their vocabulary and `document` the table of
+"""The fault matrix as data: every route of template.yaml, the webhook handler, the outbox relay, reconciliation
+and the consent lifecycle (the rows), each against every way what it depends on can fail (the columns, `Failure`),
+and the expected outcome of each cell. One module per area; `cells` is their vocabulary and `document` the table of
 docs/reliability.md made from them. tests/integration/test_fault_matrix.py runs each cell."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from . import api_routes, reconcile, relay, webhooks
+from . import api_routes, lifecycle, reconcile, relay, webhooks
 from .cells import Failure, Line, Outcome
 
-LINES: tuple[Line, ...] = (*api_routes.LINES, webhooks.LINE, relay.LINE, reconcile.LINE)
+LINES: tuple[Line, ...] = (*api_routes.LINES, webhooks.LINE, relay.LINE, reconcile.LINE, lifecycle.LINE)
 MATRIX: dict[str, Mapping[Failure, Outcome]] = {line.name: line.cells for line in LINES}
 
 assert len(MATRIX) == len(LINES), "one line for each route or function"

@@ -22,6 +22,10 @@ if TYPE_CHECKING:
 Item = dict[str, "AttributeValueTypeDef"]
 
 GSI1 = "GSI1"
+# Connections by when their next consent reminder is due (sparse: only those with one to come), spread over a few
+# partition keys so that no one index partition takes every connection write.
+GSI2 = "GSI2"
+REMIND_SHARDS = 4
 _CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionConflictException"})
 
 
@@ -36,6 +40,14 @@ def webhook_pk(webhook_id: str) -> str:
 def ledger_sk(entry: LedgerRecord | LedgerKey) -> str:
     # Entries of one change share a timestamp: `seq` keeps them in written order.
     return f"LEDGER#{sortable(entry.at)}#{entry.seq:03d}#{entry.entry_id}"
+
+
+def remind_pk(shard: int) -> str:
+    return f"REMIND#{shard}"
+
+
+def remind_shard(connection_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(connection_id.encode()).digest()[:2], "big") % REMIND_SHARDS
 
 
 def customer_pk(customer_id: str) -> str:
@@ -97,7 +109,7 @@ class DynamoDBTable:
 
     def _connection_item(self, connection: ConnectionRecord) -> Item:
         company_id = connection.company_id
-        return {
+        item: Item = {
             "PK": _s(company_pk(company_id)),
             "SK": _s(f"CONNECTION#{connection.connection_id}"),
             "GSI1PK": _s(customer_pk(connection.customer_id)),
@@ -108,6 +120,11 @@ class DynamoDBTable:
             "version": _n(connection.version),
             "data": _s(connection.model_dump_json(exclude={"link_url"})),
         }
+        if connection.remind_at is not None and not connection.deleted:
+            # A Put replaces the whole item: without these it leaves the index (a reminder sent, a clock ended).
+            item["GSI2PK"] = _s(remind_pk(remind_shard(connection.connection_id)))
+            item["GSI2SK"] = _s(f"{sortable(connection.remind_at)}#{company_id}#{connection.connection_id}")
+        return item
 
     def _put_ledger(self, entry: LedgerRecord, *, replacing: bool = False) -> TransactWriteItemTypeDef:
         return {

@@ -19,9 +19,9 @@ from consent.store import (
     CursorError,
     IdempotencyClaim,
     IdempotencyOutcome,
+    LifecycleDue,
     ParkedWebhook,
     QuotaExceeded,
-    ReminderDue,
 )
 from consent.store.port import IdempotencyResult, Page
 from consent.store.positions import (
@@ -65,6 +65,7 @@ class FakeStore(ConsentStore):
         self.parked: list[ParkedWebhook] = []
         self._reconcile_cursor: str | None = None
         self._spent: dict[tuple[str, str], int] = {}
+        self._keep_alive: dict[str, int] = {}
 
     # -- idempotency ---------------------------------------------------------------------------------
 
@@ -242,17 +243,22 @@ class FakeStore(ConsentStore):
             # Spent, whatever the body, with nothing left of the request (its answer named the company).
             self._keys[erased.created_with] = _Key(fingerprint="", token="", state="ERASED")
 
-    # -- the consent clock -----------------------------------------------------------------------------
+    # -- the consent lifecycle -------------------------------------------------------------------------
 
-    def due_reminders(self, until: datetime) -> Iterator[ReminderDue]:
+    def due_lifecycle(self, until: datetime) -> Iterator[LifecycleDue]:
         due = sorted(
-            (c.remind_at, c.company_id, c.connection_id)
+            LifecycleDue(c.lifecycle_at, c.company_id, c.connection_id)
             for stored in self._companies.values()
             for c in stored.connections.values()
-            if c.remind_at is not None and not c.deleted and c.remind_at <= until
+            if c.lifecycle_at is not None and not c.deleted and c.lifecycle_at <= until
         )
-        for due_at, company_id, connection_id in due:
-            yield ReminderDue(company_id, connection_id, due_at)
+        yield from due
+
+    def spend_keep_alive_request(self, day: str, limit: int) -> bool:
+        if self._keep_alive.get(day, 0) >= limit:
+            return False
+        self._keep_alive[day] = self._keep_alive.get(day, 0) + 1
+        return True
 
     # -- reconciliation --------------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ ENVIRONMENT = {
     "event_schema_base_uri": "EVENT_SCHEMA_BASE_URI",
     "reconcile_codat_budget": "RECONCILE_CODAT_BUDGET",
     "pending_auth_max_age_hours": "PENDING_AUTH_MAX_AGE_HOURS",
+    "keep_alive_daily_codat_budget": "KEEP_ALIVE_DAILY_CODAT_BUDGET",
 }
 
 
@@ -104,6 +105,8 @@ class Settings(BaseModel):
     # A connection still PendingAuth after this long is expired (and deleted in Codat): its link URL died with the
     # day, and the customer starts again cleanly.
     pending_auth_max_age_hours: int = Field(default=24, ge=1, le=24 * 30)
+    # Keep-alive: the Codat requests the lifecycle runs may send in a UTC day to refresh idle connections (0: none).
+    keep_alive_daily_codat_budget: int = Field(default=200, ge=0, le=100_000)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -14,6 +14,7 @@ import pytest
 from consent.codat.client import CodatClient
 from consent.services import Services
 from consent.settings import Settings
+from consent.store import Change
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.clock import DevClock
 from consent_dev.codat_webhooks import connection_event, signed
@@ -52,7 +53,7 @@ def run(services: Services) -> Callable[..., dict[str, Any]]:
     def invoke(via: Services = services) -> dict[str, Any]:
         handler = load_handler(LIFECYCLE.code_uri, LIFECYCLE.handler)
         context = LambdaContext(LIFECYCLE.logical_id, timeout_seconds=120)
-        report: dict[str, Any] = handler(SCHEDULED_EVENT, context, services=via)["reminders"]
+        report: dict[str, Any] = handler(SCHEDULED_EVENT, context, services=via)
         return report
 
     return invoke
@@ -132,7 +133,7 @@ def test_each_reminder_goes_once_at_its_lead_time_and_a_late_run_sends_the_most_
     run()
     assert [e["reminderDays"] for e in customer.reminders(company_id)] == [14, 1]
     # Every lead time spent: the connection has left the reminders' index
-    assert connection_id not in {d.connection_id for d in store.due_reminders(dev_clock() + 400 * DAY)}
+    assert connection_id not in {d.connection_id for d in store.due_lifecycle(dev_clock() + 400 * DAY)}
 
 
 def test_two_runs_racing_on_one_reminder_send_it_once(
@@ -240,6 +241,37 @@ def test_a_renewal_before_its_window_is_refused_and_an_unknown_clock_has_no_remi
     report = run()
     assert customer.reminders(company_id) == []
     assert report["lapsed"] >= 1
-    due_later = {d.connection_id for d in store.due_reminders(dev_clock() + 400 * DAY)}
+    due_later = {d.connection_id for d in store.due_lifecycle(dev_clock() + 400 * DAY)}
     assert bank not in due_later
-    assert books not in due_later
+    # the accounting connection has no reminders, but stays in the lifecycle's index: it is kept alive (refreshes)
+    assert books in due_later
+
+
+def test_a_connection_written_before_the_lifecycle_joins_it_at_the_next_reconciliation(
+    customer: Customer,
+    dev_clock: DevClock,
+    services: Services,
+    store: DynamoDBConsentStore,
+    simulator: Any,
+    run: Callable[..., dict[str, Any]],
+) -> None:
+    # Given a Linked connection stored as a version before the lifecycle wrote it: no reminder or clock recorded
+    company_id = customer.company()
+    connection_id = customer.linked(company_id)
+    simulator.set_connection_status(company_id, connection_id, "Linked")  # Codat agrees: nothing to heal
+    view = store.get_company_by_id(company_id)
+    assert view is not None
+    [stored] = view.connections
+    old = stored.model_copy(
+        update={"remind_at": None, "refresh_at": None, "renew_by": None, "consent_expires_at": None}
+    )
+    store.commit(Change(updated=[old]))
+    assert connection_id not in {d.connection_id for d in store.due_lifecycle(dev_clock() + 400 * DAY)}
+
+    # When reconciliation passes over the company
+    reconcile = next(f for f in functions() if f.logical_id == "ReconcileFunction")
+    load_handler(reconcile.code_uri, reconcile.handler)({}, LambdaContext(reconcile.logical_id), services=services)
+
+    # Then its clock is back, and its reminders come
+    assert "renewBy" in customer.connection(company_id, connection_id)
+    assert connection_id in {d.connection_id for d in store.due_lifecycle(dev_clock() + 400 * DAY)}

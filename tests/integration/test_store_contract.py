@@ -440,7 +440,7 @@ def test_a_sweep_visits_every_company_once_and_resumes_where_it_stopped(store: C
 # -- the consent clock ----------------------------------------------------------------------------------------
 
 
-def test_due_reminders_are_read_from_their_index_and_move_or_leave_it_once_sent(store: ConsentStore) -> None:
+def test_due_connections_are_read_oldest_first_from_their_index_and_move_or_leave_it(store: ConsentStore) -> None:
     owner = created(store)
     due_at = [T0 + timedelta(days=d) for d in (3, 1, 2, 9)]
     connections = [connection(owner).model_copy(update={"remind_at": at}) for at in due_at]
@@ -449,13 +449,13 @@ def test_due_reminders_are_read_from_their_index_and_move_or_leave_it_once_sent(
     store.commit(Change(added=[*connections, gone, never]))
 
     def due(until: datetime) -> list[tuple[str, datetime]]:
-        found = [d for d in store.due_reminders(until) if d.company_id == owner.company_id]
+        found = [d for d in store.due_lifecycle(until) if d.company_id == owner.company_id]
         return [(d.connection_id, d.due_at) for d in found]
 
     # what is due by then; not the later one, nor a deleted connection's
     until = T0 + timedelta(days=3)
     expected = sorted(((c.connection_id, c.remind_at) for c in connections[:3]), key=lambda pair: pair[1])
-    assert sorted(due(until), key=lambda pair: pair[1]) == expected
+    assert due(until) == expected  # oldest due first, across the index's shards
     # a reminder sent: the connection's next one moves it later, its last one takes it out
     first = store.get_company_by_id(owner.company_id)
     assert first is not None
@@ -465,3 +465,14 @@ def test_due_reminders_are_read_from_their_index_and_move_or_leave_it_once_sent(
     store.commit(Change(updated=[moved, done]))
     assert due(until) == [(connections[0].connection_id, due_at[0])]
     assert (moved.connection_id, T0 + timedelta(days=30)) in due(T0 + timedelta(days=30))
+    # a keep-alive refresh due puts a connection in it too, at the sooner of its two times
+    refreshed = moved.model_copy(update={"refresh_at": T0 + timedelta(days=2), "version": moved.version + 1})
+    store.commit(Change(updated=[refreshed]))
+    assert due(until) == [(moved.connection_id, T0 + timedelta(days=2)), (connections[0].connection_id, due_at[0])]
+
+
+def test_the_day_s_keep_alive_requests_are_counted_up_to_their_limit(store: ConsentStore) -> None:
+    day = f"2099-01-{uuid.uuid4().int % 28 + 1:02d}-{uuid.uuid4().hex[:6]}"  # a day of this test's own
+    assert [store.spend_keep_alive_request(day, 2) for _ in range(3)] == [True, True, False]
+    assert store.spend_keep_alive_request(day + "-next", 2)
+    assert not store.spend_keep_alive_request(day + "-none", 0)

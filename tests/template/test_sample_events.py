@@ -457,7 +457,7 @@ def test_the_lifecycle_schedule_sample_sends_the_reminders_due(
 
     def run(days_later: int) -> dict[str, Any]:
         then = Services(services.settings, store=services.store, clock=lambda: seeded_at + timedelta(days=days_later))
-        return dict(handler(event, LambdaContext(LIFECYCLE), services=then)["reminders"])
+        return dict(handler(event, LambdaContext(LIFECYCLE), services=then))
 
     # When the schedule fires the same day, nothing is due; 70 days later (13 before renewBy), the 14-day reminder
     assert run(0)["sent"] == 0

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from consent.domain.consent_clock import ConsentClock, ConsentClockPolicy, consent_clock
+from consent.domain.consent_clock import (
+    ConsentClock,
+    ConsentClockPolicy,
+    consent_clock,
+    next_reminder,
+    refresh_due,
+    reminder_due,
+)
 from consent.domain.journeys import DEFAULT_JOURNEYS_FILE, JourneyCatalog, JourneyConfigError
 from consent.domain.resources import ConnectionStatus, SourceType
 
@@ -91,9 +98,70 @@ def test_reminders_fall_due_before_renew_by_earliest_first() -> None:
     assert found.reminders_due(policy, renew_by) == [14, 7, 1]
 
 
+def test_each_reminder_goes_once_and_a_late_one_is_the_most_urgent_due() -> None:
+    policy = ConsentClockPolicy()
+    renew_by = LINKED_AT + 83 * DAY
+    assert next_reminder(policy, renew_by, None) == renew_by - 14 * DAY
+    assert reminder_due(policy, renew_by, None, renew_by - 15 * DAY) is None
+    assert reminder_due(policy, renew_by, None, renew_by - 14 * DAY) == 14
+    # a run that comes late, after the 7-day point, sends the 7-day reminder: not the 14 as well
+    assert reminder_due(policy, renew_by, None, renew_by - 3 * DAY) == 7
+    # once the 7-day one went, the 14-day one never does; the 1-day one is next
+    assert reminder_due(policy, renew_by, 7, renew_by - 3 * DAY) is None
+    assert next_reminder(policy, renew_by, 7) == renew_by - 1 * DAY
+    assert next_reminder(policy, renew_by, 1) is None
+
+
+def refresh(
+    policy: ConsentClockPolicy,
+    *,
+    source_type: SourceType = SourceType.ACCOUNTING,
+    last_sync_at: datetime | None = None,
+    requested_at: datetime | None = None,
+    renew_by: datetime | None = None,
+) -> datetime | None:
+    return refresh_due(
+        policy,
+        source_type=source_type,
+        status=ConnectionStatus.LINKED,
+        linked_at=LINKED_AT,
+        last_sync_at=last_sync_at,
+        requested_at=requested_at,
+        renew_by=renew_by,
+    )
+
+
+def test_keep_alive_refreshes_an_idle_accounting_connection_a_month_after_its_last_sync() -> None:
+    policy = ConsentClockPolicy()
+    assert refresh(policy) == LINKED_AT + 30 * DAY
+    assert refresh(policy, last_sync_at=LINKED_AT + 10 * DAY) == LINKED_AT + 40 * DAY
+    # asked, and no sync since: again a day later; a sync since: a month after it
+    asked = LINKED_AT + 30 * DAY
+    assert refresh(policy, requested_at=asked) == asked + DAY
+    assert refresh(policy, requested_at=asked, last_sync_at=asked + 2 * 3600 * timedelta(seconds=1)) == (
+        asked + timedelta(hours=2) + 30 * DAY
+    )
+    # before the first reminder, when an idle-sync limit makes that sooner
+    assert refresh(policy, renew_by=LINKED_AT + 20 * DAY) == LINKED_AT + 6 * DAY
+    # a source type that is not kept alive never is; nor is a connection that is not Linked
+    assert refresh(policy, source_type=SourceType.BANKING) is None
+    not_linked = refresh_due(
+        policy,
+        source_type=SourceType.ACCOUNTING,
+        status=ConnectionStatus.DEAUTHORIZED,
+        linked_at=LINKED_AT,
+        last_sync_at=None,
+        requested_at=None,
+        renew_by=None,
+    )
+    assert not_linked is None
+
+
 @pytest.mark.parametrize(
     "table",
     [
+        {"keep_alive": {"data_types": {"accounting": "company; DROP"}}},
+        {"keep_alive": {"refresh_after_days": 0}},
         {"banking": {"valid_days": 90, "idle_sync_days": 30}},
         {"banking": {"valid_days": 0}},
         {"reminder_days": [7, 7]},
@@ -101,7 +169,16 @@ def test_reminders_fall_due_before_renew_by_earliest_first() -> None:
         {"payroll": {"valid_days": 30}},
         {"banking": {"valid_day": 30}},
     ],
-    ids=["both measures", "zero days", "a reminder twice", "a negative reminder", "unknown source type", "a typo"],
+    ids=[
+        "a data type that is not one",
+        "a refresh every 0 days",
+        "both measures",
+        "zero days",
+        "a reminder twice",
+        "a negative reminder",
+        "unknown source type",
+        "a typo",
+    ],
 )
 def test_an_invalid_policy_is_refused(table: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="consent_clock"):

@@ -50,6 +50,27 @@ class SourceTypeClock(ClockRule):
     platforms: dict[str, ClockRule] = Field(default_factory=dict)
 
 
+class KeepAlivePolicy(BaseModel):
+    """`[consent_clock.keep_alive]`: accounting platforms revoke access after weeks without a sync, and Codat advises
+    refreshing at least one data type a month. A Linked connection of a source type listed in `data_types` whose last
+    successful sync (or authorization) is `refresh_after_days` old — or whose first reminder is near, if sooner — gets
+    a refresh of that one light data type queued in Codat; one queued but not followed by a sync is queued again
+    `retry_after_hours` later. How many Codat requests a day this may spend is the deployment's setting."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    refresh_after_days: int = Field(default=30, ge=1, le=365)
+    retry_after_hours: int = Field(default=24, ge=1, le=24 * 30)
+    data_types: dict[SourceType, str] = Field(default_factory=lambda: {SourceType.ACCOUNTING: "company"})
+
+    @model_validator(mode="after")
+    def _data_types(self) -> KeepAlivePolicy:
+        for data_type in self.data_types.values():
+            if not 1 <= len(data_type) <= 64 or not data_type.replace("-", "").isalpha():
+                raise ValueError(f"keep_alive.data_types: {data_type!r} is not one of Codat's data type names")
+        return self
+
+
 class ConsentClockPolicy(BaseModel):
     """The `[consent_clock]` table of the journeys file. Absent, banking consent lasts 90 days (open banking's
     re-confirmation period) and every other source type's clock is unknown."""
@@ -61,6 +82,7 @@ class ConsentClockPolicy(BaseModel):
     banking: SourceTypeClock = Field(default_factory=lambda: SourceTypeClock(valid_days=90))
     accounting: SourceTypeClock = Field(default_factory=SourceTypeClock)
     commerce: SourceTypeClock = Field(default_factory=SourceTypeClock)
+    keep_alive: KeepAlivePolicy = Field(default_factory=KeepAlivePolicy)
 
     @model_validator(mode="after")
     def _reminders(self) -> ConsentClockPolicy:
@@ -139,3 +161,27 @@ def consent_clock(
     else:
         return None
     return ConsentClock(expires_at=expires_at, renew_by=expires_at - timedelta(days=policy.renew_margin_days))
+
+
+def refresh_due(
+    policy: ConsentClockPolicy,
+    *,
+    source_type: SourceType,
+    status: ConnectionStatus,
+    linked_at: datetime | None,
+    last_sync_at: datetime | None,
+    requested_at: datetime | None,
+    renew_by: datetime | None,
+) -> datetime | None:
+    """When a keep-alive refresh of the connection is due (None: never — not Linked, or its source type is not kept
+    alive). Before its first reminder at the latest (keeping it alive is better than asking the customer)."""
+    keep_alive = policy.keep_alive
+    if status != ConnectionStatus.LINKED or linked_at is None or source_type not in keep_alive.data_types:
+        return None
+    synced = max(linked_at, last_sync_at) if last_sync_at is not None else linked_at
+    due = synced + timedelta(days=keep_alive.refresh_after_days)
+    if renew_by is not None:
+        due = min(due, policy.renewal_opens(renew_by))
+    if requested_at is not None and requested_at >= synced:  # asked, and no sync since: wait before asking again
+        due = max(due, requested_at + timedelta(hours=keep_alive.retry_after_hours))
+    return due

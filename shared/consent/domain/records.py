@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from pydantic import ConfigDict, Field
 
-from consent.domain.consent_clock import ConsentClockPolicy, consent_clock, next_reminder
+from consent.domain.consent_clock import ConsentClockPolicy, consent_clock, next_reminder, refresh_due
 from consent.domain.resources import (
     Company,
     Connection,
@@ -103,10 +103,19 @@ class ConnectionRecord(Connection):
     # The ids of the last read webhooks applied to it: a retry of one written in parts skips it here.
     recent_reads: list[str] = Field(default_factory=list)
     # The consent reminders: the last one sent, and when the next is due (None: none is, or the clock is unknown).
-    # The store indexes connections by `remind_at` (sparse), so the reminder run reads only what is due.
     reminded: Reminded | None = None
     remind_at: datetime | None = None
+    # Keep-alive: when a refresh was last queued in Codat, and when the next is due (None: never).
+    refresh_requested_at: datetime | None = None
+    refresh_at: datetime | None = None
     version: int = 1
+
+    @property
+    def lifecycle_at(self) -> datetime | None:
+        """When the lifecycle run has something to do for this connection (a reminder, a refresh): the store indexes
+        connections by it (sparse), so a run reads only what is due."""
+        due = [at for at in (self.remind_at, self.refresh_at) if at is not None]
+        return min(due) if due else None
 
     def with_event(self, event: StatusEvent) -> ConnectionRecord:
         """This connection after `event` (a repeat of a known event id changes nothing)."""
@@ -139,13 +148,35 @@ class ConnectionRecord(Connection):
                 last_sync_at=self.last_sync_at,
             )
         expires_at, renew_by = (clock.expires_at, clock.renew_by) if clock is not None else (None, None)
-        remind_at = None
+        remind_at = refresh_at = None
         if renew_by is not None:
             sent = self.reminded.days if self.reminded is not None and self.reminded.renew_by == renew_by else None
             remind_at = next_reminder(policy, renew_by, sent)
-        if (expires_at, renew_by, remind_at) == (self.consent_expires_at, self.renew_by, self.remind_at):
+        if not self.deleted:
+            refresh_at = refresh_due(
+                policy,
+                source_type=self.source_type,
+                status=self.status,
+                linked_at=self.linked_at,
+                last_sync_at=self.last_sync_at,
+                requested_at=self.refresh_requested_at,
+                renew_by=renew_by,
+            )
+        derived = (expires_at, renew_by, remind_at, refresh_at)
+        if derived == (self.consent_expires_at, self.renew_by, self.remind_at, self.refresh_at):
             return self
-        return self.model_copy(update={"consent_expires_at": expires_at, "renew_by": renew_by, "remind_at": remind_at})
+        return self.model_copy(
+            update={
+                "consent_expires_at": expires_at,
+                "renew_by": renew_by,
+                "remind_at": remind_at,
+                "refresh_at": refresh_at,
+            }
+        )
+
+    def with_refresh_requested(self, policy: ConsentClockPolicy, at: datetime) -> ConnectionRecord:
+        """This connection once a keep-alive refresh was queued in Codat at `at`."""
+        return self.model_copy(update={"refresh_requested_at": at}).clocked(policy)
 
     def with_reminder(self, policy: ConsentClockPolicy, days: int) -> ConnectionRecord:
         """This connection once the reminder `days` before its `renewBy` has gone (the later ones are still due)."""

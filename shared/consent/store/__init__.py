@@ -8,9 +8,9 @@ from consent.store.port import (
     CursorError,
     IdempotencyClaim,
     IdempotencyOutcome,
+    LifecycleDue,
     ParkedWebhook,
     QuotaExceeded,
-    ReminderDue,
     StoreRejected,
     StoreUnavailable,
 )
@@ -22,9 +22,9 @@ __all__ = [
     "CursorError",
     "IdempotencyClaim",
     "IdempotencyOutcome",
+    "LifecycleDue",
     "ParkedWebhook",
     "QuotaExceeded",
-    "ReminderDue",
     "StoreRejected",
     "StoreUnavailable",
 ]

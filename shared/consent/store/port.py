@@ -90,13 +90,13 @@ class ParkedWebhook:
     connection_id: str | None = None
 
 
-@dataclass(frozen=True)
-class ReminderDue:
-    """A connection whose next consent reminder is due, as the reminders' index knows it."""
+@dataclass(frozen=True, order=True)
+class LifecycleDue:
+    """A connection the lifecycle run has something to do for (a reminder, a refresh), as its index knows it."""
 
+    due_at: datetime
     company_id: str
     connection_id: str
-    due_at: datetime
 
 
 class ConsentStore(ABC):
@@ -212,13 +212,19 @@ class ConsentStore(ABC):
         there was any. A store that erases in one step has nothing to finish."""
         return False
 
-    # -- the consent clock ----------------------------------------------------------------------
+    # -- the consent lifecycle ------------------------------------------------------------------
 
     @abstractmethod
-    def due_reminders(self, until: datetime) -> Iterator[ReminderDue]:
-        """The connections whose next consent reminder is due by `until` (`ConnectionRecord.remind_at`), read lazily
-        from an index of them (never a scan of the table); a connection written meanwhile may be missed or seen with
-        its old due time (the caller reads it again before acting)."""
+    def due_lifecycle(self, until: datetime) -> Iterator[LifecycleDue]:
+        """The connections the lifecycle has something to do for by `until` (`ConnectionRecord.lifecycle_at`: a
+        reminder, a keep-alive refresh), oldest due first, read lazily from an index of them (never a scan of the
+        table); a connection written meanwhile may be missed or seen with its old due time (the caller reads it again
+        before acting)."""
+
+    @abstractmethod
+    def spend_keep_alive_request(self, day: str, limit: int) -> bool:
+        """Count one keep-alive request to Codat on UTC `day` (YYYY-MM-DD), if fewer than `limit` were; whether it
+        was (concurrent runs share the count)."""
 
     # -- reconciliation: resumable passes over every company ----------------------------------
 

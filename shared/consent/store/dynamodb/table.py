@@ -22,10 +22,10 @@ if TYPE_CHECKING:
 Item = dict[str, "AttributeValueTypeDef"]
 
 GSI1 = "GSI1"
-# Connections by when their next consent reminder is due (sparse: only those with one to come), spread over a few
-# partition keys so that no one index partition takes every connection write.
+# Connections by when the lifecycle run has something to do for them, a reminder or a keep-alive refresh (sparse:
+# only those with one to come), spread over a few partition keys so that no one index partition takes every write.
 GSI2 = "GSI2"
-REMIND_SHARDS = 4
+LIFECYCLE_SHARDS = 4
 _CONFLICT_CODES = frozenset({"ConditionalCheckFailedException", "TransactionConflictException"})
 
 
@@ -42,12 +42,12 @@ def ledger_sk(entry: LedgerRecord | LedgerKey) -> str:
     return f"LEDGER#{sortable(entry.at)}#{entry.seq:03d}#{entry.entry_id}"
 
 
-def remind_pk(shard: int) -> str:
-    return f"REMIND#{shard}"
+def lifecycle_pk(shard: int) -> str:
+    return f"LIFECYCLE#{shard}"
 
 
-def remind_shard(connection_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(connection_id.encode()).digest()[:2], "big") % REMIND_SHARDS
+def lifecycle_shard(connection_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(connection_id.encode()).digest()[:2], "big") % LIFECYCLE_SHARDS
 
 
 def customer_pk(customer_id: str) -> str:
@@ -120,10 +120,11 @@ class DynamoDBTable:
             "version": _n(connection.version),
             "data": _s(connection.model_dump_json(exclude={"link_url"})),
         }
-        if connection.remind_at is not None and not connection.deleted:
-            # A Put replaces the whole item: without these it leaves the index (a reminder sent, a clock ended).
-            item["GSI2PK"] = _s(remind_pk(remind_shard(connection.connection_id)))
-            item["GSI2SK"] = _s(f"{sortable(connection.remind_at)}#{company_id}#{connection.connection_id}")
+        due = connection.lifecycle_at
+        if due is not None and not connection.deleted:
+            # A Put replaces the whole item: without these it leaves the index (nothing left to remind or refresh).
+            item["GSI2PK"] = _s(lifecycle_pk(lifecycle_shard(connection.connection_id)))
+            item["GSI2SK"] = _s(f"{sortable(due)}#{company_id}#{connection.connection_id}")
         return item
 
     def _put_ledger(self, entry: LedgerRecord, *, replacing: bool = False) -> TransactWriteItemTypeDef:

@@ -3,6 +3,7 @@ expired in Codat, and the drift healed."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -47,6 +48,7 @@ def reconcile_company(services: Services, codat: CodatClient, company_id: str) -
         events, check = heal(services, view, observation)
         check.stop = stop
         if events.empty:
+            _reclock(services, view)
             return check
         change = events.change(services.catalog, now=services.clock())
         try:
@@ -63,6 +65,19 @@ def reconcile_company(services: Services, codat: CodatClient, company_id: str) -
         check.changed, check.entries = True, len(change.ledger)
         return check
     raise ConflictError("the company kept changing while it was reconciled")
+
+
+def _reclock(services: Services, view: CompanyView) -> None:
+    """Connections whose consent clock, reminders or keep-alive, as the deployment's policy reads them today, differ
+    from what is stored: written by a version before the lifecycle, or before a change of the policy. Written again
+    (nothing else changes), so that every connection is in the lifecycle's index within one pass. If the company
+    changes meanwhile, that write clocked them anyway."""
+    policy = services.catalog.consent_clock
+    stale = [c.clocked(policy) for c in view.connections if not c.deleted and c.clocked(policy) != c]
+    if not stale:
+        return
+    with contextlib.suppress(ConflictError):
+        services.store.commit_in_parts(Change(updated=stale))
 
 
 def _retag(services: Services, codat: CodatClient, view: CompanyView) -> CompanyView:

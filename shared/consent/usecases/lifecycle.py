@@ -1,0 +1,213 @@
+"""The consent lifecycle run (the scheduled `LifecycleFunction`): what keeps consent alive after linking.
+
+- **Reminders.** Before a connection's consent lapses, `consent.connection.expiring` at each lead time of the policy
+  (by default 14, 7 and 1 days before `renewBy`), once per lead time and consent period, whatever retries, duplicates
+  or concurrent runs happen. A run that comes late sends the most urgent reminder due, not every one it missed; none
+  goes once consent has lapsed.
+- **Keep-alive.** A Linked connection of a kept-alive source type (accounting, by default) that has not synced for a
+  while gets a refresh of one light data type queued in Codat, within the deployment's daily budget of Codat
+  requests, oldest due first. What does not fit the budget, or meets Codat refusing requests, stays due: the next run
+  tries again (`KeepAliveDeferred`).
+
+A run reads only what is due (the store's index of `ConnectionRecord.lifecycle_at`, oldest first), reads each company
+again, strongly, and writes the connection (its note of the reminder or the refresh, so its next due time) with the
+reminder's ledger entry, conditional on the version it read: of two runs racing on one connection, one writes and the
+other finds nothing left to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from consent.codat.errors import (
+    CodatAuthFailed,
+    CodatError,
+    CodatNotFound,
+    CodatRejected,
+    CodatSyncInProgress,
+)
+from consent.domain.consent_clock import ConsentClockPolicy, reminder_due
+from consent.domain.ledger import connection_entry
+from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
+from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType
+from consent.observability import logger, metrics
+from consent.services import Services
+from consent.store import Change, ConflictError, StoreRejected
+from consent.store.positions import sortable
+
+# Time kept back from the function's remaining time: one more connection's read, Codat call and write.
+_TIME_RESERVE_SECONDS = 15.0
+_ATTEMPTS = 3
+
+
+@dataclass
+class LifecycleReport:
+    due: int = 0  # connections the index said were due
+    sent: int = 0  # reminders written (each published by the outbox)
+    lapsed: int = 0  # a reminder due, but consent had already lapsed: none sent, the period's reminders closed
+    refreshed: int = 0  # keep-alive refreshes queued in Codat (or found already reading)
+    deferred: int = 0  # keep-alive refreshes due but not asked for: the day's budget spent, or Codat pushing back
+    skipped: list[str] = field(default_factory=list)  # connection ids left for the next run (kept changing)
+    stopped: str = "done"  # or "time_low"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "due": self.due,
+            "sent": self.sent,
+            "lapsed": self.lapsed,
+            "refreshed": self.refreshed,
+            "deferred": self.deferred,
+            "skipped": len(self.skipped),
+            "stopped": self.stopped,
+        }
+
+
+class _KeepAlive:
+    """The run's keep-alive: the day's budget (shared with concurrent runs through the store) and Codat's mood."""
+
+    def __init__(self, services: Services, now: datetime) -> None:
+        self.services = services
+        self.day = now.strftime("%Y-%m-%d")
+        self.budget = services.settings.keep_alive_daily_codat_budget
+        self.stopped = self.budget == 0  # the day's budget is spent, or Codat asked us to stop: no more this run
+
+    def refresh(self, view: CompanyView, connection: ConnectionRecord, policy: ConsentClockPolicy) -> bool:
+        """Queue the connection's refresh in Codat, if the budget allows: whether it is asked for (or reading)."""
+        if self.stopped:
+            return False
+        if not self.services.store.spend_keep_alive_request(self.day, self.budget):
+            self.stopped = True
+            return False
+        data_type = policy.keep_alive.data_types[connection.source_type]
+        assert connection.refresh_at is not None
+        try:
+            self.services.codat.queue_data(
+                view.company.company_id,
+                data_type,
+                connection_id=connection.connection_id,
+                # The same for every run that tries this refresh: a retry within Codat's 90 minutes queues once.
+                idempotency_key=f"keep-alive:{connection.connection_id}:{sortable(connection.refresh_at)}",
+            )
+        except CodatSyncInProgress:
+            return True  # Codat is reading it already: the sync that keeps it alive is under way
+        except (CodatNotFound, CodatRejected) as error:
+            # About this connection only (gone in Codat, or it cannot read that type): asked, and not again before
+            # the retry time; reconciliation settles what Codat says of the connection itself.
+            logger.warning("keep-alive refused", extra={"connection_id": connection.connection_id, "error": str(error)})
+            return True
+        except CodatAuthFailed:
+            raise  # our API key refused: the run fails loudly (LifecycleErrorsAlarm)
+        except CodatError as error:
+            # Codat down, rate limiting or answering nonsense: stop asking this run; what is due stays due.
+            logger.warning("keep-alive stopped", extra={"error": type(error).__name__})
+            self.stopped = True
+            return False
+        return True
+
+
+def run_lifecycle(services: Services) -> LifecycleReport:
+    """Every reminder and refresh due now, oldest first, until the function's time runs low (the next run carries on:
+    what was not done is still due)."""
+    now = services.clock()
+    policy = services.catalog.consent_clock
+    report = LifecycleReport()
+    run = _Run(services, policy, _KeepAlive(services, now), now, report)
+    for due in services.store.due_lifecycle(now):
+        left = services.time_left() if services.time_left is not None else None
+        if left is not None and left < _TIME_RESERVE_SECONDS:
+            report.stopped = "time_low"
+            break
+        report.due += 1
+        refreshed = False  # asked Codat already: a retry of the write must not ask again
+        for _ in range(_ATTEMPTS):
+            view = services.store.get_company_by_id(due.company_id)
+            connection = _connection(view, due.connection_id)
+            if view is None or connection is None:
+                break  # erased meanwhile (its items went with it)
+            try:
+                refreshed = run.visit(view, connection, refreshed=refreshed)
+            except (ConflictError, StoreRejected):
+                continue
+            break
+        else:
+            logger.warning("lifecycle left a connection for the next run", extra={"connection_id": due.connection_id})
+            report.skipped.append(due.connection_id)
+    logger.info("consent lifecycle", extra={"lifecycle": report.to_dict()})
+    metrics.add_metric(name="ConsentRemindersSent", unit="Count", value=report.sent)
+    metrics.add_metric(name="KeepAliveRefreshes", unit="Count", value=report.refreshed)
+    metrics.add_metric(name="KeepAliveDeferred", unit="Count", value=report.deferred)
+    metrics.add_metric(name="LifecycleSkipped", unit="Count", value=len(report.skipped))
+    return report
+
+
+def _connection(view: CompanyView | None, connection_id: str) -> ConnectionRecord | None:
+    if view is None:
+        return None
+    return next((c for c in view.connections if c.connection_id == connection_id and not c.deleted), None)
+
+
+@dataclass
+class _Run:
+    services: Services
+    policy: ConsentClockPolicy
+    keep_alive: _KeepAlive
+    now: datetime
+    report: LifecycleReport
+
+    def visit(self, view: CompanyView, connection: ConnectionRecord, *, refreshed: bool) -> bool:
+        """Do what is due for the connection and write it, once (ConflictError: it changed since it was read).
+        Whether a refresh was asked of Codat (so that a retried write does not ask again)."""
+        policy, now = self.policy, self.now
+        current = connection.clocked(policy)  # as the policy reads it today (it may have changed since the write)
+        ledger: list[LedgerRecord] = []
+        outcome: list[str] = []
+        if current.refresh_at is not None and current.refresh_at <= now:
+            if refreshed or self.keep_alive.refresh(view, current, policy):
+                refreshed = True
+                current = current.with_refresh_requested(policy, now)
+                outcome.append("refreshed")
+            else:
+                outcome.append("deferred")
+        if current.remind_at is not None and current.remind_at <= now:
+            reminder = _reminder(view, current, policy, now)
+            if reminder is None:
+                current = current.with_reminder(policy, min(policy.reminder_days))
+                outcome.append("lapsed")
+            else:
+                ledger.append(reminder)
+                current = current.with_reminder(policy, reminder.reminder_days or 0)
+                outcome.append("sent")
+        # Written even when nothing was due after all (the connection or the policy changed): its index entry moves.
+        self.services.store.commit(Change(updated=[current], ledger=ledger))
+        for name in outcome:
+            setattr(self.report, name, getattr(self.report, name) + 1)
+        return refreshed
+
+
+def _reminder(
+    view: CompanyView, connection: ConnectionRecord, policy: ConsentClockPolicy, now: datetime
+) -> LedgerRecord | None:
+    """The reminder due now (None: consent has lapsed, too late to warn; Codat will report the lapse)."""
+    renew_by, expires_at = connection.renew_by, connection.consent_expires_at
+    assert renew_by is not None, "a reminder is due only on a known clock"
+    assert expires_at is not None, "a reminder is due only on a known clock"
+    if now >= expires_at:
+        return None
+    reminded = connection.reminded
+    sent = reminded.days if reminded is not None and reminded.renew_by == renew_by else None
+    days = reminder_due(policy, renew_by, sent, now)
+    assert days is not None, "remind_at is due, so a reminder is"
+    return connection_entry(
+        view.company,
+        LedgerEntryType.CONNECTION_EXPIRING,
+        connection=connection,
+        actor=Actor.CONSENT_CLOCK,
+        at=now,
+        # One per connection, consent period and lead time: the same id whoever sends it.
+        entry_id=f"connection:{connection.connection_id}:expiring:{sortable(renew_by)}:{days}",
+        status=ConnectionStatus.LINKED,
+        consent_expires_at=expires_at,
+        renew_by=renew_by,
+        reminder_days=days,
+    )

@@ -27,7 +27,7 @@ from consent.publisher import EventPublisher, PublishFailure, SnsEventPublisher
 from consent.services import Services, aws_client
 from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore
-from consent_dev.aws import Deployed, MotoServer, deploy
+from consent_dev.aws import Deployed, MotoServer, deploy, drop_tables
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.codat_webhooks import DEV_WEBHOOK_SECRET
 from consent_dev.contracts import validate_message
@@ -146,8 +146,11 @@ def moto_server() -> Iterator[MotoServer]:
 
 
 @pytest.fixture
-def aws(moto_server: MotoServer) -> Deployed:
-    return deploy(moto_server.endpoint)
+def aws(moto_server: MotoServer) -> Iterator[Deployed]:
+    deployed = deploy(moto_server.endpoint)
+    yield deployed
+    # moto copies every table it holds on each transaction: a finished test's tables would slow every later one.
+    drop_tables(moto_server.endpoint, deployed)
 
 
 @pytest.fixture

@@ -147,7 +147,7 @@ def test_the_example_consumer_handles_a_journey_typed_once_and_refuses_what_brea
     assert waiting["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"
 
     # When the contract has grown a type this consumer does not know: acknowledged, ignored
-    newer = {**json.loads(body), "id": "newer-id", "type": "consent.connection.expiring"}
+    newer = {**json.loads(body), "id": "newer-id", "type": "consent.company.archived"}  # not (yet) in the contract
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(newer))
     _poll_until(consumer, lambda: consumer.tally.ignored == 1)
     assert len(handlers.calls) == 3

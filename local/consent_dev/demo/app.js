@@ -5,10 +5,20 @@
 // production); every call sends it, and the local JWT authorizer checks it as API Gateway would.
 // Whichever way she connects, a connection's status comes from Codat's webhooks (the page polls the API): what the
 // SDK's callbacks say is a hint for the page, never evidence of consent.
+// A Linked connection's consent clock (`renewBy`) is shown as the API gives it, never guessed; from its reminder
+// window on, the customer renews it through a fresh link. Under `make dev` (and only there: `/_dev/clock` answers)
+// the page reads the stack's moved time, and a panel moves it on and runs the reminders, to rehearse the lifecycle.
 
 const POLL_MS = 2000; // GET /companies/{id} is served from DynamoDB: polling costs no Codat quota
 // The version of the data-sharing terms the customer accepts by connecting: recorded with her consent.
 const CONSENT_VERSION = "2026-01";
+// A Linked connection can be renewed from its first reminder on: 14 days before its `renewBy` (the API's default
+// policy). A deployment that opens renewal later answers 409, and the page shows why.
+const RENEWAL_WINDOW_DAYS = 14;
+const DAY_MS = 86_400_000;
+// `make dev`'s own routes (never deployed): the stack's clock, and the scheduled function that sends reminders.
+const DEV_CLOCK_PATH = "/_dev/clock";
+const DEV_REMINDERS_PATH = "/_dev/schedules/LifecycleFunction";
 
 const SOURCE_TYPES = {
   banking: { title: "Bank accounts", noun: "bank" },
@@ -45,6 +55,8 @@ const EVENT_LABELS = {
   "connection.deauthorized": "Access withdrawn at the provider",
   "connection.deleted": "Connection deleted",
   "connection.expired": "Authorization link expired",
+  "connection.expiring": "Reminder: renew your consent",
+  "connection.renewed": "You renewed access",
   "connection.status_observed": "Status checked with Codat",
   "codat.connection.created": "Codat confirmed the connection",
   "codat.connection.unlinked": "Codat confirmed access was revoked",
@@ -63,7 +75,7 @@ const state = {
   integrations: null,
   journeys: null, // name → the journey's definition, from GET /journeys
   tilesKey: null, // what the tiles were last drawn from, so a poll redraws them only when something changed
-  freshLinks: new Map(), // connectionId → a linkUrl this session asked for and has not opened yet
+  freshLinks: new Map(), // connectionId → { url, renewal, renewBy }: a link this session asked for, not opened yet
   seen: new Map(), // what was last announced, so only changes are read out
   pollTimer: null,
   busy: false,
@@ -71,6 +83,8 @@ const state = {
   mode: "hosted", // how the customer connects: "hosted" (Codat's page) or "sdk" (Codat's Link inside this page)
   confirming: new Set(), // connections Codat's Link reported (onConnection) that its webhooks have not confirmed yet
   sdk: null, // the SDK component on screen: { kind, origin, connected }
+  devClock: null, // make dev's clock { offsetMs, offsetSeconds, now }; null: the browser's own time
+  devClockRoute: "unknown", // "present" (make dev), "absent" (a deployed API), "unknown" (not asked, or starting)
 };
 
 // -- the API ------------------------------------------------------------------------------------------------
@@ -200,6 +214,27 @@ function el(tag, props = {}, ...children) {
 
 function when(iso) {
   return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" }) : "";
+}
+
+// A day as the customer reads it ("28 Feb 2027" in en-GB), in her time zone.
+function day(iso) {
+  return iso ? new Date(iso).toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" }) : "";
+}
+
+// Now, for the consent clock: the stack's moved time under `make dev`, the browser's own elsewhere.
+function nowMs() {
+  return Date.now() + (state.devClock?.offsetMs || 0);
+}
+
+// Whether a Linked connection can be renewed now (its reminder window has opened). Unknown clock: never.
+function renewalOpen(connection) {
+  if (connection.status !== "Linked" || !connection.renewBy) return false;
+  const renewBy = Date.parse(connection.renewBy);
+  return !Number.isNaN(renewBy) && nowMs() >= renewBy - RENEWAL_WINDOW_DAYS * DAY_MS;
+}
+
+function renewByText(connection) {
+  return `Renew by ${day(connection.renewBy)}`;
 }
 
 function show(section) {
@@ -362,6 +397,7 @@ function startPolling() {
   stopPolling();
   const tick = async () => {
     if (!state.company) return;
+    if (state.devClockRoute !== "absent") await loadDevClock();
     try {
       const company = await api("GET", `/companies/${encodeURIComponent(state.company.companyId)}`);
       if (state.company && company.companyId === state.company.companyId) renderCompany(company);
@@ -466,11 +502,17 @@ function renderCompany(company) {
 
   const list = $("#connections");
   $("#no-connections").hidden = company.connections.length > 0;
+  const focused = keptFocus(list);
   list.replaceChildren(
     ...company.connections.map((connection) => {
       const [tone, label, message] = connectionMessage(connection);
-      noteChange(changes, `connection:${connection.connectionId}`, `${connection.status}|${connection.statusReason || ""}|${Boolean(connection.lastSyncAt)}`, `${connection.platformName}: ${label}. ${message}`);
-      if (connection.status === "Linked") state.freshLinks.delete(connection.connectionId);
+      const renewBy = connection.status === "Linked" && connection.renewBy ? connection.renewBy : null;
+      noteChange(changes, `connection:${connection.connectionId}`, `${connection.status}|${connection.statusReason || ""}|${Boolean(connection.lastSyncAt)}|${renewBy || ""}`, `${connection.platformName}: ${label}. ${message}${renewBy ? ` ${renewByText(connection)}.` : ""}`);
+      const fresh = state.freshLinks.get(connection.connectionId);
+      // A link to authorize is done with once Linked; a link to renew, once the renewal moved the clock.
+      if (connection.status === "Linked" && fresh && !(fresh.renewal && fresh.renewBy === connection.renewBy)) {
+        state.freshLinks.delete(connection.connectionId);
+      }
       return el(
         "li",
         { className: `connection tone-${tone}`, dataset: { connectionId: connection.connectionId, status: connection.status } },
@@ -478,14 +520,31 @@ function renderCompany(company) {
           el("div", { className: "grow" }, el("h3", {}, connection.platformName), el("p", { className: "muted small" }, SOURCE_TYPES[connection.sourceType]?.title || connection.sourceType)),
           el("span", { className: "badge", dataset: { status: connection.status } }, label)),
         el("p", { className: "message" }, message),
+        renewBy ? renewalNote(connection) : null,
         el("div", { className: "actions" }, connectionActions(connection)),
       );
     }),
   );
+  focused?.();
   $("#manage-connections").hidden = company.connections.length === 0 || !state.config;
   renderSdkHint(company);
   if (changes.length) announce(changes.join(" "));
   if (state.integrations) renderIntegrations();
+}
+
+// The cards are drawn again at every poll: a control of a connection that had the focus gives it to the same
+// control drawn again (same connection, same words), so the customer's place is not lost every two seconds.
+function keptFocus(list) {
+  const control = document.activeElement;
+  const card = control?.closest?.("[data-connection-id]");
+  if (!card || !list.contains(card) || !control.matches("a, button")) return null;
+  const { connectionId } = card.dataset;
+  const words = control.textContent;
+  return () => {
+    const again = [...list.querySelectorAll("[data-connection-id] a, [data-connection-id] button")]
+      .find((c) => c.closest("[data-connection-id]").dataset.connectionId === connectionId && c.textContent === words);
+    again?.focus();
+  };
 }
 
 // "Codat is confirming…": shown from Codat's Link callback until the webhooks made the connection Linked here.
@@ -512,21 +571,38 @@ function logoFor(platformKey) {
   return state.integrations?.find((i) => i.platformKey === platformKey)?.logoUrl || "";
 }
 
+// "Renew by 28 Feb 2027", with the instant itself for machines; once renewal is open, what to do about it.
+function renewalNote(connection) {
+  const open = renewalOpen(connection);
+  return el("p", { className: `renew-by small${open ? " due" : ""}` },
+    "Renew by ", el("time", { dateTime: connection.renewBy }, day(connection.renewBy)),
+    open ? ". Your consent runs out soon: renew it to keep sharing this data." : ".");
+}
+
+function authorizeLink(connection, url) {
+  const name = connection.platformName;
+  const link = el("a", { href: url, target: "_blank", rel: "noopener", className: "button primary" }, `Authorize ${name} at Codat`, el("span", { className: "visually-hidden" }, " (opens in a new tab)"), el("span", { "aria-hidden": "true" }, " ↗"));
+  link.addEventListener("click", () => {
+    state.freshLinks.delete(connection.connectionId); // each link works once
+    setTimeout(() => renderCompany(state.company), 0);
+    announce(`Codat's page for ${name} opened in a new tab. This page updates when you are done.`);
+  });
+  return link;
+}
+
 function connectionActions(connection) {
   const name = connection.platformName;
-  if (connection.status === "Linked") {
-    return [el("button", { type: "button", className: "secondary", onclick: (event) => askRevoke(connection, event.currentTarget) }, `Revoke access to ${name}`)];
-  }
   const fresh = state.freshLinks.get(connection.connectionId);
-  if (fresh) {
-    const link = el("a", { href: fresh, target: "_blank", rel: "noopener", className: "button primary" }, `Authorize ${name} at Codat`, el("span", { className: "visually-hidden" }, " (opens in a new tab)"), el("span", { "aria-hidden": "true" }, " ↗"));
-    link.addEventListener("click", () => {
-      state.freshLinks.delete(connection.connectionId); // each link works once
-      setTimeout(() => renderCompany(state.company), 0);
-      announce(`Codat's page for ${name} opened in a new tab. This page updates when you are done.`);
-    });
-    return [link];
+  if (connection.status === "Linked") {
+    const revoke = el("button", { type: "button", className: "secondary", onclick: (event) => askRevoke(connection, event.currentTarget) }, `Revoke access to ${name}`);
+    if (fresh) return [authorizeLink(connection, fresh.url), revoke];
+    if (renewalOpen(connection)) {
+      const renewal = el("button", { type: "button", className: "primary", onclick: (event) => run(() => renew(connection), event.currentTarget) }, `Renew access to ${name}`);
+      return [renewal, revoke];
+    }
+    return [revoke];
   }
+  if (fresh) return [authorizeLink(connection, fresh.url)];
   if (state.mode === "sdk") {
     const verb = connection.status === "PendingAuth" && !connection.statusReason ? "Authorize" : "Re-authorize";
     return [el("button", { type: "button", className: "primary", onclick: (event) => run(() => openCodatLink(event.currentTarget), event.currentTarget) }, `${verb} ${name} with Codat`)];
@@ -545,7 +621,7 @@ function renderIntegrations() {
       roles.set(r.sourceType, role);
     }
   }
-  const key = JSON.stringify([company.companyId, [...roles], company.connections.map((c) => [c.platformKey, c.status])]);
+  const key = JSON.stringify([company.companyId, [...roles], company.connections.map((c) => [c.platformKey, c.status, c.renewBy, renewalOpen(c)])]);
   if (key === state.tilesKey) return; // a poll with nothing new: keep the tiles (and the customer's focus)
   state.tilesKey = key;
   const byPlatform = new Map(company.connections.map((c) => [c.platformKey, c]));
@@ -575,7 +651,8 @@ function tile(integration, connection, linkedAccounting) {
   const name = integration.name;
   if (connection?.status === "Linked") {
     return el("div", { className: "tile connected", dataset: { platformKey: integration.platformKey } },
-      logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status ok" }, "✓ Connected")));
+      logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status ok" }, "✓ Connected"),
+        connection.renewBy ? el("span", { className: `tile-status renew-by${renewalOpen(connection) ? " due" : ""}` }, renewByText(connection)) : null));
   }
   if (integration.sourceType === "accounting" && linkedAccounting) {
     return el("div", { className: "tile unavailable", dataset: { platformKey: integration.platformKey } },
@@ -597,10 +674,26 @@ async function connect(platformKey) {
   const companyId = state.company.companyId;
   const body = { platformKey, consentVersion: CONSENT_VERSION };
   const connection = await api("POST", `/companies/${encodeURIComponent(companyId)}/connections`, { body });
-  if (connection.linkUrl) state.freshLinks.set(connection.connectionId, connection.linkUrl);
+  if (connection.linkUrl) {
+    // A Linked connection answered with a link: its renewal (it stays Linked until Codat reports it authorized).
+    const renewal = connection.status === "Linked";
+    state.freshLinks.set(connection.connectionId, { url: connection.linkUrl, renewal, renewBy: connection.renewBy });
+  }
   renderCompany(await api("GET", `/companies/${encodeURIComponent(companyId)}`));
   announce(`${connection.platformName}: a link is ready. Choose "Authorize ${connection.platformName} at Codat" to continue.`);
   document.querySelector(`[data-connection-id="${connection.connectionId}"] .actions a, [data-connection-id="${connection.connectionId}"] .actions button`)?.focus();
+}
+
+// Renewing is connecting again to the same platform, with the terms she accepts now: the API answers the same
+// connection with a fresh link, opened as when connecting. Refused (the window is not open by the API's policy):
+// the problem's detail says when it opens, shown below her connections, where a poll does not redraw it away.
+async function renew(connection) {
+  try {
+    await connect(connection.platformKey);
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 409) throw error;
+    showError(new ApiError(409, { title: `${connection.platformName} cannot be renewed yet`, detail: error.problem.detail || error.message }), $("#connections"));
+  }
 }
 
 // -- Option 1: Codat's Link SDK and Connections SDK inside this page ---------------------------------------
@@ -761,8 +854,8 @@ async function loadHistory() {
     ...entries.map((entry) =>
       el("li", {},
         el("time", { dateTime: entry.at }, when(entry.at)),
-        el("span", { className: "event" }, EVENT_LABELS[entry.type] || entry.type),
-        el("span", { className: "muted small" }, [entry.platformKey && platformName(entry.platformKey), entry.journey && journeyTitle(entry.journey), entry.detail, entry.actor.startsWith("customer:") ? "by you" : `by ${entry.actor}`].filter(Boolean).join(" · ")),
+        el("span", { className: "event" }, eventLabel(entry)),
+        el("span", { className: "muted small" }, [entry.platformKey && platformName(entry.platformKey), entry.journey && journeyTitle(entry.journey), !isRenewalRequest(entry) && entry.detail, entry.actor.startsWith("customer:") ? "by you" : `by ${entry.actor}`].filter(Boolean).join(" · ")),
       ),
     ),
   );
@@ -770,6 +863,23 @@ async function loadHistory() {
   $("#load-history").textContent = "Refresh history";
   $("#load-history").setAttribute("aria-expanded", "true");
   announce(`${entries.length} entries in the consent history.`);
+}
+
+// An entry of the consent clock says its dates; any other, its label.
+function eventLabel(entry) {
+  if (entry.type === "connection.expiring" && entry.renewBy) {
+    const n = entry.reminderDays;
+    const left = Number.isInteger(n) ? ` (${n} ${n === 1 ? "day" : "days"} left)` : "";
+    return `Reminder: renew by ${day(entry.renewBy)}${left}`;
+  }
+  if (entry.type === "connection.renewed" && entry.consentExpiresAt) return `You renewed access (until ${day(entry.consentExpiresAt)})`;
+  if (isRenewalRequest(entry)) return "Renewal started";
+  return EVENT_LABELS[entry.type] || entry.type;
+}
+
+// A fresh link asked for a connection that stays Linked meanwhile: the API says so in the entry's detail.
+function isRenewalRequest(entry) {
+  return entry.type === "connection.link_requested" && /\brenew/i.test(entry.detail || "");
 }
 
 function platformName(platformKey) {
@@ -789,6 +899,76 @@ async function erase() {
   await showStart();
   showNotice(`${name} was erased, at Codat and here, with every connection.`);
   announce(`${name} was erased.`);
+}
+
+// -- make dev only: rehearse the consent lifecycle -----------------------------------------------------------
+
+// Asks `make dev` for its clock: answered, the page reads the stack's (moved) time and shows the rehearsal panel;
+// anything else but "still starting" (a deployed API has no such route) means the browser's time and no panel.
+async function loadDevClock() {
+  let described = null;
+  try {
+    const response = await fetch(DEV_CLOCK_PATH, { headers: { Accept: "application/json" }, cache: "no-store" });
+    if (response.status === 503) return; // make dev is still starting: ask again at the next poll
+    described = response.ok ? await response.json() : null;
+  } catch {
+    return; // unreachable: the offline banner says so; ask again at the next poll
+  }
+  setDevClock(described && typeof described.now === "string" && !Number.isNaN(Date.parse(described.now)) ? described : null);
+}
+
+function setDevClock(described) {
+  state.devClockRoute = described ? "present" : "absent";
+  state.devClock = described ? { offsetMs: Date.parse(described.now) - Date.now(), offsetSeconds: Number(described.offsetSeconds) || 0, now: described.now } : null;
+  $("#rehearse").hidden = !described;
+  if (!described) return;
+  $("#rehearse-now").textContent = when(described.now);
+  $("#rehearse-now").dateTime = described.now;
+  $("#rehearse-offset").textContent = aheadText(state.devClock.offsetSeconds);
+}
+
+function aheadText(seconds) {
+  if (seconds < 60) return "(real time)";
+  const days = Math.floor(seconds / 86400);
+  const hours = Math.floor((seconds % 86400) / 3600);
+  const minutes = Math.floor((seconds % 3600) / 60);
+  const parts = [days && `${days} ${days === 1 ? "day" : "days"}`, hours && `${hours} h`, minutes && `${minutes} min`].filter(Boolean);
+  return `(${parts.join(" ")} ahead of real time)`;
+}
+
+async function devCall(path, body) {
+  const init = { method: "POST", headers: { Accept: "application/json" }, cache: "no-store" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { title: "make dev cannot be reached", detail: "Is it still running?" });
+  }
+  const data = await response.json().catch(() => null);
+  // The dev routes' own problems (clock_not_movable, invalid_duration…): their detail, not the API's messages.
+  if (!response.ok) throw new ApiError(response.status, { title: data?.title || "make dev refused", detail: data?.detail || `It answered ${response.status}.` });
+  return data;
+}
+
+async function afterRehearsal(message) {
+  $("#rehearse-status").textContent = message;
+  await refreshCompany();
+  if (!$("#history").hidden) await loadHistory();
+}
+
+async function advanceClock(duration, label) {
+  setDevClock(await devCall(DEV_CLOCK_PATH, { advance: duration }));
+  await afterRehearsal(`Time moved forward ${label}: it is now ${when(state.devClock.now)}.`);
+}
+
+async function sendReminders() {
+  const report = await devCall(DEV_REMINDERS_PATH); // the run's report: how many reminders it sent, among others
+  const sent = report?.sent ?? report?.reminders?.sent;
+  await afterRehearsal(Number.isInteger(sent) ? `Reminders run: ${sent} sent.` : "Reminders run.");
 }
 
 // -- wiring -------------------------------------------------------------------------------------------------
@@ -812,6 +992,10 @@ for (const input of document.querySelectorAll('input[name="connect-mode"]')) {
 $("#open-link").addEventListener("click", (event) => run(() => openCodatLink(event.currentTarget), event.currentTarget));
 $("#manage-connections").addEventListener("click", (event) => run(() => openCodatConnections(event.currentTarget), event.currentTarget));
 $("#sdk-dialog").addEventListener("close", () => closeSdkPanel("close"));
+for (const button of document.querySelectorAll("#rehearse [data-advance]")) {
+  button.addEventListener("click", (event) => run(() => advanceClock(button.dataset.advance, button.textContent.replace("+", "")), event.currentTarget));
+}
+$("#send-reminders").addEventListener("click", (event) => run(sendReminders, event.currentTarget));
 $("#back").addEventListener("click", (event) => run(showStart, event.currentTarget));
 $("#load-history").addEventListener("click", (event) => run(loadHistory, event.currentTarget));
 $("#erase").addEventListener("click", askErase);
@@ -828,7 +1012,7 @@ $("#revoke-dialog").addEventListener("close", (event) => {
 });
 
 $("#consent-version").textContent = CONSENT_VERSION;
-await loadConfig();
+await Promise.all([loadConfig(), loadDevClock()]);
 setMode("hosted");
 
 const remembered = sessionStorage.getItem("demo.customer");

@@ -196,7 +196,7 @@ def _reuse(
     raise ConflictError("company kept changing")
 
 
-RENEWAL = "to renew her consent (the connection stays Linked meanwhile)"
+RENEWAL = "renewal of consent (the connection stays Linked meanwhile)"
 
 
 def _record_link_requested(

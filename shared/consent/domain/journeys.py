@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from consent.domain.consent_clock import ConsentClockPolicy
+from consent.domain.data_readiness import ConnectionReads, DataRequirement, journey_data
 from consent.domain.resources import ConnectionStatus, JourneyProgress, JourneyStatus, Requirement, SourceType
 
 DEFAULT_JOURNEYS_FILE = Path(__file__).parent.parent / "journeys.toml"
@@ -31,6 +32,8 @@ class JourneyDefinition(BaseModel):
     description: str | None = Field(default=None, max_length=500)
     required: tuple[SourceType, ...] = Field(min_length=1)
     optional: tuple[SourceType, ...] = ()
+    # The data the journey needs, and how fresh (consent.domain.data_readiness); None: it declares none.
+    data: DataRequirement | None = None
 
     @model_validator(mode="after")
     def _disjoint(self) -> JourneyDefinition:
@@ -184,12 +187,16 @@ def evaluate(
     started_at: datetime,
     previous: JourneyProgress | None,
     now: datetime,
+    reads: Iterable[ConnectionReads] = (),
 ) -> JourneyProgress:
-    """The journey's progress given the company's connections (the rule above)."""
+    """The journey's progress given the company's connections (the rule above), and its data given what they read."""
     connections = list(connections)
     before = Standing(previous.status, previous.completed_at) if previous else None
     now_standing = standing(journey, Tally.of(journey, connections), previous=before, now=now)
-    return progress_of(journey, connections, started_at=started_at, standing=now_standing)
+    progress = progress_of(journey, connections, started_at=started_at, standing=now_standing)
+    if journey.data is not None:
+        progress.data = journey_data(journey.data, reads, now)
+    return progress
 
 
 def _is_linked(connection: ConnectionState) -> bool:

@@ -10,6 +10,7 @@ from datetime import datetime
 from functools import partial
 
 from consent.domain.consent_clock import ConsentClockPolicy, consent_clock
+from consent.domain.data_readiness import journey_data
 from consent.domain.journeys import JourneyCatalog
 from consent.domain.ledger import connection_entry, entry
 from consent.domain.records import CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
@@ -52,6 +53,8 @@ def settle(
             connections=timelines,
             counts_at_once_until=progress.started_at if progress.started_at > company.created_at else None,
         )
+        if definition.data is not None:
+            result.progress.data = journey_data(definition.data, connections, now)
         journeys.append(result.progress)
         reached.extend(result.milestones)
     updated = company.model_copy(update={"journeys": journeys, "updated_at": now})

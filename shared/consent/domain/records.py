@@ -102,6 +102,8 @@ class ConnectionRecord(Connection):
     history: list[StatusEvent] = Field(default_factory=list)
     # The ids of the last read webhooks applied to it: a retry of one written in parts skips it here.
     recent_reads: list[str] = Field(default_factory=list)
+    # When a read of each data type last completed (Codat's read.completed): what data readiness counts.
+    data_reads: dict[str, datetime] = Field(default_factory=dict)
     # The consent reminders: the last one sent, and when the next is due (None: none is, or the clock is unknown).
     reminded: Reminded | None = None
     remind_at: datetime | None = None
@@ -239,8 +241,12 @@ class CompanyView:
     # Only some of the connections were read: where the rest start (a connections page cursor).
     connections_cursor: str | None = None
 
-    def to_resource(self) -> Company:
+    def to_resource(self, now: datetime | None = None) -> Company:
+        """The company as the API serves it; at `now`, its journeys' data as fresh as it still is then."""
         record = self.company
+        journeys = record.journeys
+        if now is not None:
+            journeys = [p.model_copy(update={"data": p.data.as_of(now)}) if p.data is not None else p for p in journeys]
         return Company(
             company_id=record.company_id,
             name=record.name,
@@ -248,7 +254,7 @@ class CompanyView:
             external_ref=record.external_ref,
             created_at=record.created_at,
             updated_at=record.updated_at,
-            journeys=record.journeys,
+            journeys=journeys,
             connections=[
                 c.to_resource() for c in sorted(self.connections, key=lambda c: c.created_at) if not c.deleted
             ],

@@ -86,12 +86,45 @@ class Requirement(Resource):
     connection_ids: list[str] = Field(default_factory=list)
 
 
+class DataStatus(StrEnum):
+    READY = "ready"
+    STALE = "stale"
+
+
+class DataTypeState(Resource):
+    data_type: str = Field(description="Codat's data type, e.g. `balanceSheet`.")
+    last_read_at: datetime | None = Field(
+        default=None, description="When a read of it last completed, from a Linked connection (absent: never)."
+    )
+
+
+class JourneyData(Resource):
+    """The journey's data: ready to act on, or stale (a required type never read, or read too long ago)."""
+
+    status: DataStatus
+    max_age_days: int = Field(description="How old a required type's last complete read may be.")
+    types: list[DataTypeState]
+    fresh_until: datetime | None = Field(
+        default=None,
+        description="When the oldest required read grows (or grew) too old: ready until then. Absent while a "
+        "required type has never been read.",
+    )
+
+    def as_of(self, now: datetime) -> JourneyData:
+        """The state at `now`: ready data whose freshness has run out is stale."""
+        if self.status == DataStatus.READY and (self.fresh_until is None or now >= self.fresh_until):
+            return self.model_copy(update={"status": DataStatus.STALE})
+        return self
+
+
 class JourneyProgress(Resource):
     journey: str
     status: JourneyStatus
     started_at: datetime
     completed_at: datetime | None = None
     requirements: list[Requirement] = Field(default_factory=list)
+    # The journey's data, where it declares the data it needs (consent.domain.data_readiness).
+    data: JourneyData | None = None
 
 
 class Company(Resource):

@@ -16,6 +16,14 @@ class Journey(Resource):
         description="Source types that each need a Linked connection (and its first read)."
     )
     optional: list[SourceType] = Field(description="Source types the customer may also connect within the journey.")
+    data: DataNeeds | None = Field(
+        default=None, description="The data the journey needs and how fresh (its progress shows `data`); absent: none."
+    )
+
+
+class DataNeeds(Resource):
+    types: list[str] = Field(description="Codat's data types the journey needs, e.g. `balanceSheet`.")
+    max_age_days: int = Field(description="How old each one's last complete read may be for the data to be ready.")
 
 
 class JourneyList(Resource):
@@ -31,6 +39,7 @@ def list_journeys(catalog: JourneyCatalog) -> JourneyList:
                 description=j.description,
                 required=list(j.required),
                 optional=list(j.optional),
+                data=DataNeeds(types=list(j.data.types), max_age_days=j.data.max_age_days) if j.data else None,
             )
             for j in (catalog.journeys[name] for name in catalog.names)
         ]

@@ -244,7 +244,7 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
             raise NotFound("company")
         record = view.company
         if any(progress.journey == journey.name for progress in record.journeys):
-            return view.to_resource()
+            return view.to_resource(services.clock())
         now = services.clock()
         placeholder = JourneyProgress(journey=journey.name, status=JourneyStatus.PENDING, started_at=now)
         started = record.model_copy(update={"journeys": [*record.journeys, placeholder]})
@@ -267,7 +267,7 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
         except ConflictError:
             continue  # a webhook changed the company meanwhile: read again
         view.company = updated
-        return view.to_resource()
+        return view.to_resource(services.clock())
     raise ConflictError("company kept changing")
 
 
@@ -277,7 +277,7 @@ def get_company(services: Services, customer_id: str, company_id: str) -> Compan
     view = services.store.get_company(customer_id, company_id, connections_limit=EMBEDDED_CONNECTIONS)
     if view is None:
         raise NotFound("company")
-    return view.to_resource()
+    return view.to_resource(services.clock())
 
 
 def list_companies(
@@ -295,7 +295,9 @@ def list_companies(
         page = services.store.list_companies(
             customer_id, limit=limit, cursor=cursor, connections_limit=EMBEDDED_CONNECTIONS
         )
-        return CompanyList(items=[view.to_resource() for view in page.items], next_cursor=page.next_cursor)
+        return CompanyList(
+            items=[view.to_resource(services.clock()) for view in page.items], next_cursor=page.next_cursor
+        )
     found: list[CompanyView] = []
     while True:
         page = services.store.list_companies(
@@ -307,7 +309,9 @@ def list_companies(
                 if len(found) == limit:
                     more = view is not page.items[-1] or page.next_cursor is not None
                     last = company_cursor(sortable(view.company.created_at), view.company.company_id)
-                    return CompanyList(items=[v.to_resource() for v in found], next_cursor=last if more else None)
+                    return CompanyList(
+                        items=[v.to_resource(services.clock()) for v in found], next_cursor=last if more else None
+                    )
         if page.next_cursor is None:
-            return CompanyList(items=[v.to_resource() for v in found])
+            return CompanyList(items=[v.to_resource(services.clock()) for v in found])
         cursor = page.next_cursor

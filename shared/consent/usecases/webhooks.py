@@ -205,13 +205,13 @@ READ_COMPLETE = "Complete"
 _MAX_DATA_TYPES_REMEMBERED = 64
 
 
-def with_reads(known: dict[str, datetime], completed: list[str], envelope: WebhookEnvelope) -> dict[str, datetime]:
+def with_reads(known: dict[str, datetime], completed: list[str], at: datetime) -> dict[str, datetime]:
     """A connection's last complete read per data type, with the types this read completed (whatever the order
     reads arrive in: the latest stays). Names that are not Codat's are not kept; nor are more than 64 types."""
     reads = dict(known)
     for data_type in completed:
-        if DATA_TYPE.fullmatch(data_type) and (data_type not in reads or envelope.generated_date > reads[data_type]):
-            reads[data_type] = envelope.generated_date
+        if DATA_TYPE.fullmatch(data_type) and (data_type not in reads or at > reads[data_type]):
+            reads[data_type] = at
     if len(reads) > _MAX_DATA_TYPES_REMEMBERED:
         newest = sorted(reads, key=lambda t: reads[t], reverse=True)[:_MAX_DATA_TYPES_REMEMBERED]
         reads = {t: reads[t] for t in newest}
@@ -250,7 +250,8 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
         if updated.last_sync_at is None or envelope.generated_date > updated.last_sync_at:
             updated = updated.model_copy(update={"last_sync_at": envelope.generated_date})
         completed = [d["dataType"] for d in by_connection[record.connection_id] if d["status"] == READ_COMPLETE]
-        updated = updated.model_copy(update={"data_reads": with_reads(updated.data_reads, completed, envelope)})
+        data_reads = with_reads(updated.data_reads, completed, envelope.generated_date)
+        updated = updated.model_copy(update={"data_reads": data_reads})
         changed.append(updated)
     by_id = {c.connection_id: c for c in changed}
     connections = [by_id.get(c.connection_id, c) for c in view.connections]

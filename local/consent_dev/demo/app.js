@@ -40,6 +40,29 @@ const PROBLEM_MESSAGES = {
   validation_failed: "Please check what you entered.",
   not_found: "This company no longer exists: it was erased or does not belong to you.",
 };
+// Codat's data types in the customer's words; any other shows Codat's own name.
+const DATA_TYPE_NAMES = {
+  balanceSheet: "Balance sheet",
+  profitAndLoss: "Profit and loss",
+  cashFlowStatement: "Cash flow statement",
+  chartOfAccounts: "Chart of accounts",
+  company: "Company details",
+  invoices: "Invoices",
+  bills: "Bills",
+  customers: "Customers",
+  suppliers: "Suppliers",
+  bankAccounts: "Bank accounts (in your accounting software)",
+  bankTransactions: "Bank transactions (in your accounting software)",
+  "banking-accounts": "Bank accounts",
+  "banking-accountBalances": "Bank balances",
+  "banking-transactions": "Bank transactions",
+  "banking-transactionCategories": "Bank transaction categories",
+  "commerce-orders": "Shop orders",
+  "commerce-payments": "Shop payments",
+  "commerce-transactions": "Shop transactions",
+  "commerce-customers": "Shop customers",
+  "commerce-companyInfo": "Shop details",
+};
 const EVENT_LABELS = {
   "company.created": "Company created",
   "company.erased": "Company erased",
@@ -443,7 +466,8 @@ function journeyAdvice(journey, connections) {
   const required = journey.requirements.filter((r) => r.required);
   const done = required.filter((r) => r.satisfied).length;
   const next = required.find((r) => !r.satisfied);
-  if (journey.status === "complete") return "Everything the bank needs is connected and up to date.";
+  // With data of its own, whether that data is up to date is the journey's data line's to say.
+  if (journey.status === "complete") return journey.data ? "Everything the bank needs is connected." : "Everything the bank needs is connected and up to date.";
   if (!next) return "Everything the bank needs is connected. Codat is reading your data for the first time.";
   const lost = connections.find((c) => c.sourceType === next.sourceType && ["Unlinked", "Deauthorized"].includes(c.status));
   const waiting = connections.find((c) => c.sourceType === next.sourceType && c.status === "PendingAuth" && !c.statusReason);
@@ -478,6 +502,8 @@ function renderCompany(company) {
       const advice = journeyAdvice(journey, company.connections);
       const title = journeyTitle(journey.journey);
       noteChange(changes, `journey:${journey.journey}`, journey.status, `${title}: ${label}.`);
+      const data = journey.data ? dataState(journey.data) : null;
+      if (data) noteChange(changes, `data:${journey.journey}`, data.key, `${title}: your data is ${data.words}.`);
       return el(
         "article",
         { className: `journey status-${journey.status}`, "aria-label": title },
@@ -496,6 +522,7 @@ function renderCompany(company) {
             ),
           ),
         ),
+        data ? dataNote(data) : null,
       );
     }),
   );
@@ -559,6 +586,40 @@ function renderSdkHint(company) {
   hint.textContent = state.confirming.size
     ? "Codat is confirming your new connection… This page updates by itself when it does."
     : "";
+}
+
+function dataTypeName(dataType) {
+  return DATA_TYPE_NAMES[dataType] || dataType;
+}
+
+// A journey's data as the API gives it, in words: ready until its freshUntil; not ready while a type was never read
+// (which ones); out of date once every type was read but the oldest read is too old (when that was). Only the
+// API's dates are shown.
+function dataState(data) {
+  const missing = data.types.filter((t) => !t.lastReadAt).map((t) => dataTypeName(t.dataType));
+  if (data.status === "ready") {
+    return { tone: "ok", key: `ready|${data.freshUntil || ""}`, words: "ready for review", date: data.freshUntil && ["fresh until", data.freshUntil] };
+  }
+  if (missing.length) {
+    return { tone: "progress", key: `missing|${missing.join(",")}`, words: "not ready yet", detail: `waiting for ${missing.join(", ")}` };
+  }
+  const oldest = data.types.map((t) => t.lastReadAt).reduce((a, b) => (!a || Date.parse(b) < Date.parse(a) ? b : a), null);
+  const rule = Number.isInteger(data.maxAgeDays) ? `The bank needs it read within the last ${data.maxAgeDays} days.` : "";
+  return { tone: "warn", key: `stale|${oldest || ""}`, words: "out of date", date: oldest && ["last read", oldest], hint: rule };
+}
+
+// "Your data: ready for review (fresh until 5 Jan 2027)", with the instant itself for machines.
+function dataNote(readiness) {
+  const parts = [el("strong", {}, "Your data:"), ` ${readiness.words}`];
+  if (readiness.detail) parts.push(` — ${readiness.detail}`);
+  if (readiness.date) {
+    const [words, iso] = readiness.date;
+    const stamp = el("time", { dateTime: iso }, day(iso));
+    parts.push(readiness.tone === "ok" ? [` (${words} `, stamp, ")"] : [` — ${words} `, stamp]);
+  }
+  return el("div", { className: `data-state tone-${readiness.tone}` },
+    el("p", { className: "data-line" }, ...parts),
+    readiness.hint ? el("p", { className: "muted small" }, readiness.hint) : null);
 }
 
 function noteChange(changes, key, value, message) {

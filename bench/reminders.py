@@ -1,7 +1,7 @@
 """Reminders at scale: the lifecycle run (`LifecycleFunction`, `consent.usecases.lifecycle.run_lifecycle`) on a
 table of 100,000 Linked bank connections whose consent lapses spread evenly over the 83 days of a 90-day consent,
 at a moment when one hour's reminders are due (the schedule's default, `rate(1 hour)`), beside what a Scan of the
-whole table would read instead of the reminders' index (GSI2).
+whole table would read instead of the lifecycle's index (GSI2).
 
 The connections are the product's own records (`ConnectionRecord.clocked`, the journeys file's consent clock) and
 items (`DynamoDBConsentStore._connection_item`, `_company_item`), as the earlier hourly runs would have left them:

@@ -132,7 +132,7 @@ def test_each_reminder_goes_once_at_its_lead_time_and_a_late_run_sends_the_most_
     run()
     run()
     assert [e["reminderDays"] for e in customer.reminders(company_id)] == [14, 1]
-    # Every lead time spent: the connection has left the reminders' index
+    # Every lead time spent: the connection has left the lifecycle's index
     assert connection_id not in {d.connection_id for d in store.due_lifecycle(dev_clock() + 400 * DAY)}
 
 

@@ -72,7 +72,7 @@ def test_the_table_has_the_keys_the_store_uses_with_pitr_ttl_and_encryption() ->
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
     assert table["SSESpecification"]["SSEEnabled"] is True
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["GSI1", "GSI2"]
-    # The reminders' index holds keys only: the run reads what is due, then each company strongly.
+    # The lifecycle's index holds keys only: the run reads what is due, then each company strongly.
     reminders = table["GlobalSecondaryIndexes"][1]
     assert [k["AttributeName"] for k in reminders["KeySchema"]] == ["GSI2PK", "GSI2SK"]
     assert reminders["Projection"] == {"ProjectionType": "KEYS_ONLY"}

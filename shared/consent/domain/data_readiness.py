@@ -29,7 +29,8 @@ DATA_TYPE = re.compile(DATA_TYPE_PATTERN)
 class DataRequirement(BaseModel):
     """`[journeys.<name>.data]`: the data types the journey needs and how old their last complete read may be."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Built on first use (when a function loads the journeys file), not at import: as the consent clock's policy.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     types: tuple[str, ...] = Field(min_length=1, max_length=30)
     max_age_days: int = Field(ge=1, le=365)

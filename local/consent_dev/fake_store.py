@@ -246,13 +246,18 @@ class FakeStore(ConsentStore):
     # -- the consent lifecycle -------------------------------------------------------------------------
 
     def due_lifecycle(self, until: datetime) -> Iterator[LifecycleDue]:
-        due = sorted(
+        due = [
             LifecycleDue(c.lifecycle_at, c.company_id, c.connection_id)
             for stored in self._companies.values()
             for c in stored.connections.values()
             if c.lifecycle_at is not None and not c.deleted and c.lifecycle_at <= until
+        ]
+        due.extend(
+            LifecycleDue(at, stored.record.company_id, "")
+            for stored in self._companies.values()
+            if (at := stored.record.lifecycle_at) is not None and at <= until
         )
-        yield from due
+        yield from sorted(due)
 
     def spend_keep_alive_request(self, day: str, limit: int) -> bool:
         if self._keep_alive.get(day, 0) >= limit:

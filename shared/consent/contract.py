@@ -160,9 +160,27 @@ def example_event(event_type: ConsentEventType, base_uri: str = DEFAULT_SCHEMA_B
         ]
     if issubclass(model, JourneyEventData):
         fields["journey"] = "onboarding"
+    entry_id = f"webhook:msg_2Zx1{event_type.value.rsplit('.', 1)[-1][:6]}:{_EXAMPLE_CONNECTION[:8]}"
+    if event_type == ConsentEventType.JOURNEY_DATA_READY:
+        # The last of a loan application's required data types read: ready for 30 days from the oldest read.
+        fields |= {
+            "journey": "loan_application",
+            "journeys": ["loan_application"],
+            "fresh_until": _EXAMPLE_AT - timedelta(days=2) + timedelta(days=30),
+        }
+        entry_id = "journey:loan_application:data_ready:1"
+    if event_type == ConsentEventType.JOURNEY_DATA_STALE:
+        # Time made the oldest read too old: the consent clock's run announces it.
+        fields |= {
+            "actor": Actor.CONSENT_CLOCK,
+            "journey": "loan_application",
+            "journeys": ["loan_application"],
+            "stale_types": ["balanceSheet", "profitAndLoss"],
+        }
+        entry_id = "journey:loan_application:data_stale:1"
     record = LedgerRecord.model_validate(
         {
-            "entry_id": f"webhook:msg_2Zx1{event_type.value.rsplit('.', 1)[-1][:6]}:{_EXAMPLE_CONNECTION[:8]}",
+            "entry_id": entry_id,
             "at": _EXAMPLE_AT,
             "type": _example_ledger_type(event_type),
             "company_id": _EXAMPLE_COMPANY,

@@ -32,6 +32,8 @@ class ConsentEventType(StrEnum):
     JOURNEY_LINKED = "consent.journey.linked"
     JOURNEY_COMPLETED = "consent.journey.completed"
     JOURNEY_ACTION_REQUIRED = "consent.journey.action_required"
+    JOURNEY_DATA_READY = "consent.journey.data_ready"
+    JOURNEY_DATA_STALE = "consent.journey.data_stale"
     COMPANY_ERASED = "consent.company.erased"
 
 
@@ -57,6 +59,8 @@ LEDGER_EVENT_TYPES: dict[LedgerEntryType, ConsentEventType] = {
     LedgerEntryType.JOURNEY_LINKED: ConsentEventType.JOURNEY_LINKED,
     LedgerEntryType.JOURNEY_COMPLETED: ConsentEventType.JOURNEY_COMPLETED,
     LedgerEntryType.JOURNEY_ACTION_REQUIRED: ConsentEventType.JOURNEY_ACTION_REQUIRED,
+    LedgerEntryType.JOURNEY_DATA_READY: ConsentEventType.JOURNEY_DATA_READY,
+    LedgerEntryType.JOURNEY_DATA_STALE: ConsentEventType.JOURNEY_DATA_STALE,
     LedgerEntryType.COMPANY_ERASED: ConsentEventType.COMPANY_ERASED,
 }
 # The same, by the type as stored (a string: an entry written by another version may carry a type unknown here).
@@ -71,7 +75,7 @@ MAX_EVENT_BYTES = 16 * 1024
 
 # The event contract (AsyncAPI document and JSON Schemas, `consent.contract`). Within a major version changes
 # are additive only: every event valid under a newer schema is valid under the released one.
-CONTRACT_VERSION = "1.1.0"
+CONTRACT_VERSION = "1.2.0"
 SCHEMA_MAJOR = int(CONTRACT_VERSION.split(".", 1)[0])
 ACTOR_PATTERN = r"^(codat|reconcile|customer:.+)$"
 
@@ -194,6 +198,37 @@ class JourneyEventData(EventData):
     journey: str = Field(description="The journey (its name in the bank's journeys file).")
 
 
+# Data readiness changes because of a read (Codat, reconciliation), the customer (starting the journey, revoking a
+# connection) or time passing (the consent clock's scheduled run).
+_DATA_ACTOR = Field(
+    pattern=r"^(codat|reconcile|consent-clock|customer:.+)$",
+    description="What changed it: `codat` (a read completed, or access withdrawn), `reconcile`, `customer:<id>` "
+    "(she started the journey, or revoked a connection) or `consent-clock` (time made the data too old).",
+)
+
+
+class JourneyDataReadyData(JourneyEventData):
+    """The journey's data is ready to act on: every required data type was read, recently enough."""
+
+    actor: str = _DATA_ACTOR
+    fresh_until: datetime = Field(
+        description="When the oldest required read grows too old (UTC): ready until then, unless read again."
+    )
+
+    @field_serializer("fresh_until")
+    def _rfc3339_utc(self, moment: datetime) -> str:
+        return _utc(moment)
+
+
+class JourneyDataStaleData(JourneyEventData):
+    """The journey's data is stale again: do not act on it until it is ready."""
+
+    actor: str = _DATA_ACTOR
+    stale_types: list[str] = Field(
+        min_length=1, description="The required data types never read (from a Linked connection), or read too long ago."
+    )
+
+
 # What each event type is, and the shape of its `data`: the one table the contract is generated from.
 EVENT_CATALOG: dict[ConsentEventType, tuple[type[EventData], str]] = {
     ConsentEventType.COMPANY_CREATED: (CompanyEventData, "A customer created a company (its first journey started)."),
@@ -235,6 +270,16 @@ EVENT_CATALOG: dict[ConsentEventType, tuple[type[EventData], str]] = {
     ConsentEventType.JOURNEY_ACTION_REQUIRED: (
         JourneyEventData,
         "A journey that was linked or complete needs the customer again (a required connection stopped counting).",
+    ),
+    ConsentEventType.JOURNEY_DATA_READY: (
+        JourneyDataReadyData,
+        "The journey's data became ready to act on (each required data type read within its maximum age): once "
+        "per transition, in event time.",
+    ),
+    ConsentEventType.JOURNEY_DATA_STALE: (
+        JourneyDataStaleData,
+        "The journey's ready data became stale (a required read grew too old, or the connection that read it stopped "
+        "counting): once per transition, in event time.",
     ),
     ConsentEventType.COMPANY_ERASED: (
         CompanyEventData,
@@ -316,6 +361,8 @@ def to_cloud_event(
         "consent_expires_at": record.consent_expires_at,
         "renew_by": record.renew_by,
         "reminder_days": record.reminder_days,
+        "fresh_until": record.fresh_until,
+        "stale_types": record.stale_types,
         "detail": detail,
     }
     try:

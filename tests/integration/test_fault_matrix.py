@@ -55,6 +55,7 @@ from consent.publisher import EventPublisher, PublishFailure, SnsEventPublisher
 from consent.services import Services, aws_client
 from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore, company_pk
+from consent.store.positions import sortable
 from consent.usecases.companies import create_company
 from consent.usecases.connections import create_connection, open_sdk_session
 from consent.usecases.quotas import spend_codat_allowance
@@ -320,11 +321,22 @@ class World:
 
 
 def snapshot(items: list[Item]) -> list[Item]:
-    """Every item but bookkeeping: the Idempotency-Key records (claimed and released by a failed attempt) and the
-    customer's count of Codat-calling requests (spent before anything else: a failed request still counts)."""
+    """Every item but bookkeeping: the Idempotency-Key records (claimed and released by a failed attempt), the
+    customer's count of Codat-calling requests (spent before anything else: a failed request still counts) and the
+    lifecycle's count of the day's keep-alive Codat requests (the same)."""
     return sorted(
-        (i for i in items if _kind(i) not in ("idempotency", "rate")), key=lambda i: (i["PK"]["S"], i["SK"]["S"])
+        (i for i in items if _kind(i) not in ("idempotency", "rate") and not _keep_alive_count(i)),
+        key=lambda i: (i["PK"]["S"], i["SK"]["S"]),
     )
+
+
+def keep_alive_spent(items: list[Item]) -> int:
+    """The day's keep-alive Codat requests, as the lifecycle counts them against its budget."""
+    return sum(int(i["count"]["N"]) for i in items if _keep_alive_count(i))
+
+
+def _keep_alive_count(item: Item) -> bool:
+    return bool(item["PK"]["S"] == "LIFECYCLE#keep-alive")
 
 
 def claims_in_flight(items: list[Item]) -> list[Item]:
@@ -386,6 +398,10 @@ class Row:
 
     def before_retry(self, world: World) -> None:
         """Anything the world does between the failure and the retry."""
+
+    def unchanged(self, items: list[Item]) -> list[Item]:
+        """What a cell that stores nothing leaves exactly as it was."""
+        return snapshot(items)
 
 
 class CreateCompany(Row):
@@ -816,17 +832,27 @@ class Lifecycle(Row):
         assert world.webhook(body).status == 204
         return {"company": company_id, "connection": connection_id}
 
-    def run(self, world: World) -> dict[str, Any]:
-        then = Services(world.settings, store=world.store, clock=lambda: utc_now() + self.later)
+    def run(self, world: World, ctx: Context) -> dict[str, Any]:
+        # The world's Codat client and publisher (what a cell arms), on a clock moved on to when something is due
+        then = Services(
+            world.settings,
+            store=world.store,
+            codat=self.codat(world, ctx),
+            publisher=world.services.publisher,
+            clock=lambda: utc_now() + self.later,
+        )
         handler = load_handler(self.function.code_uri, self.function.handler)
         report: dict[str, Any] = handler(
             {}, LambdaContext(self.function.logical_id, timeout_seconds=120), services=then
         )
         return report
 
+    def codat(self, world: World, ctx: Context) -> Any:
+        return world.services.codat
+
     def when(self, world: World, ctx: Context) -> Result:
         try:
-            report = self.run(world)
+            report = self.run(world, ctx)
         except Exception as error:  # the run fails: Lambda reports it, LifecycleErrorsAlarm fires
             return Result("run fails", type(error).__name__)
         return Result("sent" if report["skipped"] == 0 else "skipped", body=report)
@@ -837,7 +863,113 @@ class Lifecycle(Row):
 
     def racer(self, world: World, ctx: Context) -> None:
         # Another run (a retry of the schedule, a run by hand) sends the same reminder first.
-        assert self.run(world)["sent"] == 1
+        assert self.run(world, ctx)["sent"] == 1
+
+
+class KeepAlive(Lifecycle):
+    name = "lifecycle keep-alive"
+    success = "refreshed"
+    events = ()  # a refresh is no consent event: Codat reads, and the connection's next refresh moves on
+    throttle_op = None  # the write after Codat queued the refresh (`write_op`)
+    # 31 days after linking: an accounting connection idle 30 days is due a refresh (and, its clock unknown, nothing
+    # else; nor its company, whose journey declares no data to read)
+    later = timedelta(days=31)
+    queue = "/companies/{companyId}/data/queue/{dataType}"
+
+    def given(self, world: World) -> Context:
+        company_id = world.company("onboarding")
+        connection_id = world.connection(company_id, "gbol")
+        world.simulator.set_connection_status(company_id, connection_id, "Linked")
+        world.simulator.complete_reads()  # its first read is done: nothing is being read when keep-alive asks
+        body = connection_event(
+            "connection.connected", company_id=company_id, connection_id=connection_id, status="Linked"
+        )
+        assert world.webhook(body).status == 204
+        ctx = {"company": company_id, "connection": connection_id, "raced": 0}
+        due = self.connection(world, ctx)
+        assert due["refresh_requested_at"] is None
+        assert due["refresh_at"] <= utc_now() + self.later
+        reads = [d["id"] for d in world.simulator.datasets(company_id)]
+        return {**ctx, "due": due["refresh_at"], "reads": reads, "codat": QueueCount(world.services.codat)}
+
+    def codat(self, world: World, ctx: Context) -> Any:
+        return ctx["codat"]
+
+    def connection(self, world: World, ctx: Context) -> dict[str, Any]:
+        view = world.store.get_company_by_id(ctx["company"])
+        assert view is not None
+        [ours] = [c for c in view.connections if c.connection_id == ctx["connection"]]
+        return {"refresh_requested_at": ours.refresh_requested_at, "refresh_at": ours.refresh_at}
+
+    def when(self, world: World, ctx: Context) -> Result:
+        spent, queued, raced = keep_alive_spent(world.items()), ctx["codat"].calls, ctx["raced"]
+        try:
+            report = self.run(world, ctx)
+        except Exception as error:  # the run fails: Lambda reports it, LifecycleErrorsAlarm fires
+            result = Result("run fails", type(error).__name__)
+        else:
+            assert (report["sent"], report["skipped"]) == (0, 0), report
+            result = Result("deferred" if report["deferred"] else "refreshed", body=report)
+        # Each request to Codat, failed or not, is one of the day's budget; a run asks at most once (none once it is
+        # refreshed), a racer aside
+        asked = ctx["codat"].calls - queued
+        assert keep_alive_spent(world.items()) - spent == asked
+        ours = asked - (ctx["raced"] - raced)
+        if result.status == "deferred":
+            assert result.body["refreshed"] == 0
+            # still due, as it was: the next run asks again (with the same Idempotency-Key)
+            assert self.connection(world, ctx) == {"refresh_requested_at": None, "refresh_at": ctx["due"]}
+        # once, whatever happens to its write (a write retried after a conflict does not ask again)
+        assert ours <= 1, ours
+        return result
+
+    def unchanged(self, items: list[Item]) -> list[Item]:
+        # A deferral writes the connection back as it was read (the run writes every connection it visits): its
+        # version moves on, and nothing else
+        return [_unversioned(i) if _kind(i) == "connection" else i for i in snapshot(items)]
+
+    def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
+        # One read queued in Codat, from the connection; its next refresh a day on (no sync has followed yet)
+        [read] = [r for r in world.simulator.datasets(ctx["company"]) if r["id"] not in ctx["reads"]]
+        assert (read["dataType"], read["connectionId"]) == ("company", ctx["connection"])
+        ours = self.connection(world, ctx)
+        assert ours["refresh_requested_at"] is not None
+        assert ctx["due"] <= ours["refresh_requested_at"] <= utc_now() + self.later
+        assert ours["refresh_at"] == ours["refresh_requested_at"] + timedelta(hours=24)
+
+    def done_in_codat(self, world: World, ctx: Context) -> bool:
+        return len(world.simulator.datasets(ctx["company"])) == len(ctx["reads"]) + 1
+
+    def found_in_codat(self, world: World, ctx: Context) -> None:
+        # Every request for it (each attempt, each run) carried the same Idempotency-Key, the connection's and its due
+        # time: Codat replayed its first answer rather than queueing a second read (`done` sees one)
+        keys = {r.headers.get("idempotency-key") for r in world.simulator.calls("POST", self.queue)}
+        assert keys == {f"keep-alive:{ctx['connection']}:{sortable(ctx['due'])}"}
+
+    def racer(self, world: World, ctx: Context) -> None:
+        # Another run (a retry of the schedule, a run by hand) refreshes the same connection first.
+        queued = ctx["codat"].calls
+        assert self.run(world, ctx)["refreshed"] == 1
+        ctx["raced"] += ctx["codat"].calls - queued
+
+
+class QueueCount:
+    """A Codat client that counts the reads it is asked to queue (a call, however many attempts it makes)."""
+
+    def __init__(self, codat: Any) -> None:
+        self.codat, self.calls = codat, 0
+
+    def queue_data(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return self.codat.queue_data(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.codat, name)
+
+
+def _unversioned(item: Item) -> Item:
+    data = {k: v for k, v in json.loads(item["data"]["S"]).items() if k != "version"}
+    return {**{k: v for k, v in item.items() if k != "version"}, "data": data}
 
 
 ROWS: tuple[Row, ...] = (
@@ -858,6 +990,7 @@ ROWS: tuple[Row, ...] = (
     OutboxRelay(),
     Reconcile(),
     Lifecycle(),
+    KeepAlive(),
 )
 assert [row.name for row in ROWS] == list(MATRIX), "one row for each line of the matrix, in order"
 ROW = {row.name: row for row in ROWS}
@@ -1017,7 +1150,7 @@ def test_each_cell(row: Row, failure: Failure, world: World) -> None:
     ctx = row.given(world)
     relay = world.start_relay() if failure is SNS and world.relay is None else world.relay
     items = world.items()
-    before, ledger_before, claims_before = snapshot(items), ledger_keys(items), claims_in_flight(items)
+    before, ledger_before, claims_before = row.unchanged(items), ledger_keys(items), claims_in_flight(items)
     armed = Armed(world, row, failure, expected)
     armed.arm(ctx)
 
@@ -1034,7 +1167,7 @@ def test_each_cell(row: Row, failure: Failure, world: World) -> None:
         row.done(world, ctx, result, items)
         assert outbox_since(items, ledger_before) == events
     else:
-        assert snapshot(items) == before, "half a change was stored"
+        assert row.unchanged(items) == before, "half a change was stored"
         assert claims_in_flight(items) == claims_before, "an Idempotency-Key was left claimed"
         if expected.stored is Stored.READ:
             row.done(world, ctx, result, items)

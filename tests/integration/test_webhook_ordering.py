@@ -1,11 +1,13 @@
 """Order safety as a property: any permutation of a company's webhooks, with any duplicates, and with the customer's
 own request recording the connection at any point among them (Codat sends its webhooks as soon as it acts, so they
 may arrive before that request writes), ends in the same connection status, the same journey status, the same
-ledger, with the customer's consent recorded once, and every consent event published."""
+ledger (the journey's milestones, its data becoming ready and stale, the consent renewed: each once), with the
+customer's consent recorded once, and every consent event published."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import hypothesis
@@ -13,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import strategies as st
 
+from consent.domain.journeys import DEFAULT_JOURNEYS_FILE
 from consent.domain.records import LedgerRecord
 from consent.events import to_cloud_event
 from consent.services import Services
@@ -136,11 +139,22 @@ class Run:
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def settings(settings: Settings, tmp_path: Path) -> Settings:
     """Every example of the property below creates a company for the same customer: her quotas (tested in
-    test_customer_quotas) must not be what a long run of examples meets."""
+    test_customer_quotas) must not be what a long run of examples meets. Its onboarding journey needs the data the
+    reads bring (so its data readiness is part of the property)."""
+    journeys = tmp_path / "journeys.toml"
+    journeys.write_text(
+        DEFAULT_JOURNEYS_FILE.read_text(encoding="utf-8")
+        + '\n[journeys.onboarding.data]\ntypes = ["bankAccounts", "bankTransactions"]\nmax_age_days = 1\n',
+        encoding="utf-8",
+    )
     return settings.model_copy(
-        update={"max_companies_per_customer": 10_000, "customer_codat_requests_per_minute": 100_000}
+        update={
+            "max_companies_per_customer": 10_000,
+            "customer_codat_requests_per_minute": 100_000,
+            "journeys_file": journeys,
+        }
     )
 
 
@@ -197,4 +211,16 @@ def test_the_reference_lifecycle_is_the_one_the_product_promises(reference: dict
         ("connection.renewed", "connection:<connection>:renewed:1")
     ]
     milestones = [kind for kind, _ in reference["ledger"] if kind.startswith("journey.") and kind != "journey.started"]
-    assert sorted(milestones) == ["journey.action_required", "journey.completed", "journey.linked"]
+    assert sorted(milestones) == [
+        "journey.action_required",
+        "journey.completed",
+        "journey.data_ready",
+        "journey.data_stale",
+        "journey.linked",
+    ]
+    # Its data: ready with the first read (t3), stale when the connection lost access (t4); the reads after the
+    # relink come from a connection unlinked at the same instant (t5), so they never count
+    assert [e for e in reference["ledger"] if e[0].startswith("journey.data_")] == [
+        ("journey.data_ready", "journey:onboarding:data_ready:1"),
+        ("journey.data_stale", "journey:onboarding:data_stale:1"),
+    ]

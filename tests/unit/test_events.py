@@ -72,6 +72,10 @@ def ledger(type_: str, **fields: Any) -> LedgerRecord:
         fields = {"data_types": [{"dataType": "invoices", "status": "Complete"}], **fields}
     if type_.startswith("journey."):
         fields = {"journey": "onboarding", **fields}
+    if type_ == "journey.data_ready":
+        fields = {"fresh_until": AT + timedelta(days=30), **fields}
+    if type_ == "journey.data_stale":
+        fields = {"stale_types": ["balanceSheet"], **fields}
     actor = Actor.customer("customer-1")
     if type_ == "connection.expiring":
         actor = Actor.CONSENT_CLOCK
@@ -110,7 +114,7 @@ def test_each_consent_ledger_type_publishes_its_event_type(ledger_type: str, eve
 
 def test_every_event_type_of_the_contract_is_published_by_some_ledger_type() -> None:
     assert set(LEDGER_EVENT_TYPES.values()) == set(ConsentEventType)
-    assert len(ConsentEventType) == 14
+    assert len(ConsentEventType) == 16
 
 
 @pytest.mark.parametrize(
@@ -199,6 +203,8 @@ def test_message_attributes_carry_the_routing_facts_for_filter_policies() -> Non
         ("connection.linked", "connectionId, platformKey, sourceType"),
         ("sync.completed", "connectionId, platformKey, sourceType"),
         ("journey.completed", "journey"),
+        ("journey.data_ready", "freshUntil, journey"),
+        ("journey.data_stale", "journey, staleTypes"),
     ],
 )
 def test_an_entry_lacking_what_its_event_type_carries_is_out_of_contract(ledger_type: str, missing: str) -> None:

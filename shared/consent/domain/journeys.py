@@ -6,7 +6,7 @@ import tomllib
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,6 +65,17 @@ class JourneyCatalog:
     @property
     def names(self) -> list[str]:
         return sorted(self.journeys)
+
+    @property
+    def data_ages(self) -> dict[str, timedelta]:
+        """Each data type a journey needs, with the shortest age any of them allows it."""
+        ages: dict[str, timedelta] = {}
+        for journey in self.journeys.values():
+            if journey.data is not None:
+                age = timedelta(days=journey.data.max_age_days)
+                for data_type in journey.data.types:
+                    ages[data_type] = min(age, ages.get(data_type, age))
+        return ages
 
     @classmethod
     def from_file(cls, path: Path) -> JourneyCatalog:

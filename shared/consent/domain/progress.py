@@ -10,11 +10,18 @@ from datetime import datetime
 from functools import partial
 
 from consent.domain.consent_clock import ConsentClockPolicy, consent_clock
-from consent.domain.data_readiness import journey_data
+from consent.domain.data_readiness import DataTransition, data_transitions, journey_data
 from consent.domain.journeys import JourneyCatalog
 from consent.domain.ledger import connection_entry, entry
 from consent.domain.records import CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
-from consent.domain.resources import Actor, ConnectionStatus, JourneyStatus, LedgerEntryType
+from consent.domain.resources import (
+    Actor,
+    ConnectionStatus,
+    DataStatus,
+    JourneyProgress,
+    JourneyStatus,
+    LedgerEntryType,
+)
 from consent.domain.timeline import Milestone, StatusEvent, renewals, replay
 
 MILESTONE_TYPES = {
@@ -24,6 +31,10 @@ MILESTONE_TYPES = {
 }
 # A milestone entry sorts after the entry of the event that caused it (same time).
 MILESTONE_SEQ = 5
+DATA_TYPES = {
+    DataStatus.READY: LedgerEntryType.JOURNEY_DATA_READY,
+    DataStatus.STALE: LedgerEntryType.JOURNEY_DATA_STALE,
+}
 
 
 @dataclass
@@ -37,31 +48,53 @@ def settle(
     catalog: JourneyCatalog, company: CompanyRecord, connections: Sequence[ConnectionRecord], *, now: datetime
 ) -> Settled:
     """`company` with its journeys as its connections' events make them, and the ledger's diff of what is derived
-    from those events (milestones, renewals)."""
+    from those events (milestones, renewals, data readiness)."""
     timelines = [c.to_timeline() for c in connections]
     journeys = []
     reached: list[Milestone] = []
+    data: list[tuple[str, int, DataTransition]] = []
     for progress in company.journeys:
         definition = catalog.get(progress.journey)
         if definition is None:  # dropped from the configuration: keep its last known progress
             journeys.append(progress)
             continue
+        # A journey started after the company's creation starts from what is already there; the first one walks
+        # every event (its connections all came after it, whatever Codat's clock says).
+        counts_at_once_until = progress.started_at if progress.started_at > company.created_at else None
         result = replay(
             definition,
             started_at=progress.started_at,
             started_by=Actor.customer(company.customer_id),
             connections=timelines,
-            counts_at_once_until=progress.started_at if progress.started_at > company.created_at else None,
+            counts_at_once_until=counts_at_once_until,
         )
         if definition.data is not None:
             result.progress.data = journey_data(definition.data, connections, now)
+            transitions = data_transitions(
+                definition.data,
+                connections,
+                started_at=counts_at_once_until,
+                started_by=Actor.customer(company.customer_id),
+                now=now,
+            )
+            counted: dict[DataStatus, int] = {}
+            for transition in transitions:
+                counted[transition.status] = counted.get(transition.status, 0) + 1
+                data.append((progress.journey, counted[transition.status], transition))
         journeys.append(result.progress)
         reached.extend(result.milestones)
-    updated = company.model_copy(update={"journeys": journeys, "updated_at": now})
+    data_wanted = _data_wanted(company, journeys, reached, now)
+    data_asked = {journey: asked for journey, asked in company.data_asked.items() if journey in data_wanted}
+    updated = company.model_copy(
+        update={"journeys": journeys, "updated_at": now, "data_wanted": data_wanted, "data_asked": data_asked}
+    )
     # Every derived entry the events call for (entry id → when, and how to build it: only new ones are built).
     wanted: dict[str, tuple[datetime, Callable[[], LedgerRecord]]] = {
         m.entry_id: (m.at, partial(_milestone_entry, updated, m)) for m in reached
     }
+    for journey, ordinal, transition in data:
+        data_id = data_entry_id(journey, transition.status, ordinal)
+        wanted[data_id] = (transition.at, partial(_data_entry, updated, journey, data_id, transition))
     for connection in connections:
         for ordinal, event in enumerate(renewals(connection.history), start=1):
             renewal = partial(_renewal_entry, updated, connection, catalog.consent_clock, event, ordinal)
@@ -73,6 +106,24 @@ def settle(
     # An entry already in the ledger keeps its place (and time): it was announced once and stays so.
     updated.milestones = {entry_id: company.milestones.get(entry_id, at) for entry_id, (at, _) in wanted.items()}
     return Settled(updated, added, retracted)
+
+
+def _data_wanted(
+    company: CompanyRecord, journeys: Sequence[JourneyProgress], reached: Sequence[Milestone], now: datetime
+) -> dict[str, datetime]:
+    """The journeys whose stale data should be read again: those that wanted it already, and those that have just
+    become complete (a milestone the company has not recorded yet); not one whose data is ready."""
+    wanted = dict(company.data_wanted)
+    for milestone in reached:
+        if milestone.status == JourneyStatus.COMPLETE and milestone.entry_id not in company.milestones:
+            wanted.setdefault(milestone.journey, now)
+    stale = {p.journey for p in journeys if p.data is not None and p.data.status == DataStatus.STALE}
+    return {journey: since for journey, since in wanted.items() if journey in stale}
+
+
+def data_entry_id(journey: str, status: DataStatus, ordinal: int) -> str:
+    # Named by its place in the journey's data history (its n-th time ready, or stale), like milestones.
+    return f"journey:{journey}:data_{status.value}:{ordinal}"
 
 
 def renewal_id(connection_id: str, ordinal: int) -> str:
@@ -90,6 +141,21 @@ def _milestone_entry(company: CompanyRecord, milestone: Milestone) -> LedgerReco
         entry_id=milestone.entry_id,
         journeys=[milestone.journey],
         journey=milestone.journey,
+        seq=MILESTONE_SEQ,
+    )
+
+
+def _data_entry(company: CompanyRecord, journey: str, entry_id: str, transition: DataTransition) -> LedgerRecord:
+    return entry(
+        company,
+        DATA_TYPES[transition.status],
+        actor=transition.actor,
+        at=transition.at,
+        entry_id=entry_id,
+        journeys=[journey],
+        journey=journey,
+        fresh_until=transition.fresh_until,
+        stale_types=list(transition.stale_types) or None,
         seq=MILESTONE_SEQ,
     )
 

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pydantic import ConfigDict, Field
 
 from consent.domain.consent_clock import ConsentClockPolicy, consent_clock, next_reminder, refresh_due
+from consent.domain.data_readiness import DATA_TYPE, compress
 from consent.domain.resources import (
     Company,
     Connection,
     ConnectionStatus,
+    DataStatus,
     JourneyProgress,
     LedgerEntry,
     Resource,
@@ -27,6 +30,8 @@ from consent.domain.timeline import ConnectionTimeline, StatusEvent, derive
 _STORED = ConfigDict(defer_build=False, extra="ignore")
 
 
+# How many data types a connection remembers reads of (Codat has about 50).
+MAX_DATA_TYPES_REMEMBERED = 64
 # How far before the session's opening Codat's clock may stamp what happened in it (clocks differ a little).
 SDK_CLOCK_SKEW = timedelta(minutes=1)
 
@@ -69,8 +74,27 @@ class CompanyRecord(Resource):
     milestones: dict[str, datetime] = Field(default_factory=dict)
     # The customer's latest session in each of Codat's components (Option 1: the SDK in the bank's page).
     sdk_sessions: dict[SdkComponent, SdkSession] = Field(default_factory=dict)
+    # Journeys whose stale data should be read again (journey name → since when): one was started, or became
+    # complete. The lifecycle run queues the reads in Codat (the webhook path never calls Codat).
+    data_wanted: dict[str, datetime] = Field(default_factory=dict)
+    # The reads already queued for a journey still wanted (`<data type>:<connection id>`): what a run that ran out of
+    # budget asked for is not asked again by the next one.
+    data_asked: dict[str, list[str]] = Field(default_factory=dict)
     # Optimistic concurrency: every update is conditional on the version it read.
     version: int = 1
+
+    @property
+    def lifecycle_at(self) -> datetime | None:
+        """When the lifecycle run has something to do for the company: read stale data a journey wants, or settle
+        it when a journey's ready data grows too old (so `consent.journey.data_stale` goes out at the time). The
+        store indexes companies by it (sparse), as it does connections."""
+        due = list(self.data_wanted.values())
+        due.extend(
+            p.data.fresh_until
+            for p in self.journeys
+            if p.data is not None and p.data.status == DataStatus.READY and p.data.fresh_until is not None
+        )
+        return min(due) if due else None
 
     def sdk_session(self, component: SdkComponent, at: datetime) -> SdkSession | None:
         """Her session in `component` that was open at `at`, if any."""
@@ -104,6 +128,9 @@ class ConnectionRecord(Connection):
     recent_reads: list[str] = Field(default_factory=list)
     # When a read of each data type last completed (Codat's read.completed): what data readiness counts.
     data_reads: dict[str, datetime] = Field(default_factory=dict)
+    # The complete reads of each data type a journey needs, as many as tell when its data was fresh (`with_reads`):
+    # what data readiness's transitions are derived from, in event time.
+    read_history: dict[str, list[datetime]] = Field(default_factory=dict)
     # The consent reminders: the last one sent, and when the next is due (None: none is, or the clock is unknown).
     reminded: Reminded | None = None
     remind_at: datetime | None = None
@@ -118,6 +145,25 @@ class ConnectionRecord(Connection):
         connections by it (sparse), so a run reads only what is due."""
         due = [at for at in (self.remind_at, self.refresh_at) if at is not None]
         return min(due) if due else None
+
+    def with_reads(self, completed: Iterable[str], at: datetime, ages: Mapping[str, timedelta]) -> ConnectionRecord:
+        """This connection once a read at `at` completed the data types `completed` (whatever order reads arrive in:
+        the latest stays latest). The types a journey needs (`ages`: the shortest age any journey allows each) keep
+        their read history too. Names that are not Codat's are not kept; nor are more than 64 types."""
+        reads = dict(self.data_reads)
+        history = dict(self.read_history)
+        for data_type in completed:
+            if not DATA_TYPE.fullmatch(data_type):
+                continue
+            if data_type not in reads or at > reads[data_type]:
+                reads[data_type] = at
+            if data_type in ages:
+                history[data_type] = compress([*history.get(data_type, []), at], ages[data_type])
+        if len(reads) > MAX_DATA_TYPES_REMEMBERED:
+            newest = sorted(reads, key=lambda t: reads[t], reverse=True)[:MAX_DATA_TYPES_REMEMBERED]
+            reads = {t: reads[t] for t in newest}
+        history = {t: h for t, h in history.items() if t in reads}
+        return self.model_copy(update={"data_reads": reads, "read_history": history})
 
     def with_event(self, event: StatusEvent) -> ConnectionRecord:
         """This connection after `event` (a repeat of a known event id changes nothing)."""

@@ -191,6 +191,9 @@ class LedgerEntryType(StrEnum):
     JOURNEY_LINKED = "journey.linked"
     JOURNEY_COMPLETED = "journey.completed"
     JOURNEY_ACTION_REQUIRED = "journey.action_required"
+    # The journey's data became ready to act on (every required type read recently enough), or stale again.
+    JOURNEY_DATA_READY = "journey.data_ready"
+    JOURNEY_DATA_STALE = "journey.data_stale"
     # The company was erased: the one entry kept about it, naming nothing but who erased it.
     COMPANY_ERASED = "company.erased"
 
@@ -210,4 +213,8 @@ class LedgerEntry(Resource):
     renew_by: datetime | None = None
     # connection.expiring: how many days before `renewBy` the reminder was due.
     reminder_days: int | None = None
+    # journey.data_ready: until when the data stays fresh unless read again; journey.data_stale: the required data
+    # types never read, or read too long ago.
+    fresh_until: datetime | None = None
+    stale_types: list[str] | None = None
     detail: str | None = None

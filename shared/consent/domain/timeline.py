@@ -6,7 +6,7 @@ ends in the same statuses and the same journey milestones."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -83,6 +83,15 @@ def derive(history: Iterable[StatusEvent]) -> DerivedConnection:
     for event in sorted(history, key=lambda e: e.order):
         state.apply(event)
     return state
+
+
+def derive_steps(history: Iterable[StatusEvent]) -> Iterator[tuple[datetime, ConnectionStatus | None, str]]:
+    """A connection's status after each of its events, in event time, with the event's time and actor (None: it
+    has no status yet, or it is deleted)."""
+    state = DerivedConnection()
+    for event in sorted(history, key=lambda e: e.order):
+        state.apply(event)
+        yield event.at, None if state.deleted else state.status, event.actor
 
 
 def renewals(history: Iterable[StatusEvent]) -> list[StatusEvent]:

@@ -92,11 +92,16 @@ class ParkedWebhook:
 
 @dataclass(frozen=True, order=True)
 class LifecycleDue:
-    """A connection the lifecycle run has something to do for (a reminder, a refresh), as its index knows it."""
+    """A connection the lifecycle run has something to do for (a reminder, a refresh), or a company (its journeys'
+    data to read again, or to settle as time makes it stale), as its index knows it."""
 
     due_at: datetime
     company_id: str
-    connection_id: str
+    connection_id: str  # "": the company itself
+
+    @property
+    def is_company(self) -> bool:
+        return not self.connection_id
 
 
 class ConsentStore(ABC):
@@ -216,8 +221,9 @@ class ConsentStore(ABC):
 
     @abstractmethod
     def due_lifecycle(self, until: datetime) -> Iterator[LifecycleDue]:
-        """The connections the lifecycle has something to do for by `until` (`ConnectionRecord.lifecycle_at`: a
-        reminder, a keep-alive refresh), oldest due first, read lazily from an index of them (never a scan of the
+        """The connections and companies the lifecycle has something to do for by `until`
+        (`ConnectionRecord.lifecycle_at`: a reminder, a keep-alive refresh; `CompanyRecord.lifecycle_at`: data to
+        read again or to settle), oldest due first, read lazily from an index of them (never a scan of the
         table); a connection written meanwhile may be missed or seen with its old due time (the caller reads it again
         before acting)."""
 

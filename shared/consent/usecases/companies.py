@@ -248,6 +248,9 @@ def start_journey(services: Services, customer_id: str, company_id: str, journey
         now = services.clock()
         placeholder = JourneyProgress(journey=journey.name, status=JourneyStatus.PENDING, started_at=now)
         started = record.model_copy(update={"journeys": [*record.journeys, placeholder]})
+        if journey.data is not None:
+            # Its data, where stale, is read again (by the lifecycle run: Codat is not called on her request's path).
+            started.data_wanted = {**record.data_wanted, journey.name: now}
         settled = settle(services.catalog, started, view.connections, now=now)
         actor = Actor.customer(customer_id)
         ledger = [

@@ -8,6 +8,10 @@
   while gets a refresh of one light data type queued in Codat, within the deployment's daily budget of Codat
   requests, oldest due first. What does not fit the budget, or meets Codat refusing requests, stays due: the next run
   tries again (`KeepAliveDeferred`).
+- **Data readiness.** A company whose journey wants its stale data read again (the journey was started, or became
+  complete) gets a read of each stale required type queued in Codat, on the Linked connections that read it, within
+  the same budget. A company whose ready data grows too old is settled then, so `consent.journey.data_stale` goes
+  out when it happens, not when the next webhook comes.
 
 A run reads only what is due (the store's index of `ConnectionRecord.lifecycle_at`, oldest first), reads each company
 again, strongly, and writes the connection (its note of the reminder or the refresh, so its next due time) with the
@@ -17,7 +21,7 @@ other finds nothing left to do."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from consent.codat.errors import (
@@ -28,9 +32,12 @@ from consent.codat.errors import (
     CodatSyncInProgress,
 )
 from consent.domain.consent_clock import ConsentClockPolicy, reminder_due
+from consent.domain.data_readiness import source_type_of
+from consent.domain.journeys import JourneyDefinition
 from consent.domain.ledger import connection_entry
+from consent.domain.progress import settle
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
-from consent.domain.resources import Actor, ConnectionStatus, LedgerEntryType
+from consent.domain.resources import Actor, ConnectionStatus, JourneyData, LedgerEntryType
 from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import Change, ConflictError, StoreRejected
@@ -48,6 +55,9 @@ class LifecycleReport:
     lapsed: int = 0  # a reminder due, but consent had already lapsed: none sent, the period's reminders closed
     refreshed: int = 0  # keep-alive refreshes queued in Codat (or found already reading)
     deferred: int = 0  # keep-alive refreshes due but not asked for: the day's budget spent, or Codat pushing back
+    data_reads: int = 0  # reads of a journey's stale data queued in Codat (or found already reading)
+    data_deferred: int = 0  # journeys whose stale data is still to be asked for (the budget, or Codat)
+    settled: int = 0  # companies settled (their data state as time makes it, and the reads they wanted)
     skipped: list[str] = field(default_factory=list)  # connection ids left for the next run (kept changing)
     stopped: str = "done"  # or "time_low"
 
@@ -58,6 +68,9 @@ class LifecycleReport:
             "lapsed": self.lapsed,
             "refreshed": self.refreshed,
             "deferred": self.deferred,
+            "data_reads": self.data_reads,
+            "data_deferred": self.data_deferred,
+            "settled": self.settled,
             "skipped": len(self.skipped),
             "stopped": self.stopped,
         }
@@ -72,29 +85,40 @@ class _KeepAlive:
         self.budget = services.settings.keep_alive_daily_codat_budget
         self.stopped = self.budget == 0  # the day's budget is spent, or Codat asked us to stop: no more this run
 
-    def refresh(self, view: CompanyView, connection: ConnectionRecord, policy: ConsentClockPolicy) -> bool:
+    def refresh(
+        self, view: CompanyView, connection: ConnectionRecord, policy: ConsentClockPolicy, *, asked: set[str]
+    ) -> bool:
         """Queue the connection's refresh in Codat, if the budget allows: whether it is asked for (or reading)."""
+        data_type = policy.keep_alive.data_types[connection.source_type]
+        assert connection.refresh_at is not None
+        # The same for every run that tries this refresh: a retry within Codat's 90 minutes queues once.
+        key = f"keep-alive:{connection.connection_id}:{sortable(connection.refresh_at)}"
+        return self.queue(view.company.company_id, connection, data_type, key, asked=asked)
+
+    def queue(
+        self, company_id: str, connection: ConnectionRecord, data_type: str, idempotency_key: str, *, asked: set[str]
+    ) -> bool:
+        """Queue a read of `data_type` on the connection in Codat, if the budget allows: whether it is asked for (or
+        reading already). `asked`: the keys asked for already this run (a write retried after a conflict asks once)."""
+        if idempotency_key in asked:
+            return True
         if self.stopped:
             return False
         if not self.services.store.spend_keep_alive_request(self.day, self.budget):
             self.stopped = True
             return False
-        data_type = policy.keep_alive.data_types[connection.source_type]
-        assert connection.refresh_at is not None
         try:
             self.services.codat.queue_data(
-                view.company.company_id,
-                data_type,
-                connection_id=connection.connection_id,
-                # The same for every run that tries this refresh: a retry within Codat's 90 minutes queues once.
-                idempotency_key=f"keep-alive:{connection.connection_id}:{sortable(connection.refresh_at)}",
+                company_id, data_type, connection_id=connection.connection_id, idempotency_key=idempotency_key
             )
         except CodatSyncInProgress:
+            asked.add(idempotency_key)
             return True  # Codat is reading it already: the sync that keeps it alive is under way
         except (CodatNotFound, CodatRejected) as error:
             # About this connection only (gone in Codat, or it cannot read that type): asked, and not again before
             # the retry time; reconciliation settles what Codat says of the connection itself.
-            logger.warning("keep-alive refused", extra={"connection_id": connection.connection_id, "error": str(error)})
+            logger.warning("read refused", extra={"connection_id": connection.connection_id, "error": str(error)})
+            asked.add(idempotency_key)
             return True
         except CodatAuthFailed:
             raise  # our API key refused: the run fails loudly (LifecycleErrorsAlarm)
@@ -103,6 +127,7 @@ class _KeepAlive:
             logger.warning("keep-alive stopped", extra={"error": type(error).__name__})
             self.stopped = True
             return False
+        asked.add(idempotency_key)
         return True
 
 
@@ -119,24 +144,34 @@ def run_lifecycle(services: Services) -> LifecycleReport:
             report.stopped = "time_low"
             break
         report.due += 1
-        refreshed = False  # asked Codat already: a retry of the write must not ask again
         for _ in range(_ATTEMPTS):
             view = services.store.get_company_by_id(due.company_id)
+            if view is not None and due.is_company:
+                try:
+                    run.visit_company(view)
+                except (ConflictError, StoreRejected):
+                    continue
+                break
             connection = _connection(view, due.connection_id)
             if view is None or connection is None:
                 break  # erased meanwhile (its items went with it)
             try:
-                refreshed = run.visit(view, connection, refreshed=refreshed)
+                run.visit(view, connection)
             except (ConflictError, StoreRejected):
                 continue
             break
         else:
-            logger.warning("lifecycle left a connection for the next run", extra={"connection_id": due.connection_id})
-            report.skipped.append(due.connection_id)
+            logger.warning(
+                "lifecycle left an item for the next run",
+                extra={"company_id": due.company_id, "connection_id": due.connection_id or None},
+            )
+            report.skipped.append(due.connection_id or due.company_id)
     logger.info("consent lifecycle", extra={"lifecycle": report.to_dict()})
     metrics.add_metric(name="ConsentRemindersSent", unit="Count", value=report.sent)
     metrics.add_metric(name="KeepAliveRefreshes", unit="Count", value=report.refreshed)
     metrics.add_metric(name="KeepAliveDeferred", unit="Count", value=report.deferred)
+    metrics.add_metric(name="DataReadsQueued", unit="Count", value=report.data_reads)
+    metrics.add_metric(name="DataReadsDeferred", unit="Count", value=report.data_deferred)
     metrics.add_metric(name="LifecycleSkipped", unit="Count", value=len(report.skipped))
     return report
 
@@ -154,17 +189,77 @@ class _Run:
     keep_alive: _KeepAlive
     now: datetime
     report: LifecycleReport
+    # Reads asked of Codat this run (their idempotency keys): a retried write does not ask again.
+    asked: set[str] = field(default_factory=set)
 
-    def visit(self, view: CompanyView, connection: ConnectionRecord, *, refreshed: bool) -> bool:
-        """Do what is due for the connection and write it, once (ConflictError: it changed since it was read).
-        Whether a refresh was asked of Codat (so that a retried write does not ask again)."""
+    def visit_company(self, view: CompanyView) -> None:
+        """Settle the company now (its data state as time makes it: `consent.journey.data_stale` when ready data has
+        grown too old), and queue the reads its journeys want of their stale data; write it, once (ConflictError: it
+        changed since it was read)."""
+        catalog, now = self.services.catalog, self.now
+        settled = settle(catalog, view.company, view.connections, now=now)
+        company = settled.company
+        wanted = dict(company.data_wanted)
+        asked = {journey: list(keys) for journey, keys in company.data_asked.items() if journey in wanted}
+        for journey, since in company.data_wanted.items():
+            definition = catalog.get(journey)
+            progress = next((p for p in company.journeys if p.journey == journey), None)
+            if definition is None or definition.data is None or progress is None or progress.data is None:
+                del wanted[journey]  # no longer declares data: nothing to read
+                asked.pop(journey, None)
+                continue
+            done = asked.setdefault(journey, [])
+            if self._ask_stale(view, definition, progress.data, since, done):
+                del wanted[journey]
+                del asked[journey]
+                self.report.data_reads += 1
+            else:
+                self.report.data_deferred += 1
+        company = company.model_copy(update={"data_wanted": wanted, "data_asked": asked})
+        self.services.store.commit(Change(company=company, ledger=settled.milestones, retracted=settled.retracted))
+        self.report.settled += 1
+
+    def _ask_stale(
+        self, view: CompanyView, journey: JourneyDefinition, data: JourneyData, since: datetime, done: list[str]
+    ) -> bool:
+        """Queue a read of each of the journey's stale types on the Linked connections that read it, but those in
+        `done` (asked for already; what this asks for is added): whether every one is asked for. A type no Linked
+        connection reads waits for one to be linked: its first read comes then."""
+        assert journey.data is not None
+        max_age = timedelta(days=journey.data.max_age_days)
+        for state in data.types:
+            if state.last_read_at is not None and state.last_read_at + max_age > self.now:
+                continue  # fresh
+            source_type = source_type_of(state.data_type)
+            readers = [
+                c
+                for c in view.connections
+                if c.source_type == source_type
+                and journey.allows(source_type)
+                and c.status == ConnectionStatus.LINKED
+                and not c.deleted
+            ]
+            for connection in readers:
+                read = f"{state.data_type}:{connection.connection_id}"
+                if read in done:
+                    continue
+                # Named by the journey's want: whoever asks for it (a retried run, a concurrent one) queues it once.
+                key = f"data:{journey.name}:{read}:{sortable(since)}"
+                company_id = view.company.company_id
+                if not self.keep_alive.queue(company_id, connection, state.data_type, key, asked=self.asked):
+                    return False
+                done.append(read)
+        return True
+
+    def visit(self, view: CompanyView, connection: ConnectionRecord) -> None:
+        """Do what is due for the connection and write it, once (ConflictError: it changed since it was read; what
+        was asked of Codat before is not asked again when it is retried)."""
         policy, now = self.policy, self.now
         current = connection.clocked(policy)  # as the policy reads it today (it may have changed since the write)
         ledger: list[LedgerRecord] = []
         outcome: list[str] = []
         if current.refresh_at is not None and current.refresh_at <= now:
-            if refreshed or self.keep_alive.refresh(view, current, policy):
-                refreshed = True
+            if self.keep_alive.refresh(view, current, policy, asked=self.asked):
                 current = current.with_refresh_requested(policy, now)
                 outcome.append("refreshed")
             else:
@@ -182,7 +277,6 @@ class _Run:
         self.services.store.commit(Change(updated=[current], ledger=ledger))
         for name in outcome:
             setattr(self.report, name, getattr(self.report, name) + 1)
-        return refreshed
 
 
 def _reminder(

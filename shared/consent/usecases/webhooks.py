@@ -9,14 +9,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import TypeVar
 
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import ValidationError
 
-from consent.domain.data_readiness import DATA_TYPE
 from consent.domain.ledger import confirmed_by, connection_entry, entry_id_of
 from consent.domain.progress import settle
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
@@ -200,22 +198,8 @@ def _adopt(
     )
 
 
-# How Codat says a data type's read went well; and how many data types a connection remembers (Codat has about 50).
+# How Codat says a data type's read went well.
 READ_COMPLETE = "Complete"
-_MAX_DATA_TYPES_REMEMBERED = 64
-
-
-def with_reads(known: dict[str, datetime], completed: list[str], at: datetime) -> dict[str, datetime]:
-    """A connection's last complete read per data type, with the types this read completed (whatever the order
-    reads arrive in: the latest stays). Names that are not Codat's are not kept; nor are more than 64 types."""
-    reads = dict(known)
-    for data_type in completed:
-        if DATA_TYPE.fullmatch(data_type) and (data_type not in reads or at > reads[data_type]):
-            reads[data_type] = at
-    if len(reads) > _MAX_DATA_TYPES_REMEMBERED:
-        newest = sorted(reads, key=lambda t: reads[t], reverse=True)[:_MAX_DATA_TYPES_REMEMBERED]
-        reads = {t: reads[t] for t in newest}
-    return reads
 
 
 def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, *, initial: bool) -> None:
@@ -250,8 +234,7 @@ def _apply_read(services: Services, webhook_id: str, envelope: WebhookEnvelope, 
         if updated.last_sync_at is None or envelope.generated_date > updated.last_sync_at:
             updated = updated.model_copy(update={"last_sync_at": envelope.generated_date})
         completed = [d["dataType"] for d in by_connection[record.connection_id] if d["status"] == READ_COMPLETE]
-        data_reads = with_reads(updated.data_reads, completed, envelope.generated_date)
-        updated = updated.model_copy(update={"data_reads": data_reads})
+        updated = updated.with_reads(completed, envelope.generated_date, services.catalog.data_ages)
         changed.append(updated)
     by_id = {c.connection_id: c for c in changed}
     connections = [by_id.get(c.connection_id, c) for c in view.connections]

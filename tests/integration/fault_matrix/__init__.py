@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from . import api_routes, lifecycle, reconcile, relay, webhooks
 from .cells import Failure, Line, Outcome
 
-LINES: tuple[Line, ...] = (*api_routes.LINES, webhooks.LINE, relay.LINE, reconcile.LINE, lifecycle.LINE)
+LINES: tuple[Line, ...] = (*api_routes.LINES, webhooks.LINE, relay.LINE, reconcile.LINE, *lifecycle.LINES)
 MATRIX: dict[str, Mapping[Failure, Outcome]] = {line.name: line.cells for line in LINES}
 
 assert len(MATRIX) == len(LINES), "one line for each route or function"

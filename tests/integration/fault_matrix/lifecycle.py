@@ -1,10 +1,30 @@
-"""The fault matrix's row for the consent lifecycle (reminders), run on its schedule."""
+"""The fault matrix's rows for the consent lifecycle, run on its schedule: its reminders (a bank connection's, which
+call no one but the table) and its keep-alive refreshes (an idle accounting connection's, queued in Codat within the
+day's budget)."""
 
 from __future__ import annotations
 
-from .cells import CONFLICT, NO_CODAT_CALL, NO_SNS_CALL, RACE, SNS, THROTTLING, Line, problem, served, without_codat
+from .cells import (
+    C401,
+    C429,
+    C500,
+    C503,
+    CONFLICT,
+    MALFORMED,
+    NO_CODAT_CALL,
+    NO_SNS_CALL,
+    RACE,
+    RESET,
+    SNS,
+    THROTTLING,
+    TIMEOUT,
+    Line,
+    problem,
+    served,
+    without_codat,
+)
 
-LINE = Line(
+REMINDERS = Line(
     "lifecycle",
     "lifecycle",
     {
@@ -18,4 +38,31 @@ LINE = Line(
     done_text="sent once",
     retry_text="next run sends",
 )
-assert all(LINE.cells[f].untouched == NO_CODAT_CALL for f in LINE.cells if f.name.startswith("CODAT"))
+assert all(REMINDERS.cells[f].untouched == NO_CODAT_CALL for f in REMINDERS.cells if f.name.startswith("CODAT"))
+
+# Codat failing beyond the client's retries: the run stops asking Codat and ends well, the refresh deferred
+# (KeepAliveDeferred) and still due; the request, keyed by connection and due time, is replayed by Codat on the next
+# run where Codat did it already (within its 90 minutes; later, the read it queued is under way or has synced).
+KEEP_ALIVE = Line(
+    "lifecycle keep-alive",
+    "lifecycle_keep_alive",
+    {
+        C429: problem("deferred"),
+        C500: problem("deferred"),
+        C503: problem("deferred"),
+        TIMEOUT: problem("deferred", done_in_codat=True),
+        RESET: problem("deferred"),
+        MALFORMED: problem("deferred", done_in_codat=True),
+        C401: problem("run fails", "CodatAuthFailed"),  # our API key refused: LifecycleErrorsAlarm
+        THROTTLING: problem("run fails", "StoreUnavailable", done_in_codat=True),  # the write after Codat queued
+        RACE: served("refreshed"),  # another run refreshed it meanwhile: once, by it
+        CONFLICT: served("refreshed"),  # read again and written; what it asked of Codat is not asked again
+        SNS: served("refreshed", NO_SNS_CALL),
+    },
+    label="lifecycle keep-alive (on its schedule)",
+    nothing_text="still due",
+    done_text="refreshed once",
+    retry_text="next run refreshes",
+)
+
+LINES: tuple[Line, ...] = (REMINDERS, KEEP_ALIVE)

@@ -1,4 +1,5 @@
-"""The lifecycle's items: the connections due a reminder or a keep-alive refresh (a Query per shard of the sparse,
+"""The lifecycle's items: the connections due a reminder or a keep-alive refresh and the companies due a data
+check (a Query per shard of the sparse,
 keys-only index GSI2, never a Scan, merged oldest due first) and the day's counter of keep-alive Codat requests."""
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ class Lifecycle(DynamoDBTable):
             response = self._call(self._db.query, **request)
             for item in response.get("Items", []):
                 due_at, _, _ = item["GSI2SK"]["S"].partition("#")
+                sk = item["SK"]["S"]
                 yield LifecycleDue(
                     due_at=datetime.fromisoformat(due_at),
                     company_id=item["PK"]["S"].removeprefix(prefix),
-                    connection_id=item["SK"]["S"].removeprefix("CONNECTION#"),
+                    # The company item itself: "" (it sorts before its connections due at the same time).
+                    connection_id="" if sk == "COMPANY" else sk.removeprefix("CONNECTION#"),
                 )
             last = response.get("LastEvaluatedKey")
             if not last:

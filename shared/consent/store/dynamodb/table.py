@@ -42,12 +42,17 @@ def ledger_sk(entry: LedgerRecord | LedgerKey) -> str:
     return f"LEDGER#{sortable(entry.at)}#{entry.seq:03d}#{entry.entry_id}"
 
 
+# The last part of a company's GSI2SK (a connection's is its id): the lifecycle has something to do for the company.
+COMPANY_DUE = "COMPANY"
+
+
 def lifecycle_pk(shard: int) -> str:
     return f"LIFECYCLE#{shard}"
 
 
-def lifecycle_shard(connection_id: str) -> int:
-    return int.from_bytes(hashlib.sha256(connection_id.encode()).digest()[:2], "big") % LIFECYCLE_SHARDS
+def lifecycle_shard(item_id: str) -> int:
+    """The GSI2 shard of a connection (by its id) or of a company (by its id)."""
+    return int.from_bytes(hashlib.sha256(item_id.encode()).digest()[:2], "big") % LIFECYCLE_SHARDS
 
 
 def customer_pk(customer_id: str) -> str:
@@ -105,6 +110,18 @@ class DynamoDBTable:
             "customerId": _s(company.customer_id),
             "version": _n(company.version),
             "data": _s(company.model_dump_json()),
+            **self._company_lifecycle_keys(company),
+        }
+
+    @staticmethod
+    def _company_lifecycle_keys(company: CompanyRecord) -> Item:
+        """The company's place in GSI2 (sparse: none while the lifecycle has nothing to do for it)."""
+        due = company.lifecycle_at
+        if due is None:
+            return {}
+        return {
+            "GSI2PK": _s(lifecycle_pk(lifecycle_shard(company.company_id))),
+            "GSI2SK": _s(f"{sortable(due)}#{company.company_id}#{COMPANY_DUE}"),
         }
 
     def _connection_item(self, connection: ConnectionRecord) -> Item:
@@ -143,19 +160,23 @@ class DynamoDBTable:
         }
 
     def _update_company_if_version(self, company: CompanyRecord, read_version: int) -> TransactWriteItemTypeDef:
+        keys = self._company_lifecycle_keys(company)
         # An update, not a put: the item keeps what only its creation wrote (the link to the Idempotency-Key
         # record, which erasing the company deletes too).
         return {
             "Update": {
                 "TableName": self._table,
                 "Key": {"PK": _s(company_pk(company.company_id)), "SK": _s("COMPANY")},
-                "UpdateExpression": "SET #data = :data, version = :version",
+                # Its place in GSI2 moves with it (or it leaves the index: nothing left to do for it).
+                "UpdateExpression": "SET #data = :data, version = :version"
+                + (", GSI2PK = :due_pk, GSI2SK = :due_sk" if keys else " REMOVE GSI2PK, GSI2SK"),
                 "ConditionExpression": "version = :read",
                 "ExpressionAttributeNames": {"#data": "data"},
                 "ExpressionAttributeValues": {
                     ":data": _s(company.model_dump_json()),
                     ":version": _n(company.version),
                     ":read": _n(read_version),
+                    **({":due_pk": keys["GSI2PK"], ":due_sk": keys["GSI2SK"]} if keys else {}),
                 },
             }
         }

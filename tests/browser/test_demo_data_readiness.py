@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_consent_renewal import readable_day, settled
+from test_consent_renewal import instant, readable_day, settled
 from test_demo import WEBHOOK_WAIT_MS, Steps, authorize_on_codat, open_demo, sign_in
 
 from consent_dev.devserver import DevStack
@@ -40,6 +40,18 @@ def journey_data(stack: DevStack, company_id: str) -> dict[str, Any]:
     assert answer.status_code == 200, answer.text
     [journey] = answer.json()["journeys"]
     return dict(journey["data"])
+
+
+def data_entries(stack: DevStack, company_id: str, entry_type: str) -> list[dict[str, Any]]:
+    """The company's history entries of one type, as the API gives them."""
+    answer = httpx.get(
+        f"{stack.api_url}/companies/{company_id}/events",
+        params={"limit": "100"},
+        headers={"Authorization": f"Bearer {stack.token(CUSTOMER)}"},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return [entry for entry in answer.json()["items"] if entry["type"] == entry_type]
 
 
 def test_a_loan_application_says_whether_its_data_is_ready_in_the_demo_app(stack: DevStack, browser: Any) -> None:
@@ -110,6 +122,38 @@ def test_a_loan_application_says_whether_its_data_is_ready_in_the_demo_app(stack
         )
         expect(journey.locator(".data-state")).to_contain_text("The bank needs it read within the last 30 days.")
         steps.shot("out-of-date")
+
+        # When the lifecycle runs (the panel's button runs the scheduled function), with the history open
+        page.get_by_role("button", name="Show history").click()
+        history = page.locator("#history")
+        expect(history).to_be_visible()
+        rehearse.get_by_role("button", name="Send reminders now").click()
+        expect(rehearse.get_by_role("status")).to_have_text("Reminders run: 0 sent.")
+        settled(page)
+
+        # Then her history tells both transitions in plain words: ready until when, then out of date as time passed
+        became_ready = history.locator("li", has_text="data ready for review")
+        expect(became_ready).to_have_count(1)
+        until = readable_day(ready["freshUntil"]).pattern
+        expect(became_ready.locator(".event")).to_have_text(
+            re.compile(rf"^Loan application: data ready for review \(fresh until {until}\)$")
+        )
+        expect(became_ready.locator(".event time")).to_have_attribute("datetime", ready["freshUntil"])
+        expect(became_ready).to_contain_text("by codat")
+        # (the run announced it when it happened, at freshUntil, naming the types read first: the bank's)
+        [entry] = data_entries(stack, company_id, "journey.data_stale")
+        assert (instant(entry["at"]), entry["actor"]) == (instant(ready["freshUntil"]), "consent-clock"), entry
+        assert entry["staleTypes"] == ["banking-accounts", "banking-transactions"], entry
+        became_stale = history.locator("li", has_text="data out of date")
+        expect(became_stale).to_have_count(1)
+        expect(became_stale.locator(".event")).to_have_text(
+            "Loan application: data out of date — Bank accounts, Bank transactions last read more than 30 days ago"
+        )
+        expect(became_stale).to_contain_text("by consent-clock")
+        expect(became_stale.locator("time").first).to_have_attribute("datetime", entry["at"])
+        labels = history.locator(".event").all_inner_texts()
+        assert not [label for label in labels if label.startswith("journey.")], labels  # no raw entry types
+        steps.shot("history")
         assert page_errors == []
     finally:
         context.close()

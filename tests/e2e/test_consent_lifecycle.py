@@ -1,7 +1,8 @@
 """The consent lifecycle on `make dev`, over HTTP only, with the stack's clock moved forward: a bank connection's
 consent clock, the reminders the scheduled `LifecycleFunction` sends before `renewBy` (each lead time once, a late
 run only the most urgent), a renewal through the API and the simulator's link page that restarts the clock, and the
-new period's own reminders; each consent event reaches the stack's subscriber, within its published contract."""
+new period's own reminders; a loan application's ready data going stale as time passes, announced once by the run;
+each consent event reaches the stack's subscriber, within its published contract."""
 
 from __future__ import annotations
 
@@ -106,6 +107,14 @@ def ledger(http: httpx.Client, company_id: str, entry_type: str) -> list[dict[st
     assert answer.status_code == 200, answer.text
     assert "nextCursor" not in answer.json()
     return [entry for entry in answer.json()["items"] if entry["type"] == entry_type]
+
+
+def journey_data(http: httpx.Client, company_id: str) -> dict[str, Any]:
+    """The loan application's `data` (its readiness) as the API gives it."""
+    answer = http.get(f"/companies/{company_id}", headers=ALICE)
+    assert answer.status_code == 200, answer.text
+    [journey] = [j for j in answer.json()["journeys"] if j["journey"] == "loan_application"]
+    return dict(journey["data"])
 
 
 def reminders(http: httpx.Client, company_id: str) -> list[tuple[int, datetime]]:
@@ -261,3 +270,73 @@ def test_the_clock_is_unknown_for_accounting_and_it_gets_no_reminder(http: httpx
     # Then the bank alone is reminded
     [reminder] = ledger(http, company_id, "connection.expiring")
     assert reminder["connectionId"] == by_type["banking"]["connectionId"]
+
+
+def test_ready_data_goes_stale_when_time_passes_freshness_announced_once_by_the_lifecycle_run(
+    http: httpx.Client, stack: DevStack
+) -> None:
+    # Given a loan application whose bank and accounting package are linked, and their first reads done
+    created = http.post("/companies", json={"name": "Mill Lane Joinery", "journey": "loan_application"}, headers=ALICE)
+    assert created.status_code == 201, created.text
+    company_id = created.json()["companyId"]
+    for platform_key in (BANK, "mqjo"):
+        asked = http.post(f"/companies/{company_id}/connections", json={"platformKey": platform_key}, headers=ALICE)
+        assert asked.status_code == 201, asked.text
+        authorize_on_link_page(asked.json()["linkUrl"])
+    flush_codat(stack)
+
+    # Then its data is ready until the oldest read grows 30 days old, and the history says so once, by Codat's read
+    data = journey_data(http, company_id)
+    assert data["status"] == "ready", data
+    fresh_until = instant(data["freshUntil"])
+    oldest = min(instant(t["lastReadAt"]) for t in data["types"])
+    assert fresh_until == oldest + 30 * DAY
+    [ready] = ledger(http, company_id, "journey.data_ready")
+    assert (ready["entryId"], ready["actor"], ready["journey"]) == (
+        "journey:loan_application:data_ready:1",
+        "codat",
+        "loan_application",
+    )
+    assert instant(ready["freshUntil"]) == fresh_until
+    assert ledger(http, company_id, "journey.data_stale") == []
+
+    # When the schedule runs a minute before freshUntil: the data is still fresh, nothing is announced
+    move_to(http, fresh_until - timedelta(minutes=1))
+    run_lifecycle(http)
+    assert ledger(http, company_id, "journey.data_stale") == []
+
+    # When the clock passes freshUntil and the schedule runs twice
+    move_to(http, fresh_until + timedelta(minutes=1))
+    run_lifecycle(http)
+    run_lifecycle(http)
+
+    # Then the data is stale, announced once, by the consent clock, when it happened: the oldest reads too old
+    assert journey_data(http, company_id)["status"] == "stale"
+    [stale] = ledger(http, company_id, "journey.data_stale")
+    assert (stale["entryId"], stale["actor"], stale["journey"]) == (
+        "journey:loan_application:data_stale:1",
+        "consent-clock",
+        "loan_application",
+    )
+    assert instant(stale["at"]) == fresh_until
+    assert stale["staleTypes"] == [t["dataType"] for t in data["types"] if instant(t["lastReadAt"]) == oldest]
+    assert len(ledger(http, company_id, "journey.data_ready")) == 1
+
+    # And the stack's subscriber got both, within the published contract
+    assert stack.events_log is not None
+    events_log = stack.events_log
+    data_events = ("consent.journey.data_ready", "consent.journey.data_stale")
+
+    def published() -> list[dict[str, Any]]:
+        return [e for e in events_log.events() if e.get("subject") == company_id and e["type"] in data_events]
+
+    wait_until(lambda: len(published()) == 2, "data_ready and data_stale at the subscriber")
+    by_type = {e["type"]: e for e in published()}
+    assert set(by_type) == set(data_events)
+    ready_event, stale_event = by_type["consent.journey.data_ready"], by_type["consent.journey.data_stale"]
+    assert (ready_event["id"], ready_event["data"]["journey"]) == (ready["entryId"], "loan_application")
+    assert instant(ready_event["data"]["freshUntil"]) == fresh_until
+    assert (stale_event["id"], stale_event["data"]["actor"]) == (stale["entryId"], "consent-clock")
+    assert stale_event["data"]["staleTypes"] == stale["staleTypes"]
+    assert instant(stale_event["time"]) == fresh_until
+    assert not [line for line in events_log.violations if line.startswith(data_events)]

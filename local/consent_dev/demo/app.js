@@ -916,7 +916,8 @@ async function loadHistory() {
       el("li", {},
         el("time", { dateTime: entry.at }, when(entry.at)),
         el("span", { className: "event" }, eventLabel(entry)),
-        el("span", { className: "muted small" }, [entry.platformKey && platformName(entry.platformKey), entry.journey && journeyTitle(entry.journey), !isRenewalRequest(entry) && entry.detail, entry.actor.startsWith("customer:") ? "by you" : `by ${entry.actor}`].filter(Boolean).join(" · ")),
+        // A data entry's label names its journey already.
+        el("span", { className: "muted small" }, [entry.platformKey && platformName(entry.platformKey), entry.journey && !isDataEntry(entry) && journeyTitle(entry.journey), !isRenewalRequest(entry) && entry.detail, entry.actor.startsWith("customer:") ? "by you" : `by ${entry.actor}`].filter(Boolean).join(" · ")),
       ),
     ),
   );
@@ -926,8 +927,11 @@ async function loadHistory() {
   announce(`${entries.length} entries in the consent history.`);
 }
 
-// An entry of the consent clock says its dates; any other, its label.
+// An entry of the consent clock says its dates, one of data readiness its journey, date and data types; any other,
+// its label.
 function eventLabel(entry) {
+  if (entry.type === "journey.data_ready") return dataReadyLabel(entry);
+  if (entry.type === "journey.data_stale") return dataStaleLabel(entry);
   if (entry.type === "connection.expiring" && entry.renewBy) {
     const n = entry.reminderDays;
     const left = Number.isInteger(n) ? ` (${n} ${n === 1 ? "day" : "days"} left)` : "";
@@ -936,6 +940,31 @@ function eventLabel(entry) {
   if (entry.type === "connection.renewed" && entry.consentExpiresAt) return `You renewed access (until ${day(entry.consentExpiresAt)})`;
   if (isRenewalRequest(entry)) return "Renewal started";
   return EVENT_LABELS[entry.type] || entry.type;
+}
+
+function isDataEntry(entry) {
+  return entry.type === "journey.data_ready" || entry.type === "journey.data_stale";
+}
+
+// "Loan application: data ready for review (fresh until 5 Jan 2027)", with the instant itself for machines.
+function dataReadyLabel(entry) {
+  const title = journeyTitle(entry.journey);
+  if (!entry.freshUntil) return `${title}: data ready for review`;
+  return [`${title}: data ready for review (fresh until `, el("time", { dateTime: entry.freshUntil }, day(entry.freshUntil)), ")"];
+}
+
+// Why the data stopped counting: time made a read too old (the consent clock), or a connection that read it went —
+// revoked (by her: the history says "by you"), or lost at the provider (Codat's report, or reconciliation's).
+function dataStaleLabel(entry) {
+  const title = journeyTitle(entry.journey);
+  const types = (entry.staleTypes || []).map(dataTypeName).join(", ");
+  if (entry.actor === "consent-clock") {
+    const days = state.journeys?.get(entry.journey)?.data?.maxAgeDays;
+    const age = Number.isInteger(days) ? `more than ${days} days ago` : "too long ago";
+    return `${title}: data out of date — ${types || "some of it"} last read ${age}`;
+  }
+  const what = types ? `the access that read ${types}` : "the access it was read from";
+  return `${title}: data no longer current — ${what} was ${entry.actor.startsWith("customer:") ? "revoked" : "lost"}`;
 }
 
 // A fresh link asked for a connection that stays Linked meanwhile: the API says so in the entry's detail.

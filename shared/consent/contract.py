@@ -178,6 +178,18 @@ def example_event(event_type: ConsentEventType, base_uri: str = DEFAULT_SCHEMA_B
             "stale_types": ["balanceSheet", "profitAndLoss"],
         }
         entry_id = "journey:loan_application:data_stale:1"
+    if event_type == ConsentEventType.DATA_PURGED:
+        # A credit check's bank connection, its one-off consent ended 30 days ago: its data deleted in Codat.
+        fields |= {
+            "actor": Actor.CONSENT_CLOCK,
+            "journeys": ["credit_check"],
+            "connection_id": _EXAMPLE_CONNECTION,
+            "platform_key": "qhnd",
+            "source_type": SourceType.BANKING,
+            "retain_days": 30,
+            "detail": "its data deleted in Codat, 30 days after consent ended",
+        }
+        entry_id = f"purge:{_EXAMPLE_CONNECTION}"
     record = LedgerRecord.model_validate(
         {
             "entry_id": entry_id,
@@ -222,13 +234,19 @@ def _attributes_schema(event_type: ConsentEventType) -> dict[str, Any]:
         },
     }
     required = ["type"]
-    if issubclass(model, ConnectionEventData):
+    if "source_type" in model.model_fields:
         properties["sourceType"] = {
             "type": "string",
             "enum": [t.value for t in SourceType],
-            "description": "SNS attribute `sourceType` (String).",
+            "description": "SNS attribute `sourceType` (String)"
+            + ("." if issubclass(model, ConnectionEventData) else ": absent when the event names no connection."),
         }
-        properties["platformKey"] = {"type": "string", "description": "SNS attribute `platformKey` (String)."}
+        properties["platformKey"] = {
+            "type": "string",
+            "description": "SNS attribute `platformKey` (String)"
+            + ("." if issubclass(model, ConnectionEventData) else ": absent when the event names no connection."),
+        }
+    if issubclass(model, ConnectionEventData):
         required += ["sourceType", "platformKey"]
     return {"type": "object", "properties": properties, "required": required}
 

@@ -34,6 +34,7 @@ class ConsentEventType(StrEnum):
     JOURNEY_ACTION_REQUIRED = "consent.journey.action_required"
     JOURNEY_DATA_READY = "consent.journey.data_ready"
     JOURNEY_DATA_STALE = "consent.journey.data_stale"
+    DATA_PURGED = "consent.data.purged"
     COMPANY_ERASED = "consent.company.erased"
 
 
@@ -53,6 +54,9 @@ LEDGER_EVENT_TYPES: dict[LedgerEntryType, ConsentEventType] = {
     LedgerEntryType.CONSENT_WITHDRAWN: ConsentEventType.CONNECTION_DELETED,
     # Reconciliation deleted a connection never authorized in time (its link had expired): gone all the same.
     LedgerEntryType.CONNECTION_EXPIRED: ConsentEventType.CONNECTION_DELETED,
+    # Her one-off consent spent (the journey's data read): unlinked on her behalf.
+    LedgerEntryType.CONSENT_FULFILLED: ConsentEventType.CONNECTION_UNLINKED,
+    LedgerEntryType.DATA_PURGED: ConsentEventType.DATA_PURGED,
     LedgerEntryType.CONNECTION_RENEWED: ConsentEventType.CONNECTION_RENEWED,
     LedgerEntryType.CONNECTION_EXPIRING: ConsentEventType.CONNECTION_EXPIRING,
     LedgerEntryType.SYNC_COMPLETED: ConsentEventType.SYNC_COMPLETED,
@@ -229,6 +233,23 @@ class JourneyDataStaleData(JourneyEventData):
     )
 
 
+class DataPurgedData(EventData):
+    """Data read under an ended consent was deleted in Codat, its retention spent: one connection's, or (no
+    connection named) the company's, once nothing of it was left."""
+
+    actor: str = Field(
+        pattern=r"^consent-clock$", description="`consent-clock`: the scheduled run that keeps the consent clock."
+    )
+    connection_id: str | None = Field(
+        default=None, description="The connection deleted in Codat (absent: the company)."
+    )
+    platform_key: str | None = Field(default=None, description="Its platform key.")
+    source_type: SourceType | None = Field(default=None, description="Its kind of software.")
+    retain_days: int | None = Field(
+        default=None, ge=1, description="How long the data was kept once consent had ended (a connection's purge)."
+    )
+
+
 # What each event type is, and the shape of its `data`: the one table the contract is generated from.
 EVENT_CATALOG: dict[ConsentEventType, tuple[type[EventData], str]] = {
     ConsentEventType.COMPANY_CREATED: (CompanyEventData, "A customer created a company (its first journey started)."),
@@ -281,6 +302,11 @@ EVENT_CATALOG: dict[ConsentEventType, tuple[type[EventData], str]] = {
         "The journey's ready data became stale (a required read grew too old, or the connection that read it stopped "
         "counting): once per transition, in event time.",
     ),
+    ConsentEventType.DATA_PURGED: (
+        DataPurgedData,
+        "Data read under an ended consent was deleted in Codat when its retention ran out: the connection, or the "
+        "company once nothing of it was left (our record and its history stay).",
+    ),
     ConsentEventType.COMPANY_ERASED: (
         CompanyEventData,
         "The customer erased the company: in Codat and here (only this tombstone remains in the ledger).",
@@ -318,9 +344,12 @@ class CloudEvent(BaseModel):
         attributes = {"type": {"DataType": "String", "StringValue": self.type.value}}
         if self.data.journeys:
             attributes["journey"] = {"DataType": "String.Array", "StringValue": json.dumps(self.data.journeys)}
-        if isinstance(self.data, ConnectionEventData):
-            attributes["sourceType"] = {"DataType": "String", "StringValue": self.data.source_type.value}
-            attributes["platformKey"] = {"DataType": "String", "StringValue": self.data.platform_key}
+        # Every event about one connection names its platform (a purge of the whole company names none).
+        source_type: SourceType | None = getattr(self.data, "source_type", None)
+        platform_key: str | None = getattr(self.data, "platform_key", None)
+        if source_type is not None and platform_key is not None:
+            attributes["sourceType"] = {"DataType": "String", "StringValue": source_type.value}
+            attributes["platformKey"] = {"DataType": "String", "StringValue": platform_key}
         return attributes
 
     def size(self) -> int:
@@ -363,6 +392,7 @@ def to_cloud_event(
         "reminder_days": record.reminder_days,
         "fresh_until": record.fresh_until,
         "stale_types": record.stale_types,
+        "retain_days": record.retain_days,
         "detail": detail,
     }
     try:

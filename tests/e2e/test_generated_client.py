@@ -86,7 +86,7 @@ def test_a_generated_client_runs_the_whole_journey(stack: DevStack, client_packa
 
     # The catalogue, then a company for one of its journeys (idempotent)
     journeys = api.journeys.list_journeys.sync(client=client)
-    assert [j.name for j in journeys.items] == ["loan_application", "onboarding"]
+    assert [j.name for j in journeys.items] == ["credit_check", "loan_application", "onboarding"]
     request = models.CreateCompanyRequest(name="Generated Ltd", journey=models.CreateCompanyRequestJourney.ONBOARDING)
     key = str(uuid.uuid4())
     created = api.companies.create_company.sync_detailed(client=client, body=request, idempotency_key=key)

@@ -176,7 +176,7 @@ def test_a_body_that_is_not_utf_8_is_422_not_a_server_error(api: LocalApi, simul
 def test_an_unknown_journey_is_422_naming_the_offered_ones(api: LocalApi, simulator: Any) -> None:
     problem = assert_problem(create(api, journey="mortgage"), 422, "validation_failed")
     assert problem["errors"] == [
-        {"field": "journey", "message": "Unknown journey. Offered: loan_application, onboarding."}
+        {"field": "journey", "message": "Unknown journey. Offered: credit_check, loan_application, onboarding."}
     ]
     assert simulator.requests == []
 

@@ -537,7 +537,7 @@ class ListJourneys(Row):
         return answered(world.api.get("/journeys", customer=ALICE))
 
     def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
-        assert [j["name"] for j in result.body["items"]] == ["loan_application", "onboarding"]
+        assert [j["name"] for j in result.body["items"]] == ["credit_check", "loan_application", "onboarding"]
 
 
 class ListIntegrations(Row):

@@ -279,9 +279,10 @@ def _ledger_shown(seen: Seen) -> None:
 
 @then("get_journeys")
 def _journeys_listed(seen: Seen) -> None:
-    assert [(j["name"], j["required"]) for j in seen.body["items"]] == [
-        ("loan_application", ["accounting", "banking"]),
-        ("onboarding", ["banking"]),
+    assert [(j["name"], j["required"], j["access"]) for j in seen.body["items"]] == [
+        ("credit_check", ["accounting", "banking"], "one_off"),
+        ("loan_application", ["accounting", "banking"], "ongoing"),
+        ("onboarding", ["banking"], "ongoing"),
     ]
     assert all(j["title"] and j["description"] for j in seen.body["items"])
 

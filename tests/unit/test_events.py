@@ -77,6 +77,8 @@ def ledger(type_: str, **fields: Any) -> LedgerRecord:
     if type_ == "journey.data_stale":
         fields = {"stale_types": ["balanceSheet"], **fields}
     actor = Actor.customer("customer-1")
+    if type_ == "data.purged":
+        actor = Actor.CONSENT_CLOCK
     if type_ == "connection.expiring":
         actor = Actor.CONSENT_CLOCK
         fields = {**CLOCK_FIELDS, "reminder_days": 7, **fields}
@@ -114,7 +116,7 @@ def test_each_consent_ledger_type_publishes_its_event_type(ledger_type: str, eve
 
 def test_every_event_type_of_the_contract_is_published_by_some_ledger_type() -> None:
     assert set(LEDGER_EVENT_TYPES.values()) == set(ConsentEventType)
-    assert len(ConsentEventType) == 16
+    assert len(ConsentEventType) == 17
 
 
 @pytest.mark.parametrize(

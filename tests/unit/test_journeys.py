@@ -28,7 +28,7 @@ def conn(cid: str, source: SourceType, status: ConnectionStatus, read: bool = Fa
 
 def test_shipped_catalogue_offers_onboarding_and_loan_application() -> None:
     catalog = JourneyCatalog.from_file(DEFAULT_JOURNEYS_FILE)
-    assert catalog.names == ["loan_application", "onboarding"]
+    assert catalog.names == ["credit_check", "loan_application", "onboarding"]
     assert catalog.journeys["onboarding"].required == (SourceType.BANKING,)
     assert LOAN.required == (SourceType.ACCOUNTING, SourceType.BANKING)
     assert LOAN.optional == (SourceType.COMMERCE,)
@@ -50,6 +50,9 @@ def test_shipped_catalogue_offers_onboarding_and_loan_application() -> None:
         ("[journeys.x]\nrequired = ['payroll']\n", "not a valid"),
         ("[journeys.Bad-Name]\nrequired = ['banking']\n", "not a valid"),
         ("[journeys.x]\nrequired = ['banking']\ncolour = 'red'\n", "not a valid"),
+        ("[journeys.x]\nrequired = ['banking']\naccess = 'one_off'\n", "a one_off journey declares the data"),
+        ("[journeys.x]\nrequired = ['banking']\naccess = 'sometimes'\n", "not a valid"),
+        ("[journeys.x]\nrequired = ['banking']\nretain_days = 0\n", "not a valid"),
         ("not toml at all [", "cannot read"),
     ],
 )

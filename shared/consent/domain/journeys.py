@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +25,11 @@ class JourneyConfigError(ValueError):
     """The journeys file is missing or does not describe valid journeys."""
 
 
+class JourneyAccess(StrEnum):
+    ONGOING = "ongoing"  # consent lasts until the customer revokes it or it lapses
+    ONE_OFF = "one_off"  # the connections it uses are unlinked once its data has been read
+
+
 class JourneyDefinition(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -34,9 +40,14 @@ class JourneyDefinition(BaseModel):
     optional: tuple[SourceType, ...] = ()
     # The data the journey needs, and how fresh (consent.domain.data_readiness); None: it declares none.
     data: DataRequirement | None = None
+    access: JourneyAccess = JourneyAccess.ONGOING
+    # How long its connections' data is kept in Codat once consent has ended (None: kept; consent.domain.retention).
+    retain_days: int | None = Field(default=None, ge=1, le=3650)
 
     @model_validator(mode="after")
     def _disjoint(self) -> JourneyDefinition:
+        if self.access == JourneyAccess.ONE_OFF and self.data is None:
+            raise ValueError("a one_off journey declares the data it reads ([journeys.<name>.data]): access ends then")
         both = set(self.required) & set(self.optional)
         if both:
             raise ValueError(f"source types both required and optional: {sorted(both)}")

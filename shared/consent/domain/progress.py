@@ -22,6 +22,7 @@ from consent.domain.resources import (
     JourneyStatus,
     LedgerEntryType,
 )
+from consent.domain.retention import retention_at
 from consent.domain.timeline import Milestone, StatusEvent, renewals, replay
 
 MILESTONE_TYPES = {
@@ -105,6 +106,7 @@ def settle(
     ]
     # An entry already in the ledger keeps its place (and time): it was announced once and stays so.
     updated.milestones = {entry_id: company.milestones.get(entry_id, at) for entry_id, (at, _) in wanted.items()}
+    updated.retention_at = retention_at(catalog, updated, connections, now)
     return Settled(updated, added, retracted)
 
 

@@ -80,15 +80,22 @@ class CompanyRecord(Resource):
     # The reads already queued for a journey still wanted (`<data type>:<connection id>`): what a run that ran out of
     # budget asked for is not asked again by the next one.
     data_asked: dict[str, list[str]] = Field(default_factory=dict)
+    # When consent is to be ended (a spent one-off consent) or data deleted in Codat (retention), as the company's
+    # journeys declare (consent.domain.retention); and when the company itself was erased in Codat, nothing left.
+    retention_at: datetime | None = None
+    codat_erased_at: datetime | None = None
     # Optimistic concurrency: every update is conditional on the version it read.
     version: int = 1
 
     @property
     def lifecycle_at(self) -> datetime | None:
-        """When the lifecycle run has something to do for the company: read stale data a journey wants, or settle
-        it when a journey's ready data grows too old (so `consent.journey.data_stale` goes out at the time). The
+        """When the lifecycle run has something to do for the company: read stale data a journey wants, end a spent
+        one-off consent or delete data whose retention ran out, or settle it when a journey's ready data grows too
+        old (so `consent.journey.data_stale` goes out at the time). The
         store indexes companies by it (sparse), as it does connections."""
         due = list(self.data_wanted.values())
+        if self.retention_at is not None:
+            due.append(self.retention_at)
         due.extend(
             p.data.fresh_until
             for p in self.journeys

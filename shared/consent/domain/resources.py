@@ -187,6 +187,11 @@ class LedgerEntryType(StrEnum):
     CONSENT_REVOKED = "consent.revoked"
     # … or one she never authorized (deleted in Codat, its link dead).
     CONSENT_WITHDRAWN = "consent.withdrawn"
+    # Her one-off consent was spent (the journey's data read): the connection was unlinked in Codat on her behalf.
+    CONSENT_FULFILLED = "consent.fulfilled"
+    # The data read under an ended consent was deleted in Codat when its retention ran out (the connection, or the
+    # company once nothing of it was left).
+    DATA_PURGED = "data.purged"
     SYNC_COMPLETED = "sync.completed"
     JOURNEY_LINKED = "journey.linked"
     JOURNEY_COMPLETED = "journey.completed"
@@ -217,4 +222,6 @@ class LedgerEntry(Resource):
     # types never read, or read too long ago.
     fresh_until: datetime | None = None
     stale_types: list[str] | None = None
+    # data.purged: how many days the data was kept after consent ended.
+    retain_days: int | None = None
     detail: str | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from consent.domain.journeys import JourneyCatalog
+from consent.domain.journeys import JourneyAccess, JourneyCatalog
 from consent.domain.resources import Resource, SourceType
 
 
@@ -18,6 +18,16 @@ class Journey(Resource):
     optional: list[SourceType] = Field(description="Source types the customer may also connect within the journey.")
     data: DataNeeds | None = Field(
         default=None, description="The data the journey needs and how fresh (its progress shows `data`); absent: none."
+    )
+    access: JourneyAccess = Field(
+        default=JourneyAccess.ONGOING,
+        description="`ongoing`: consent lasts until revoked or lapsed. `one_off`: the connections the journey uses are "
+        "unlinked once its data has been read (unless an ongoing journey of the company uses them too).",
+    )
+    retain_days: int | None = Field(
+        default=None,
+        description="How long the data read through its connections is kept in Codat once consent has ended, then "
+        "deleted (`consent.data.purged`); absent: kept.",
     )
 
 
@@ -40,6 +50,8 @@ def list_journeys(catalog: JourneyCatalog) -> JourneyList:
                 required=list(j.required),
                 optional=list(j.optional),
                 data=DataNeeds(types=list(j.data.types), max_age_days=j.data.max_age_days) if j.data else None,
+                access=j.access,
+                retain_days=j.retain_days,
             )
             for j in (catalog.journeys[name] for name in catalog.names)
         ]

@@ -47,6 +47,12 @@ def create_connection(
     """Codat's link for `platformKey`: a company's not-Linked connection to it is reused with a fresh
     link (also how a customer re-authorizes), otherwise one Codat connection is created and recorded."""
     view = _company(services, customer_id, company_id)
+    if view.company.codat_erased_at is not None:
+        raise Conflict(
+            "company_data_purged",
+            "This company's data was deleted when its retention ran out, and the company with it in Codat: "
+            "create a new company to connect again.",
+        )
     quotas.spend_codat_allowance(services, customer_id)  # after the owner check: a 404 never reaches Codat
     integration = services.integrations.get(request.platform_key)
     if integration is None:
@@ -362,6 +368,12 @@ def open_sdk_session(
     in Codat's Link is adopted with her as actor and this consent version; a disconnect in CodatConnections is her
     revocation. The session lasts as long as the token, at most `SDK_SESSION`; opening it again renews it."""
     view = _company(services, customer_id, company_id)
+    if view.company.codat_erased_at is not None:
+        raise Conflict(
+            "company_data_purged",
+            "This company's data was deleted when its retention ran out, and the company with it in Codat: "
+            "create a new company to connect again.",
+        )
     quotas.spend_codat_allowance(services, customer_id)  # after the owner check: a 404 never reaches Codat
     token = services.codat.get_access_token(company_id)
     now = services.clock()

@@ -20,8 +20,12 @@ other finds nothing left to do."""
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from consent.codat.errors import (
@@ -31,17 +35,29 @@ from consent.codat.errors import (
     CodatRejected,
     CodatSyncInProgress,
 )
+from consent.domain import retention
 from consent.domain.consent_clock import ConsentClockPolicy, reminder_due
 from consent.domain.data_readiness import source_type_of
 from consent.domain.journeys import JourneyDefinition
-from consent.domain.ledger import connection_entry
-from consent.domain.progress import settle
+from consent.domain.ledger import connection_entry, entry
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
 from consent.domain.resources import Actor, ConnectionStatus, JourneyData, LedgerEntryType
+from consent.domain.timeline import StatusEvent, derive
+from consent.domain.transitions import EventKind
 from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import Change, ConflictError, StoreRejected
 from consent.store.positions import sortable
+from consent.usecases.recording import ConnectionEvents
+
+_ONE_OFF_NAMESPACE = uuid.UUID("6f1d3b7a-2c4e-4b9a-8e51-0a7c9d2f4e13")
+# Our event ends a connection's consent just after everything known of it (as a customer's revoke does).
+_AFTER = timedelta(milliseconds=1)
+
+
+def _after(connection: ConnectionRecord, now: datetime) -> datetime:
+    return max([now, *(e.at + _AFTER for e in connection.history)])
+
 
 # Time kept back from the function's remaining time: one more connection's read, Codat call and write.
 _TIME_RESERVE_SECONDS = 15.0
@@ -58,6 +74,9 @@ class LifecycleReport:
     data_reads: int = 0  # reads of a journey's stale data queued in Codat (or found already reading)
     data_deferred: int = 0  # journeys whose stale data is still to be asked for (the budget, or Codat)
     settled: int = 0  # companies settled (their data state as time makes it, and the reads they wanted)
+    unlinked: int = 0  # connections whose one-off consent was spent, unlinked in Codat
+    purged: int = 0  # connections whose retention ran out, deleted in Codat
+    erased: int = 0  # companies erased in Codat, nothing of them left
     skipped: list[str] = field(default_factory=list)  # connection ids left for the next run (kept changing)
     stopped: str = "done"  # or "time_low"
 
@@ -71,6 +90,9 @@ class LifecycleReport:
             "data_reads": self.data_reads,
             "data_deferred": self.data_deferred,
             "settled": self.settled,
+            "unlinked": self.unlinked,
+            "purged": self.purged,
+            "erased": self.erased,
             "skipped": len(self.skipped),
             "stopped": self.stopped,
         }
@@ -191,14 +213,22 @@ class _Run:
     report: LifecycleReport
     # Reads asked of Codat this run (their idempotency keys): a retried write does not ask again.
     asked: set[str] = field(default_factory=set)
+    # Codat failed a request to end consent or delete data: none more this run (what is due stays due).
+    codat_stopped: bool = False
 
     def visit_company(self, view: CompanyView) -> None:
-        """Settle the company now (its data state as time makes it: `consent.journey.data_stale` when ready data has
-        grown too old), and queue the reads its journeys want of their stale data; write it, once (ConflictError: it
-        changed since it was read)."""
+        """End the company's spent one-off consents and delete in Codat the data whose retention ran out; settle it
+        now (its data state as time makes it: `consent.journey.data_stale` when ready data has grown too old), and
+        queue the reads its journeys want of their stale data; write it, once (ConflictError: it changed since it
+        was read; what Codat was asked is asked again with the same keys, or found done)."""
         catalog, now = self.services.catalog, self.now
-        settled = settle(catalog, view.company, view.connections, now=now)
-        company = settled.company
+        events = ConnectionEvents(view)
+        extra = self._end_consent(view, events)
+        change = events.change(catalog, now=now)
+        assert change.company is not None
+        company = change.company
+        if extra:
+            company = company.model_copy(update={"codat_erased_at": now})
         wanted = dict(company.data_wanted)
         asked = {journey: list(keys) for journey, keys in company.data_asked.items() if journey in wanted}
         for journey, since in company.data_wanted.items():
@@ -216,8 +246,100 @@ class _Run:
             else:
                 self.report.data_deferred += 1
         company = company.model_copy(update={"data_wanted": wanted, "data_asked": asked})
-        self.services.store.commit(Change(company=company, ledger=settled.milestones, retracted=settled.retracted))
+        self.services.store.commit(dataclasses.replace(change, company=company, ledger=[*change.ledger, *extra]))
         self.report.settled += 1
+
+    def _end_consent(self, view: CompanyView, events: ConnectionEvents) -> list[LedgerRecord]:
+        """Unlink the connections whose one-off consent is spent, and delete in Codat those whose retention ran out
+        (then the company, when nothing of it is left), recording each in `events`. The company's own entry, if it
+        was erased in Codat (then `codat_erased_at` is set by the caller)."""
+        catalog, now, codat = self.services.catalog, self.now, self.services.codat
+        company = view.company
+        for connection in retention.one_off_unlinks(catalog, company, view.connections):
+            latest = derive(connection.history).latest
+            cause = latest.id if latest is not None else "created"
+            key = str(uuid.uuid5(_ONE_OFF_NAMESPACE, f"{company.company_id}:{connection.connection_id}:{cause}"))
+            unlink = partial(codat.unlink_connection, company.company_id, connection.connection_id, idempotency_key=key)
+            if not self._codat(unlink):
+                continue
+            event = StatusEvent(
+                at=_after(connection, now),
+                id=f"one-off:{connection.connection_id}:{cause}",
+                kind=EventKind.UNLINKED,
+                actor=Actor.customer(company.customer_id),
+            )
+            events.record(
+                connection.connection_id,
+                event,
+                ledger_type=LedgerEntryType.CONSENT_FULFILLED,
+                entry_id=event.id,
+                detail="one-off consent: unlinked once the journey's data had been read",
+            )
+            self.report.unlinked += 1
+        for connection in view.connections:
+            due = retention.purge_at(catalog, company, connection)
+            if due is None or due > now:
+                continue
+            if not self._codat(partial(codat.delete_connection, company.company_id, connection.connection_id)):
+                continue
+            event = StatusEvent(
+                at=_after(connection, now),
+                id=f"purge:{connection.connection_id}",
+                kind=EventKind.DELETED,
+                actor=Actor.CONSENT_CLOCK,
+            )
+            days = retention.retain_days(catalog, company, connection)
+            events.record(
+                connection.connection_id,
+                event,
+                ledger_type=LedgerEntryType.DATA_PURGED,
+                entry_id=event.id,
+                detail=f"its data deleted in Codat, {days} days after consent ended",
+                retain_days=days,
+            )
+            self.report.purged += 1
+        connections = [events.connection(c.connection_id) or c for c in view.connections]
+        if (
+            company.codat_erased_at is None
+            and connections
+            and all(c.deleted for c in connections)
+            # the last of them purged (its retention ran out): the company holds nothing more worth keeping
+            and any(e.id == f"purge:{c.connection_id}" for c in connections for e in c.history)
+            and self._codat(partial(codat.delete_company, company.company_id))
+        ):
+            self.report.erased += 1
+            return [
+                entry(
+                    company,
+                    LedgerEntryType.DATA_PURGED,
+                    actor=Actor.CONSENT_CLOCK,
+                    at=now,
+                    entry_id=f"purge:company:{company.company_id}",
+                    detail="nothing of the company was left: erased in Codat (its history stays here)",
+                )
+            ]
+        return []
+
+    def _codat(self, call: Callable[[], object]) -> bool:
+        """Ask Codat to end consent or delete data: whether it is done (a 404: gone already, so done). Refused as
+        not applicable (not Linked in Codat any more): not done, and what Codat says comes by webhook or
+        reconciliation. Codat down or rate limiting: not done, and no more asked this run (it stays due)."""
+        if self.codat_stopped:
+            return False
+        try:
+            call()
+        except CodatNotFound:
+            return True
+        except CodatRejected as error:
+            logger.warning("lifecycle request refused", extra={"error": str(error)})
+            return False
+        except CodatAuthFailed:
+            raise  # our API key refused: the run fails loudly (LifecycleErrorsAlarm)
+        except CodatError as error:
+            logger.warning("lifecycle stopped asking Codat", extra={"error": type(error).__name__})
+            self.codat_stopped = True
+            return False
+        return True
 
     def _ask_stale(
         self, view: CompanyView, journey: JourneyDefinition, data: JourneyData, since: datetime, done: list[str]

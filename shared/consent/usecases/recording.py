@@ -4,6 +4,7 @@ ledger entries that announce them, as one Change. The step Codat's webhooks and 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from consent.domain.journeys import JourneyCatalog
 from consent.domain.ledger import LATE, confirmed_by, entry, placed_after
@@ -80,6 +81,7 @@ class ConnectionEvents:
         detail: str | None = None,
         on_behalf_of: str | None = None,
         consent_version: str | None = None,
+        **fields: Any,
     ) -> ConnectionRecord:
         """Apply `event` to the connection and write its ledger entry (its actor: `on_behalf_of`, when the one who
         reported it is not the one who did it, as for the customer's disconnect in Codat's component).
@@ -117,6 +119,7 @@ class ConnectionEvents:
                 status=status,
                 detail=LATE if late else (detail if detail is not None else event.reason),
                 late=late,
+                **fields,
             )
         )
         return changed

@@ -212,3 +212,16 @@ def test_codat_failing_leaves_consent_to_end_on_the_next_run(
     simulator.clear_faults()
     assert run()["unlinked"] == 2
     assert check.statuses() == {"gbol": "Unlinked", "qhnd": "Unlinked"}
+
+
+def test_an_unlink_codat_made_whose_record_was_lost_is_recorded_on_the_next_run(
+    company: Callable[[str], Company], simulator: CodatSimulator, run: Callable[[], dict[str, Any]]
+) -> None:
+    check = company("credit_check")
+    check.read_everything()
+    # Codat unlinked the bank (an earlier run, whose write failed after Codat's answer; the replay window gone):
+    # Codat now refuses to unlink it again, and says it is Unlinked
+    simulator.set_connection_status(check.id, check.connections["qhnd"], "Unlinked")
+    assert run()["unlinked"] == 2
+    assert check.statuses() == {"gbol": "Unlinked", "qhnd": "Unlinked"}
+    assert len(check.history("consent.fulfilled")) == 2

@@ -55,6 +55,11 @@ _ONE_OFF_NAMESPACE = uuid.UUID("6f1d3b7a-2c4e-4b9a-8e51-0a7c9d2f4e13")
 _AFTER = timedelta(milliseconds=1)
 
 
+def _gone(error: CodatError) -> bool:
+    """A delete Codat answers 404: deleted already (by an earlier attempt, or in Codat's portal)."""
+    return isinstance(error, CodatNotFound)
+
+
 def _after(connection: ConnectionRecord, now: datetime) -> datetime:
     return max([now, *(e.at + _AFTER for e in connection.history)])
 
@@ -260,7 +265,10 @@ class _Run:
             cause = latest.id if latest is not None else "created"
             key = str(uuid.uuid5(_ONE_OFF_NAMESPACE, f"{company.company_id}:{connection.connection_id}:{cause}"))
             unlink = partial(codat.unlink_connection, company.company_id, connection.connection_id, idempotency_key=key)
-            if not self._codat(unlink):
+            # Refused: Codat unlinks only Linked connections. Unlinked there already is done (an earlier run's write
+            # was lost after Codat did it); anything else waits for what Codat reports.
+            unlinked = partial(self._unlinked_in_codat, company.company_id, connection.connection_id)
+            if not self._codat(unlink, done_already=unlinked):
                 continue
             event = StatusEvent(
                 at=_after(connection, now),
@@ -280,7 +288,8 @@ class _Run:
             due = retention.purge_at(catalog, company, connection)
             if due is None or due > now:
                 continue
-            if not self._codat(partial(codat.delete_connection, company.company_id, connection.connection_id)):
+            delete = partial(codat.delete_connection, company.company_id, connection.connection_id)
+            if not self._codat(delete, done_already=_gone):
                 continue
             event = StatusEvent(
                 at=_after(connection, now),
@@ -305,7 +314,7 @@ class _Run:
             and all(c.deleted for c in connections)
             # the last of them purged (its retention ran out): the company holds nothing more worth keeping
             and any(e.id == f"purge:{c.connection_id}" for c in connections for e in c.history)
-            and self._codat(partial(codat.delete_company, company.company_id))
+            and self._codat(partial(codat.delete_company, company.company_id), done_already=_gone)
         ):
             self.report.erased += 1
             return [
@@ -320,17 +329,18 @@ class _Run:
             ]
         return []
 
-    def _codat(self, call: Callable[[], object]) -> bool:
-        """Ask Codat to end consent or delete data: whether it is done (a 404: gone already, so done). Refused as
-        not applicable (not Linked in Codat any more): not done, and what Codat says comes by webhook or
-        reconciliation. Codat down or rate limiting: not done, and no more asked this run (it stays due)."""
+    def _codat(self, call: Callable[[], object], *, done_already: Callable[[CodatError], bool]) -> bool:
+        """Ask Codat to end consent or delete data: whether it is done. A refusal or a 404 is done if
+        `done_already` says so (deleted already; unlinked already, by an earlier attempt whose write was lost), else
+        not done: what Codat says of the connection comes by webhook or reconciliation. Codat down or rate limiting:
+        not done, and no more asked this run (it stays due)."""
         if self.codat_stopped:
             return False
         try:
             call()
-        except CodatNotFound:
-            return True
-        except CodatRejected as error:
+        except (CodatNotFound, CodatRejected) as error:
+            if done_already(error):
+                return True
             logger.warning("lifecycle request refused", extra={"error": str(error)})
             return False
         except CodatAuthFailed:
@@ -340,6 +350,18 @@ class _Run:
             self.codat_stopped = True
             return False
         return True
+
+    def _unlinked_in_codat(self, company_id: str, connection_id: str, refusal: CodatError) -> bool:
+        """Whether Codat, refusing to unlink the connection, has it Unlinked already."""
+        if not isinstance(refusal, CodatRejected):
+            return False  # 404: gone in Codat; its delete comes by webhook or reconciliation
+        try:
+            reported = self.services.codat.get_connection(company_id, connection_id)
+        except CodatAuthFailed:
+            raise
+        except CodatError:
+            return False
+        return ConnectionStatus.from_codat(reported.status) == ConnectionStatus.UNLINKED
 
     def _ask_stale(
         self, view: CompanyView, journey: JourneyDefinition, data: JourneyData, since: datetime, done: list[str]

@@ -1,5 +1,5 @@
-"""Reconciling one company: Codat's view of it read, its tags brought up to date, links never authorized
-expired in Codat, and the drift healed."""
+"""Reconciling one company: Codat's view of it read (its connections, and the status of its data where a journey
+needs data), its tags brought up to date, links never authorized expired in Codat, and the drift healed."""
 
 from __future__ import annotations
 
@@ -9,16 +9,18 @@ from datetime import datetime, timedelta
 
 from consent.codat.client import CodatClient
 from consent.codat.errors import (
+    CodatAuthFailed,
     CodatError,
     CodatNotFound,
 )
-from consent.codat.models import CUSTOMER_TAG, CodatConnection
+from consent.codat.models import CUSTOMER_TAG, CodatConnection, DataStatus
 from consent.domain.records import CompanyView, ConnectionRecord
 from consent.domain.resources import ConnectionStatus, LedgerEntryType, SourceType
 from consent.observability import logger
 from consent.services import Services
 from consent.store import Change, ConflictError
 from consent.usecases.reconcile.heal import heal
+from consent.usecases.reconcile.reads import worth_asking
 from consent.usecases.reconcile.report import STOPPING, CompanyCheck, Observation, Stop, stop_for
 
 _ATTEMPTS = 3
@@ -28,9 +30,9 @@ _LEDGER_PAGE = 100
 
 
 def reconcile_company(services: Services, codat: CodatClient, company_id: str) -> CompanyCheck | None:
-    """Compare one company's connections with Codat's and record the difference. None if the company was
-    erased meanwhile. Codat failures that should stop the run are raised, unless some of the company's
-    expired connections were already deleted in Codat: then that is recorded first."""
+    """Compare one company's connections (and, where a journey needs data, their reads) with Codat's and record the
+    difference. None if the company was erased meanwhile. Codat failures that should stop the run are raised, unless
+    some of the company's expired connections were already deleted in Codat: then that is recorded first."""
     view = services.store.get_company_by_id(company_id)
     if view is None:
         return None
@@ -40,10 +42,23 @@ def reconcile_company(services: Services, codat: CodatClient, company_id: str) -
         in_codat = True
     except CodatNotFound:
         reported, in_codat = {}, False
+    data: dict[str, DataStatus] = {}
+    if in_codat and worth_asking(services.catalog, view.company, reported.values()):
+        # Part of the same look, before anything is changed in Codat: failing, it ends as the listing's would.
+        try:
+            data = codat.data_status(company_id)
+        except CodatNotFound:
+            reported, in_codat = {}, False  # the company was deleted in Codat since
+        except (CodatAuthFailed, *STOPPING):
+            raise  # our key refused, Codat down, rate limiting or the budget spent: as for the listing
+        except CodatError as error:
+            # An answer about this company Codat will not give (refused, malformed): its connections' drift is healed
+            # all the same; its reads wait for a run that can read their status.
+            logger.warning("data status unreadable", extra={"company_id": company_id, "error": type(error).__name__})
     if in_codat and not view.company.customer_ref_keyed:
         view = _retag(services, codat, view)
     expiring, stop = _expire_in_codat(services, codat, view, reported, observed_at)
-    observation = Observation(observed_at, reported, in_codat, frozenset(expiring), services.clock())
+    observation = Observation(observed_at, reported, in_codat, frozenset(expiring), services.clock(), data)
     for _ in range(_ATTEMPTS):
         events, check = heal(services, view, observation)
         check.stop = stop

@@ -14,6 +14,7 @@ from consent.domain.timeline import StatusEvent, derive
 from consent.domain.transitions import KIND_SETTING, TRANSITIONS, EventKind
 from consent.observability import logger
 from consent.services import Services
+from consent.usecases.reconcile.reads import heal_reads
 from consent.usecases.reconcile.report import CompanyCheck, Observation
 from consent.usecases.recording import ConnectionEvents
 
@@ -26,7 +27,8 @@ _OBSERVED = "found in Codat by reconciliation (the webhook never arrived)"
 
 
 def heal(services: Services, view: CompanyView, seen: Observation) -> tuple[ConnectionEvents, CompanyCheck]:
-    """Every difference between what Codat reported (`seen`) and the company's connections, as events to record."""
+    """Every difference between what Codat reported (`seen`) and the company's connections, as events to record: their
+    status and last sync, and the complete reads of the data its journeys need."""
     events = ConnectionEvents(view)
     check = CompanyCheck()
     max_age = services.settings.pending_auth_max_age_hours
@@ -52,6 +54,9 @@ def heal(services: Services, view: CompanyView, seen: Observation) -> tuple[Conn
             check.expired += 1
         else:
             _follow(events, adopted, reported, seen)
+    # Last: the reads are the Linked connections', as they are once their status is Codat's.
+    ids = [*(c.connection_id for c in view.connections), *seen.connections]
+    check.data_reads_healed, check.data_reads_ambiguous = heal_reads(services.catalog, events, ids, seen.data)
     return events, check
 
 

@@ -13,7 +13,7 @@ from consent.codat.errors import (
     CodatTimeout,
     CodatUnavailable,
 )
-from consent.codat.models import CodatConnection
+from consent.codat.models import CodatConnection, DataStatus
 
 # Codat failures after which the run stops and the next one resumes at the same company.
 STOPPING = (CodatBudgetExhausted, CodatRateLimited, CodatUnavailable, CodatTimeout)
@@ -37,6 +37,8 @@ class CompanyCheck:
     entries: int = 0  # ledger entries written, journey milestones included
     adopted: int = 0
     expired: int = 0
+    data_reads_healed: int = 0  # data types whose missed `read.completed` was recorded from Codat's data status
+    data_reads_ambiguous: int = 0  # data types read in Codat that several Linked connections could have read: left
     # Set when Codat stopped answering part-way: what was observed is recorded, the company is checked again.
     stop: Stop | None = None
 
@@ -51,6 +53,8 @@ class ReconcileReport:
     ledger_entries: int = 0
     adopted: int = 0
     expired: int = 0
+    data_reads_healed: int = 0
+    data_reads_ambiguous: int = 0
     codat_requests: int = 0
     stopped: Stop = Stop.PASS_COMPLETE
     skipped_ids: list[str] = field(default_factory=list)
@@ -64,6 +68,8 @@ class ReconcileReport:
         self.ledger_entries += check.entries
         self.adopted += check.adopted
         self.expired += check.expired
+        self.data_reads_healed += check.data_reads_healed
+        self.data_reads_ambiguous += check.data_reads_ambiguous
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "stopped": self.stopped.value}
@@ -78,6 +84,9 @@ class Observation:
     company_in_codat: bool
     expiring: frozenset[str]  # PendingAuth for too long: deleted in Codat (or already gone)
     expired_at: datetime
+    # Codat's status of each data type it has read for the company (`GET …/dataStatus`): empty when not asked (no
+    # journey of the company needs data, or no Linked connection could have read it).
+    data: dict[str, DataStatus] = field(default_factory=dict)
 
 
 def stop_for(error: CodatError) -> Stop:

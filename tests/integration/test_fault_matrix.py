@@ -967,9 +967,159 @@ class QueueCount:
         return getattr(self.codat, name)
 
 
+class OneOffConsent(Lifecycle):
+    name = "lifecycle one-off consent"
+    success = "unlinked"
+    # Each connection's consent.fulfilled (her one-off consent, spent), published as an unlink; the credit check, its
+    # purpose served, is no news (not "action required", not "data stale")
+    events = ("consent.connection.unlinked", "consent.connection.unlinked")
+    throttle_op = None  # the write after Codat unlinked (`write_op`)
+    # Just after its data was read: the company is due (its one-off consent is spent), and nothing else is yet
+    later = timedelta(minutes=5)
+    unlink = "/companies/{companyId}/connections/{connectionId}"
+    data_types = {"gbol": ("balanceSheet", "profitAndLoss"), "qhnd": ("banking-accounts",)}
+    linked = {"gbol": "Linked", "qhnd": "Linked"}
+    unlinked = {"gbol": "Unlinked", "qhnd": "Unlinked"}
+
+    def given(self, world: World) -> Context:
+        # A credit check (one-off, 30 days' retention) with its books and its bank Linked, here and in Codat, and
+        # its data read
+        company_id = world.company("credit_check")
+        connections = {key: world.connection(company_id, key) for key in self.data_types}
+        for connection_id in connections.values():
+            world.simulator.set_connection_status(company_id, connection_id, "Linked")
+            world.simulator.complete_reads()
+            body = connection_event(
+                "connection.connected", company_id=company_id, connection_id=connection_id, status="Linked"
+            )
+            assert world.webhook(body).status == 204
+        for key, types in self.data_types.items():
+            body = read_event(company_id=company_id, connection_ids=[connections[key]], initial=True, data_types=types)
+            assert world.webhook(body).status == 204
+        ctx = {"company": company_id, "connections": connections, "raced": Counter[str]()}
+        assert self.statuses(world, ctx) == self.in_codat(world, ctx) == self.linked
+        due = self.retention_at(world, ctx)
+        assert due is not None
+        assert due <= utc_now() + self.later  # its one-off consent is spent: the company is due
+        return {**ctx, "codat": UnlinkCount(world.services.codat)}
+
+    def codat(self, world: World, ctx: Context) -> Any:
+        return ctx["codat"]
+
+    def statuses(self, world: World, ctx: Context) -> dict[str, str]:
+        view = world.store.get_company_by_id(ctx["company"])
+        assert view is not None
+        ours = {c.connection_id: c.status.value for c in view.connections}
+        return {key: ours[cid] for key, cid in ctx["connections"].items()}
+
+    def in_codat(self, world: World, ctx: Context) -> dict[str, str]:
+        return {key: world.simulator.connection(ctx["company"], cid).status for key, cid in ctx["connections"].items()}
+
+    def retention_at(self, world: World, ctx: Context) -> Any:
+        view = world.store.get_company_by_id(ctx["company"])
+        assert view is not None
+        return view.company.retention_at
+
+    def when(self, world: World, ctx: Context) -> Result:
+        first = not ctx["codat"].calls
+        asked, raced = Counter[str](ctx["codat"].calls), Counter[str](ctx["raced"])
+        before, raced_before = self.fulfilled(world, ctx), ctx.get("raced_written", 0)
+        try:
+            report = self.run(world, ctx)
+        except Exception as error:  # the run fails: Lambda reports it, LifecycleErrorsAlarm fires
+            result = Result("run fails", type(error).__name__)
+        else:
+            assert (report["sent"], report["refreshed"], report["purged"], report["skipped"]) == (0, 0, 0, 0), report
+            result = Result("unlinked" if self.statuses(world, ctx) == self.unlinked else "deferred", body=report)
+        ours = ctx["codat"].calls - asked - (ctx["raced"] - raced)
+        if result.status == "deferred":
+            assert result.body["unlinked"] == 0
+            # still due, as it was: both Linked here, the company due (the next run asks again, with the same keys)
+            assert self.statuses(world, ctx) == self.linked
+            assert self.retention_at(world, ctx) <= utc_now() + self.later
+        elif result.status == "unlinked":
+            # The report counts what the run wrote (none when a racer wrote them first), not what it asked Codat
+            by_racer = ctx.get("raced_written", 0) - raced_before
+            assert result.body["unlinked"] == self.fulfilled(world, ctx) - before - by_racer, (result.body, ours)
+        # each connection once a run, whatever happens to its write (retried after a conflict, it does not ask again)
+        assert all(n <= 1 for n in ours.values()), (first, ours)
+        return result
+
+    def fulfilled(self, world: World, ctx: Context) -> int:
+        return sum(e["type"] == "consent.fulfilled" for e in world.ledger(ctx["company"]))
+
+    def unchanged(self, items: list[Item]) -> list[Item]:
+        # A deferral writes the company back as it was read, settled at the run's time (the run writes every company
+        # it visits): its version, `updated_at` and due time (`retention_at`, the run's now: still due) move on, and
+        # nothing else
+        return [_undated(i) if _kind(i) == "company" else i for i in snapshot(items)]
+
+    def done(self, world: World, ctx: Context, result: Result, items: list[Item]) -> None:
+        # Unlinked here and in Codat, each once, on her behalf; the data kept 30 days from now (the company due then)
+        assert self.statuses(world, ctx) == self.in_codat(world, ctx) == self.unlinked
+        fulfilled = [e for e in world.ledger(ctx["company"]) if e["type"] == "consent.fulfilled"]
+        assert sorted((e["actor"], e["connectionId"]) for e in fulfilled) == sorted(
+            (f"customer:{ALICE}", cid) for cid in ctx["connections"].values()
+        )
+        assert self.retention_at(world, ctx) > utc_now() + timedelta(days=29)
+        # and Codat never refused an unlink (it refuses one of an Unlinked connection): each connection's requests,
+        # every attempt of every run, carried one Idempotency-Key, replayed
+        for connection_id in ctx["connections"].values():
+            sent = self.patches(world, ctx, connection_id)
+            assert len({r.headers.get("idempotency-key") for r in sent}) == 1
+            assert 400 not in {r.status for r in sent}, [r.status for r in sent]
+
+    def patches(self, world: World, ctx: Context, connection_id: str) -> list[Any]:
+        path = self.unlink.format(companyId=ctx["company"], connectionId=connection_id)
+        return [r for r in world.simulator.calls("PATCH", self.unlink) if r.path == path]
+
+    def done_in_codat(self, world: World, ctx: Context) -> bool:
+        return "Unlinked" in self.in_codat(world, ctx).values()
+
+    def found_in_codat(self, world: World, ctx: Context) -> None:
+        # Codat had unlinked a connection (both, when our write failed after); the next run, finding it Linked here,
+        # asked again with the same key (the connection's latest event, unchanged) and Codat replayed its first
+        # answer: recorded from that, with no need to ask Codat what it has
+        replayed = [cid for cid in ctx["connections"].values() if len(self.patches(world, ctx, cid)) > 1]
+        assert replayed
+        for connection_id in replayed:
+            assert self.patches(world, ctx, connection_id)[-1].status == 200
+        assert world.simulator.calls("GET", self.unlink) == []
+
+    def racer(self, world: World, ctx: Context) -> None:
+        # Another run (a retry of the schedule, a run by hand) ends the same consent first.
+        asked = Counter(ctx["codat"].calls)
+        report = self.run(world, ctx)
+        assert report["unlinked"] == 2
+        ctx["raced_written"] = ctx.get("raced_written", 0) + report["unlinked"]
+        ctx["raced"] += ctx["codat"].calls - asked
+
+
+class UnlinkCount:
+    """A Codat client that counts the unlinks it is asked for, by connection (a call, however many attempts)."""
+
+    def __init__(self, codat: Any) -> None:
+        self.codat, self.calls = codat, Counter[str]()
+
+    def unlink_connection(self, company_id: str, connection_id: str, **kwargs: Any) -> Any:
+        self.calls[connection_id] += 1
+        return self.codat.unlink_connection(company_id, connection_id, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.codat, name)
+
+
 def _unversioned(item: Item) -> Item:
     data = {k: v for k, v in json.loads(item["data"]["S"]).items() if k != "version"}
     return {**{k: v for k, v in item.items() if k != "version"}, "data": data}
+
+
+def _undated(item: Item) -> Item:
+    """A company item without what a settle at another time moves: its version, `updated_at` and due time."""
+    unversioned = _unversioned(item)
+    data = {k: v for k, v in unversioned["data"].items() if k not in ("updated_at", "retention_at")}
+    due = {"GSI2SK": {"S": item["GSI2SK"]["S"].partition("#")[2]}} if "GSI2SK" in item else {}
+    return {**unversioned, "data": data, **due}
 
 
 ROWS: tuple[Row, ...] = (
@@ -991,6 +1141,7 @@ ROWS: tuple[Row, ...] = (
     Reconcile(),
     Lifecycle(),
     KeepAlive(),
+    OneOffConsent(),
 )
 assert [row.name for row in ROWS] == list(MATRIX), "one row for each line of the matrix, in order"
 ROW = {row.name: row for row in ROWS}
@@ -1147,7 +1298,7 @@ def test_each_cell(row: Row, failure: Failure, world: World) -> None:
     expected = MATRIX[row.name][failure]
     events = Counter(row.events + (row.racer_events if failure is RACE else ()))
     # Given the row's state (and, in the SNS column, the relay having published everything until now)
-    ctx = row.given(world)
+    ctx = {**row.given(world), "failure": failure}
     relay = world.start_relay() if failure is SNS and world.relay is None else world.relay
     items = world.items()
     before, ledger_before, claims_before = row.unchanged(items), ledger_keys(items), claims_in_flight(items)

@@ -11,7 +11,7 @@ from functools import partial
 
 from consent.domain.consent_clock import ConsentClockPolicy, consent_clock
 from consent.domain.data_readiness import DataTransition, data_transitions, journey_data
-from consent.domain.journeys import JourneyCatalog
+from consent.domain.journeys import JourneyAccess, JourneyCatalog
 from consent.domain.ledger import connection_entry, entry
 from consent.domain.records import CompanyRecord, ConnectionRecord, LedgerKey, LedgerRecord
 from consent.domain.resources import (
@@ -22,7 +22,7 @@ from consent.domain.resources import (
     JourneyStatus,
     LedgerEntryType,
 )
-from consent.domain.retention import retention_at
+from consent.domain.retention import one_off_done, retention_at
 from consent.domain.timeline import Milestone, StatusEvent, renewals, replay
 
 MILESTONE_TYPES = {
@@ -54,10 +54,17 @@ def settle(
     journeys = []
     reached: list[Milestone] = []
     data: list[tuple[str, int, DataTransition]] = []
+    frozen: set[str] = set()
     for progress in company.journeys:
         definition = catalog.get(progress.journey)
         if definition is None:  # dropped from the configuration: keep its last known progress
             journeys.append(progress)
+            continue
+        if definition.access == JourneyAccess.ONE_OFF and one_off_done(company, definition):
+            # Its one-off consent is spent (its data was read): it stays as it was. Ending that consent, as designed,
+            # is no news for it (not "action required", not "data stale").
+            journeys.append(progress)
+            frozen.add(definition.name)
             continue
         # A journey started after the company's creation starts from what is already there; the first one walks
         # every event (its connections all came after it, whatever Codat's clock says).
@@ -93,6 +100,9 @@ def settle(
     wanted: dict[str, tuple[datetime, Callable[[], LedgerRecord]]] = {
         m.entry_id: (m.at, partial(_milestone_entry, updated, m)) for m in reached
     }
+    for entry_id, at in company.milestones.items():
+        if entry_id.startswith("journey:") and entry_id.split(":")[1] in frozen:
+            wanted[entry_id] = (at, _recorded)
     for journey, ordinal, transition in data:
         data_id = data_entry_id(journey, transition.status, ordinal)
         wanted[data_id] = (transition.at, partial(_data_entry, updated, journey, data_id, transition))
@@ -108,6 +118,10 @@ def settle(
     updated.milestones = {entry_id: company.milestones.get(entry_id, at) for entry_id, (at, _) in wanted.items()}
     updated.retention_at = retention_at(catalog, updated, connections, now)
     return Settled(updated, added, retracted)
+
+
+def _recorded() -> LedgerRecord:
+    raise AssertionError("an entry already recorded is never built again")
 
 
 def _data_wanted(

@@ -228,7 +228,8 @@ class _Run:
         was read; what Codat was asked is asked again with the same keys, or found done)."""
         catalog, now = self.services.catalog, self.now
         events = ConnectionEvents(view)
-        extra = self._end_consent(view, events)
+        ended: dict[str, int] = {}
+        extra = self._end_consent(view, events, ended)
         change = events.change(catalog, now=now)
         assert change.company is not None
         company = change.company
@@ -253,11 +254,13 @@ class _Run:
         company = company.model_copy(update={"data_wanted": wanted, "data_asked": asked})
         self.services.store.commit(dataclasses.replace(change, company=company, ledger=[*change.ledger, *extra]))
         self.report.settled += 1
+        for name, count in ended.items():  # counted once written (a write that lost a race did nothing)
+            setattr(self.report, name, getattr(self.report, name) + count)
 
-    def _end_consent(self, view: CompanyView, events: ConnectionEvents) -> list[LedgerRecord]:
+    def _end_consent(self, view: CompanyView, events: ConnectionEvents, ended: dict[str, int]) -> list[LedgerRecord]:
         """Unlink the connections whose one-off consent is spent, and delete in Codat those whose retention ran out
         (then the company, when nothing of it is left), recording each in `events`. The company's own entry, if it
-        was erased in Codat (then `codat_erased_at` is set by the caller)."""
+        was erased in Codat (then `codat_erased_at` is set by the caller). `ended` counts what it recorded."""
         catalog, now, codat = self.services.catalog, self.now, self.services.codat
         company = view.company
         for connection in retention.one_off_unlinks(catalog, company, view.connections):
@@ -268,7 +271,7 @@ class _Run:
             # Refused: Codat unlinks only Linked connections. Unlinked there already is done (an earlier run's write
             # was lost after Codat did it); anything else waits for what Codat reports.
             unlinked = partial(self._unlinked_in_codat, company.company_id, connection.connection_id)
-            if not self._codat(unlink, done_already=unlinked):
+            if not self._codat(unlink, done_already=unlinked, key=key):
                 continue
             event = StatusEvent(
                 at=_after(connection, now),
@@ -283,13 +286,13 @@ class _Run:
                 entry_id=event.id,
                 detail="one-off consent: unlinked once the journey's data had been read",
             )
-            self.report.unlinked += 1
+            ended["unlinked"] = ended.get("unlinked", 0) + 1
         for connection in view.connections:
             due = retention.purge_at(catalog, company, connection)
             if due is None or due > now:
                 continue
             delete = partial(codat.delete_connection, company.company_id, connection.connection_id)
-            if not self._codat(delete, done_already=_gone):
+            if not self._codat(delete, done_already=_gone, key=f"delete:{connection.connection_id}"):
                 continue
             event = StatusEvent(
                 at=_after(connection, now),
@@ -306,17 +309,18 @@ class _Run:
                 detail=f"its data deleted in Codat, {days} days after consent ended",
                 retain_days=days,
             )
-            self.report.purged += 1
+            ended["purged"] = ended.get("purged", 0) + 1
         connections = [events.connection(c.connection_id) or c for c in view.connections]
+        erase = partial(codat.delete_company, company.company_id)
         if (
             company.codat_erased_at is None
             and connections
             and all(c.deleted for c in connections)
             # the last of them purged (its retention ran out): the company holds nothing more worth keeping
             and any(e.id == f"purge:{c.connection_id}" for c in connections for e in c.history)
-            and self._codat(partial(codat.delete_company, company.company_id), done_already=_gone)
+            and self._codat(erase, done_already=_gone, key=f"delete:{company.company_id}")
         ):
-            self.report.erased += 1
+            ended["erased"] = ended.get("erased", 0) + 1
             return [
                 entry(
                     company,
@@ -329,17 +333,21 @@ class _Run:
             ]
         return []
 
-    def _codat(self, call: Callable[[], object], *, done_already: Callable[[CodatError], bool]) -> bool:
+    def _codat(self, call: Callable[[], object], *, done_already: Callable[[CodatError], bool], key: str) -> bool:
         """Ask Codat to end consent or delete data: whether it is done. A refusal or a 404 is done if
         `done_already` says so (deleted already; unlinked already, by an earlier attempt whose write was lost), else
         not done: what Codat says of the connection comes by webhook or reconciliation. Codat down or rate limiting:
-        not done, and no more asked this run (it stays due)."""
+        not done, and no more asked this run (it stays due). `key`: what is asked; asked once a run (a write
+        retried after a conflict does not ask again)."""
+        if key in self.asked:
+            return True
         if self.codat_stopped:
             return False
         try:
             call()
         except (CodatNotFound, CodatRejected) as error:
             if done_already(error):
+                self.asked.add(key)
                 return True
             logger.warning("lifecycle request refused", extra={"error": str(error)})
             return False
@@ -349,6 +357,7 @@ class _Run:
             logger.warning("lifecycle stopped asking Codat", extra={"error": type(error).__name__})
             self.codat_stopped = True
             return False
+        self.asked.add(key)
         return True
 
     def _unlinked_in_codat(self, company_id: str, connection_id: str, refusal: CodatError) -> bool:

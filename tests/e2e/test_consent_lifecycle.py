@@ -2,7 +2,8 @@
 consent clock, the reminders the scheduled `LifecycleFunction` sends before `renewBy` (each lead time once, a late
 run only the most urgent), a renewal through the API and the simulator's link page that restarts the clock, and the
 new period's own reminders; a loan application's ready data going stale as time passes, announced once by the run;
-each consent event reaches the stack's subscriber, within its published contract."""
+a credit check's one-off consent ended by the run once its data is read, and its data deleted in Codat 30 days later
+(the company with it); each consent event reaches the stack's subscriber, within its published contract."""
 
 from __future__ import annotations
 
@@ -340,3 +341,104 @@ def test_ready_data_goes_stale_when_time_passes_freshness_announced_once_by_the_
     assert stale_event["data"]["staleTypes"] == stale["staleTypes"]
     assert instant(stale_event["time"]) == fresh_until
     assert not [line for line in events_log.violations if line.startswith(data_events)]
+
+
+def in_codat(stack: DevStack, company_id: str) -> dict[str, str] | None:
+    """The company's connections as Codat (the simulator's API) lists them, by platform key; None: no such company."""
+    assert stack.simulator is not None
+    with httpx.Client(base_url=stack.codat_url, timeout=10.0) as codat:
+        answer = codat.get(
+            f"/companies/{company_id}/connections",
+            params={"pageSize": "100"},
+            headers={"Authorization": stack.simulator.authorization},
+        )
+    if answer.status_code == 404:
+        return None
+    assert answer.status_code == 200, answer.text
+    return {c["integrationKey"]: c["status"] for c in answer.json()["results"]}
+
+
+def test_a_one_off_credit_check_ends_consent_once_read_and_its_data_goes_30_days_later(
+    http: httpx.Client, stack: DevStack
+) -> None:
+    # Given a credit check (one-off, its data kept 30 days) with her books and her bank linked and first read
+    created = http.post("/companies", json={"name": "Harbour Chandlery", "journey": "credit_check"}, headers=ALICE)
+    assert created.status_code == 201, created.text
+    company_id = created.json()["companyId"]
+    connection_ids = {}
+    for platform_key in (BANK, "mqjo"):
+        asked = http.post(f"/companies/{company_id}/connections", json={"platformKey": platform_key}, headers=ALICE)
+        assert asked.status_code == 201, asked.text
+        connection_ids[platform_key] = asked.json()["connectionId"]
+        authorize_on_link_page(asked.json()["linkUrl"])
+    flush_codat(stack)
+    assert journey_status(http, company_id) == ("complete", "ready")
+    assert statuses(http, company_id) == {BANK: "Linked", "mqjo": "Linked"}
+
+    # When the lifecycle runs: its data was read, so her one-off consent is spent
+    first = run_lifecycle(http)
+    assert first["unlinked"] == 2, first
+    flush_codat(stack)  # Codat's reports of the unlinks: confirmations, not news
+    assert run_lifecycle(http)["unlinked"] == 0
+
+    # Then both connections are Unlinked, here and in Codat, on her behalf, each recorded once
+    assert statuses(http, company_id) == {BANK: "Unlinked", "mqjo": "Unlinked"}
+    assert in_codat(stack, company_id) == {BANK: "Unlinked", "mqjo": "Unlinked"}
+    fulfilled = ledger(http, company_id, "consent.fulfilled")
+    assert sorted((e["connectionId"], e["actor"]) for e in fulfilled) == sorted(
+        (cid, "customer:customer-alice") for cid in connection_ids.values()
+    )
+    ended = max(instant(e["at"]) for e in ledger(http, company_id, "codat.connection.unlinked") + fulfilled)
+
+    # When the clock passes 30 days after consent ended, and the lifecycle runs twice
+    move_to(http, ended + 31 * DAY)
+    purging, after = run_lifecycle(http), run_lifecycle(http)
+    flush_codat(stack)
+
+    # Then each connection's data is deleted in Codat once, then the company with nothing left, by the consent clock
+    assert (purging["purged"], purging["erased"], after["purged"], after["erased"]) == (2, 1, 0, 0)
+    purged = ledger(http, company_id, "data.purged")
+    assert sorted(str((e.get("connectionId"), e["actor"], e.get("retainDays"))) for e in purged) == sorted(
+        [str((cid, "consent-clock", 30)) for cid in connection_ids.values()] + [str((None, "consent-clock", None))]
+    )
+    assert len({e["entryId"] for e in purged}) == 3
+    [erased] = [e for e in purged if "connectionId" not in e]
+    assert "erased in Codat" in erased["detail"]
+    assert in_codat(stack, company_id) is None
+    # our record and its history stay; its connections are gone; connecting again needs a new company
+    assert statuses(http, company_id) == {}
+    again = http.post(f"/companies/{company_id}/connections", json={"platformKey": BANK}, headers=ALICE)
+    assert again.status_code == 409, again.text
+    assert again.json()["code"] == "company_data_purged"
+
+    # And the stack's subscriber heard each unlink (as hers) and each purge, once, within the published contract
+    assert stack.events_log is not None
+    events_log = stack.events_log
+    retention_events = ("consent.connection.unlinked", "consent.data.purged")
+
+    def published() -> list[dict[str, Any]]:
+        return [e for e in events_log.events() if e.get("subject") == company_id and e["type"] in retention_events]
+
+    wait_until(lambda: len(published()) >= 5, "the unlinks and the purges at the subscriber")
+    unlinked = [e for e in published() if e["type"] == "consent.connection.unlinked"]
+    assert sorted((e["data"]["connectionId"], e["data"]["actor"]) for e in unlinked) == sorted(
+        (cid, "customer:customer-alice") for cid in connection_ids.values()
+    )
+    purged_events = [e for e in published() if e["type"] == "consent.data.purged"]
+    assert sorted(e["id"] for e in purged_events) == sorted(e["entryId"] for e in purged)
+    assert not [line for line in events_log.violations if line.startswith(retention_events)]
+
+
+def journey_status(http: httpx.Client, company_id: str) -> tuple[str, str]:
+    """The company's one journey: its status and its data's."""
+    answer = http.get(f"/companies/{company_id}", headers=ALICE)
+    assert answer.status_code == 200, answer.text
+    [journey] = answer.json()["journeys"]
+    return journey["status"], journey["data"]["status"]
+
+
+def statuses(http: httpx.Client, company_id: str) -> dict[str, str]:
+    """The company's connections as our API lists them, by platform key."""
+    answer = http.get(f"/companies/{company_id}/connections", headers=ALICE)
+    assert answer.status_code == 200, answer.text
+    return {c["platformKey"]: c["status"] for c in answer.json()["items"]}

@@ -17,7 +17,7 @@ from consent.settings import Settings
 from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.clock import DevClock
 from consent_dev.codat_simulator import CodatSimulator, Fault
-from consent_dev.codat_webhooks import connection_event, read_event, signed
+from consent_dev.codat_webhooks import company_event, connection_event, read_event, signed
 from consent_dev.lambda_runtime import LambdaContext, load_handler
 from consent_dev.local_api import LocalApi
 from consent_dev.streams import StreamPump
@@ -142,6 +142,9 @@ def test_a_one_off_consent_ends_once_its_data_is_read_and_the_data_goes_after_re
     for connection_id in check.connections.values():
         check.codat_says(connection_id, "connection.disconnected", "Unlinked")
     assert len(check.history("consent.fulfilled")) == 2
+    # Asking again would be a consent the lifecycle ends at once: refused
+    again = check.api.post(f"/companies/{check.id}/connections", customer=ALICE, json={"platformKey": "gbol"})
+    assert (again.status, again.body["code"]) == (409, "one_off_consent_used")
 
     # Retention: 30 days after consent ended, the data goes in Codat, then the company with nothing left
     dev_clock.advance(30 * DAY - timedelta(minutes=5))
@@ -156,6 +159,9 @@ def test_a_one_off_consent_ends_once_its_data_is_read_and_the_data_goes_after_re
     assert sorted(str((e.get("connectionId"), e["actor"], e.get("retainDays"))) for e in purged) == sorted(
         [str((cid, "consent-clock", 30)) for cid in check.connections.values()] + [str((None, "consent-clock", None))]
     )
+    # Codat's report of the company's deletion is its echo: nothing more to record
+    check.deliver(company_event("company.deleted", {"id": check.id, "name": "Acme"}, generated=dev_clock()))
+    assert check.history("connection.deleted") == []
     # Her history stays; connecting again needs a new company
     again = check.api.post(f"/companies/{check.id}/connections", customer=ALICE, json={"platformKey": "qhnd"})
     assert (again.status, again.body["code"]) == (409, "company_data_purged")

@@ -8,6 +8,9 @@
 // A Linked connection's consent clock (`renewBy`) is shown as the API gives it, never guessed; from its reminder
 // window on, the customer renews it through a fresh link. Under `make dev` (and only there: `/_dev/clock` answers)
 // the page reads the stack's moved time, and a panel moves it on and runs the reminders, to rehearse the lifecycle.
+// A one-off journey (a credit check) says so where it is chosen: access ends once the data is read, and the data is
+// deleted some days later. Whether that happened only the history says (`consent.fulfilled`, `data.purged`): the page
+// reads it when the company's state changes, and then offers nothing that would be refused or undone.
 
 const POLL_MS = 2000; // GET /companies/{id} is served from DynamoDB: polling costs no Codat quota
 // The version of the data-sharing terms the customer accepts by connecting: recorded with her consent.
@@ -31,6 +34,7 @@ const JOURNEY_STATUS = {
   linked: "Connected — reading your data",
   complete: "Complete",
   action_required: "Action required",
+  done: "Done", // the page's own: a one-off journey whose data was read (its access ended by design)
 };
 // What the customer reads for a refused request, by the problem's stable `code` (the detail is for developers).
 const PROBLEM_MESSAGES = {
@@ -39,6 +43,7 @@ const PROBLEM_MESSAGES = {
   source_type_not_in_journeys: "This kind of software is not part of what you applied for.",
   validation_failed: "Please check what you entered.",
   not_found: "This company no longer exists: it was erased or does not belong to you.",
+  company_data_purged: "This company's data was deleted at Codat once the bank no longer needed it. To connect again, start a new company.",
 };
 // Codat's data types in the customer's words; any other shows Codat's own name.
 const DATA_TYPE_NAMES = {
@@ -108,6 +113,8 @@ const state = {
   sdk: null, // the SDK component on screen: { kind, origin, connected }
   devClock: null, // make dev's clock { offsetMs, offsetSeconds, now }; null: the browser's own time
   devClockRoute: "unknown", // "present" (make dev), "absent" (a deployed API), "unknown" (not asked, or starting)
+  endings: null, // what the history says ended consent or deleted data by design (see readEndings), for this company
+  endingsKey: null, // the company's state the endings were read for: read again when it changes
 };
 
 // -- the API ------------------------------------------------------------------------------------------------
@@ -351,11 +358,35 @@ async function loadJourneys() {
             el("br"),
             `You connect: your ${asks(journey.required)}`,
             journey.optional.length ? ` (and, if you wish, your ${asks(journey.optional)}).` : ".",
+            accessWords(journey) ? [el("br"), accessWords(journey)] : null,
           ),
         ),
       );
     }),
   );
+}
+
+// How long access and the data last, in her words: "One-off: access ends once your data is read; it is deleted 30
+// days later." Nothing for a journey whose access lasts until revoked and whose data is kept.
+function accessWords(journey) {
+  const days = journey.retainDays;
+  const later = Number.isInteger(days) ? `${days} ${days === 1 ? "day" : "days"} later` : null;
+  if (journey.access === "one_off") return `One-off: access ends once your data is read${later ? `; it is deleted ${later}` : ""}.`;
+  return later ? `Once access ends, your data is deleted ${later}.` : "";
+}
+
+function isOneOff(name) {
+  return state.journeys?.get(name)?.access === "one_off";
+}
+
+function retainDaysOf(name) {
+  const days = state.journeys?.get(name)?.retainDays;
+  return Number.isInteger(days) ? days : null;
+}
+
+// A title inside a sentence: "for the credit check".
+function inSentence(title) {
+  return title ? title[0].toLowerCase() + title.slice(1) : title;
 }
 
 function companyStatus(company) {
@@ -403,11 +434,13 @@ async function openCompany(companyId, known) {
   state.freshLinks.clear();
   state.confirming.clear();
   state.tilesKey = null;
+  state.endings = state.endingsKey = null;
   $("#history").hidden = true;
   $("#load-history").textContent = "Show history";
   $("#load-history").setAttribute("aria-expanded", "false");
   const company = known || (await api("GET", `/companies/${encodeURIComponent(companyId)}`));
   if (!state.integrations) state.integrations = (await api("GET", "/integrations")).items;
+  await readEndings(company);
   renderCompany(company);
   show("company");
   $("#company-title").focus();
@@ -423,6 +456,7 @@ function startPolling() {
     if (state.devClockRoute !== "absent") await loadDevClock();
     try {
       const company = await api("GET", `/companies/${encodeURIComponent(state.company.companyId)}`);
+      await readEndings(company);
       if (state.company && company.companyId === state.company.companyId) renderCompany(company);
     } catch (error) {
       if (error.status === 404) {
@@ -443,6 +477,13 @@ function stopPolling() {
 
 function connectionMessage(connection) {
   const name = connection.platformName;
+  if (isFulfilled(connection)) {
+    const journey = usedJourneyFor(connection.sourceType);
+    const days = journey && retainDaysOf(journey.journey);
+    const purpose = journey ? ` for the ${inSentence(journeyTitle(journey.journey))}` : "";
+    const kept = days ? ` The data read is deleted ${days} days after access ended.` : "";
+    return ["done", "Access ended", `Your one-off consent was used: the bank read your data${purpose}, and its access to ${name} ended as you agreed.${kept}`];
+  }
   switch (connection.status) {
     case "Linked":
       return connection.lastSyncAt
@@ -463,6 +504,11 @@ function connectionMessage(connection) {
 
 // What is next for this journey, in the customer's words: how far along it is and the one thing to do now.
 function journeyAdvice(journey, connections) {
+  if (isUsed(journey)) {
+    return usesLinked(journey, connections)
+      ? "The bank has read what it needed. Access ends shortly, as you agreed."
+      : "The bank read what it needed, and access ended as you agreed: nothing more to connect.";
+  }
   const required = journey.requirements.filter((r) => r.required);
   const done = required.filter((r) => r.satisfied).length;
   const next = required.find((r) => !r.satisfied);
@@ -488,6 +534,85 @@ function whereToAuthorize() {
   return state.mode === "sdk" ? "in Codat's window on this page" : "on Codat's page";
 }
 
+async function showCompany(companyId) {
+  const company = await api("GET", `/companies/${encodeURIComponent(companyId)}`);
+  await readEndings(company);
+  renderCompany(company);
+}
+
+// -- consent ended by design: a one-off consent used, data deleted when its retention ran out ------------------
+
+// Only the history says why a connection is Unlinked, or that the company was deleted at Codat: it is read (before
+// the company is drawn, so nothing wrong shows meanwhile) for a company with a one-off journey or one whose data is
+// deleted after a while, and again only when the company's state changed.
+async function readEndings(company) {
+  const matters = company.journeys.some((j) => isOneOff(j.journey) || retainDaysOf(j.journey) !== null);
+  if (!matters) {
+    state.endings = state.endingsKey = null;
+    return;
+  }
+  const key = JSON.stringify([
+    company.companyId,
+    company.journeys.map((j) => [j.journey, j.status, j.data?.status]),
+    company.connections.map((c) => [c.connectionId, c.status, Boolean(c.lastSyncAt)]),
+  ]);
+  if (key === state.endingsKey) return;
+  try {
+    const entries = await historyEntries(company.companyId);
+    state.endings = {
+      // One-off journeys whose data was read once: what they were for is done (their access ends, or has ended).
+      used: new Set(entries.filter((e) => e.type === "journey.data_ready" && isOneOff(e.journey)).map((e) => e.journey)),
+      fulfilled: new Set(entries.filter((e) => e.type === "consent.fulfilled").map((e) => e.connectionId)),
+      companyPurged: entries.some((e) => e.type === "data.purged" && !e.connectionId),
+    };
+    state.endingsKey = key;
+  } catch (error) {
+    console.error(error); // drawn from what was known; the next poll reads it again
+  }
+}
+
+function isUsed(journey) {
+  return Boolean(isOneOff(journey.journey) && state.endings?.used.has(journey.journey));
+}
+
+// Whether a Linked connection still gives the journey access.
+function usesLinked(journey, connections) {
+  const uses = new Set(journey.requirements.map((r) => r.sourceType));
+  return connections.some((c) => c.status === "Linked" && uses.has(c.sourceType));
+}
+
+// Unlinked because her one-off consent was used (not revoked by her).
+function isFulfilled(connection) {
+  return connection.status === "Unlinked" && Boolean(state.endings?.fulfilled.has(connection.connectionId));
+}
+
+// The company's used one-off journey that read this source type.
+function usedJourneyFor(sourceType) {
+  return state.company?.journeys.find((j) => isUsed(j) && j.requirements.some((r) => r.sourceType === sourceType)) || null;
+}
+
+// Why nothing can be connected any more: the company was deleted at Codat (the API refuses a connection), or each of
+// its journeys was a one-off whose data was read (a new connection would be unlinked again at once). Null: go on.
+function nothingToConnect(company) {
+  if (state.endings?.companyPurged) {
+    return "Nothing left to connect: this company's data was deleted at Codat once the bank no longer needed it, and the company with it. To share your data again, start a new company.";
+  }
+  if (company.journeys.length && company.journeys.every(isUsed)) {
+    return "Nothing more to connect: the bank read what it needed, and access ends as you agreed.";
+  }
+  return null;
+}
+
+// A used one-off journey's data, once its access ended: read, then deleted (when the company was).
+function usedDataState(journey) {
+  if (state.endings?.companyPurged) {
+    return { tone: "ok", key: "deleted", words: "deleted at Codat", hint: "Your consent history stays here." };
+  }
+  const days = retainDaysOf(journey.journey);
+  const hint = days ? `It is deleted at Codat ${days} days after access ended.` : "";
+  return { tone: "ok", key: "used", words: "read, and access has ended", hint };
+}
+
 function renderCompany(company) {
   const changes = [];
   state.company = company;
@@ -498,30 +623,38 @@ function renderCompany(company) {
 
   $("#journeys").replaceChildren(
     ...company.journeys.map((journey) => {
-      const label = JOURNEY_STATUS[journey.status] || journey.status;
+      const used = isUsed(journey);
+      // A one-off journey that did what it was for is done once its access ended, whatever the API's status says.
+      const ended = used && !usesLinked(journey, company.connections);
+      const status = ended ? "done" : journey.status;
+      const label = JOURNEY_STATUS[status] || status;
       const advice = journeyAdvice(journey, company.connections);
       const title = journeyTitle(journey.journey);
-      noteChange(changes, `journey:${journey.journey}`, journey.status, `${title}: ${label}.`);
-      const data = journey.data ? dataState(journey.data) : null;
+      noteChange(changes, `journey:${journey.journey}`, status, `${title}: ${label}.`);
+      const data = journey.data ? (ended ? usedDataState(journey) : dataState(journey.data)) : null;
       if (data) noteChange(changes, `data:${journey.journey}`, data.key, `${title}: your data is ${data.words}.`);
+      const terms = used ? "" : accessWords(state.journeys?.get(journey.journey) || {});
       return el(
         "article",
-        { className: `journey status-${journey.status}`, "aria-label": title },
-        el("div", { className: "row" }, el("h3", {}, title), el("span", { className: "badge", dataset: { status: journey.status } }, label)),
+        { className: `journey status-${status}`, "aria-label": title },
+        el("div", { className: "row" }, el("h3", {}, title), el("span", { className: "badge", dataset: { status } }, label)),
         el("p", { className: "advice" }, advice),
         el(
           "ul",
           { className: "plain requirements" },
-          journey.requirements.map((r) =>
-            el(
+          journey.requirements.map((r) => {
+            const done = r.satisfied || (used && r.required);
+            const progress = used && r.required ? "read" : r.satisfied ? "done" : "not yet";
+            return el(
               "li",
-              { className: r.satisfied ? "done" : "" },
-              el("span", { "aria-hidden": "true", className: "tick" }, r.satisfied ? "✓" : "○"),
+              { className: done ? "done" : "" },
+              el("span", { "aria-hidden": "true", className: "tick" }, done ? "✓" : "○"),
               ` ${sourceTitle(r.sourceType)} `,
-              el("span", { className: "muted small" }, `${r.required ? "required" : "optional"} · ${r.satisfied ? "done" : "not yet"}`),
-            ),
-          ),
+              el("span", { className: "muted small" }, `${r.required ? "required" : "optional"} · ${progress}`),
+            );
+          }),
         ),
+        terms ? el("p", { className: "muted small terms" }, terms) : null,
         data ? dataNote(data) : null,
       );
     }),
@@ -529,6 +662,9 @@ function renderCompany(company) {
 
   const list = $("#connections");
   $("#no-connections").hidden = company.connections.length > 0;
+  $("#no-connections").textContent = state.endings?.companyPurged
+    ? "No connections left: their data was deleted at Codat."
+    : "Nothing connected yet. Choose your software below.";
   const focused = keptFocus(list);
   list.replaceChildren(
     ...company.connections.map((connection) => {
@@ -545,7 +681,7 @@ function renderCompany(company) {
         { className: `connection tone-${tone}`, dataset: { connectionId: connection.connectionId, status: connection.status } },
         el("div", { className: "row" }, logo({ name: connection.platformName, logoUrl: logoFor(connection.platformKey) }),
           el("div", { className: "grow" }, el("h3", {}, connection.platformName), el("p", { className: "muted small" }, SOURCE_TYPES[connection.sourceType]?.title || connection.sourceType)),
-          el("span", { className: "badge", dataset: { status: connection.status } }, label)),
+          el("span", { className: `badge${tone === "done" ? " ended" : ""}`, dataset: { status: connection.status } }, label)),
         el("p", { className: "message" }, message),
         renewBy ? renewalNote(connection) : null,
         el("div", { className: "actions" }, connectionActions(connection)),
@@ -653,6 +789,7 @@ function authorizeLink(connection, url) {
 
 function connectionActions(connection) {
   const name = connection.platformName;
+  if (isFulfilled(connection)) return []; // linked again, it would be unlinked by the next run: nothing to offer
   const fresh = state.freshLinks.get(connection.connectionId);
   if (connection.status === "Linked") {
     const revoke = el("button", { type: "button", className: "secondary", onclick: (event) => askRevoke(connection, event.currentTarget) }, `Revoke access to ${name}`);
@@ -674,6 +811,10 @@ function connectionActions(connection) {
 
 function renderIntegrations() {
   const company = state.company;
+  const nothing = nothingToConnect(company);
+  $("#nothing-to-connect").textContent = nothing || "";
+  $("#nothing-to-connect").hidden = !nothing;
+  $("#connect-choices").hidden = Boolean(nothing);
   const roles = new Map(); // sourceType → journeys that require it / allow it
   for (const journey of company.journeys) {
     for (const r of journey.requirements) {
@@ -682,7 +823,7 @@ function renderIntegrations() {
       roles.set(r.sourceType, role);
     }
   }
-  const key = JSON.stringify([company.companyId, [...roles], company.connections.map((c) => [c.platformKey, c.status, c.renewBy, renewalOpen(c)])]);
+  const key = JSON.stringify([company.companyId, [...roles], company.connections.map((c) => [c.platformKey, c.status, c.renewBy, renewalOpen(c), isFulfilled(c)])]);
   if (key === state.tilesKey) return; // a poll with nothing new: keep the tiles (and the customer's focus)
   state.tilesKey = key;
   const byPlatform = new Map(company.connections.map((c) => [c.platformKey, c]));
@@ -715,6 +856,10 @@ function tile(integration, connection, linkedAccounting) {
       logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status ok" }, "✓ Connected"),
         connection.renewBy ? el("span", { className: `tile-status renew-by${renewalOpen(connection) ? " due" : ""}` }, renewByText(connection)) : null));
   }
+  if (connection && isFulfilled(connection)) {
+    return el("div", { className: "tile unavailable", dataset: { platformKey: integration.platformKey } },
+      logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status" }, "Access ended: your one-off consent was used")));
+  }
   if (integration.sourceType === "accounting" && linkedAccounting) {
     return el("div", { className: "tile unavailable", dataset: { platformKey: integration.platformKey } },
       logo(integration), el("span", { className: "grow" }, name, el("span", { className: "tile-status" }, `Revoke ${linkedAccounting.platformName} first`)));
@@ -740,7 +885,7 @@ async function connect(platformKey) {
     const renewal = connection.status === "Linked";
     state.freshLinks.set(connection.connectionId, { url: connection.linkUrl, renewal, renewBy: connection.renewBy });
   }
-  renderCompany(await api("GET", `/companies/${encodeURIComponent(companyId)}`));
+  await showCompany(companyId);
   announce(`${connection.platformName}: a link is ready. Choose "Authorize ${connection.platformName} at Codat" to continue.`);
   document.querySelector(`[data-connection-id="${connection.connectionId}"] .actions a, [data-connection-id="${connection.connectionId}"] .actions button`)?.focus();
 }
@@ -835,6 +980,7 @@ async function refreshCompany() {
   if (!state.company) return;
   try {
     const company = await api("GET", `/companies/${encodeURIComponent(state.company.companyId)}`);
+    await readEndings(company);
     if (state.company && company.companyId === state.company.companyId) renderCompany(company);
   } catch (error) {
     console.error(error); // the poll retries
@@ -897,13 +1043,13 @@ function askRevoke(connection, origin) {
 async function revoke(connection) {
   const companyId = state.company.companyId;
   await api("DELETE", `/companies/${encodeURIComponent(companyId)}/connections/${encodeURIComponent(connection.connectionId)}`);
-  renderCompany(await api("GET", `/companies/${encodeURIComponent(companyId)}`));
+  await showCompany(companyId);
   showNotice(`Access to ${connection.platformName} was withdrawn, and the bank's systems were told.`);
 }
 
-async function loadHistory() {
-  const list = $("#history");
-  const path = `/companies/${encodeURIComponent(state.company.companyId)}/events`;
+// The company's consent history, oldest first (at most 500 entries).
+async function historyEntries(companyId) {
+  const path = `/companies/${encodeURIComponent(companyId)}/events`;
   const entries = [];
   let cursor = null;
   do {
@@ -911,13 +1057,19 @@ async function loadHistory() {
     entries.push(...page.items);
     cursor = page.nextCursor;
   } while (cursor && entries.length < 500);
+  return entries;
+}
+
+async function loadHistory() {
+  const list = $("#history");
+  const entries = await historyEntries(state.company.companyId);
   list.replaceChildren(
     ...entries.map((entry) =>
       el("li", {},
         el("time", { dateTime: entry.at }, when(entry.at)),
         el("span", { className: "event" }, eventLabel(entry)),
-        // A data entry's label names its journey already.
-        el("span", { className: "muted small" }, [entry.platformKey && platformName(entry.platformKey), entry.journey && !isDataEntry(entry) && journeyTitle(entry.journey), !isRenewalRequest(entry) && entry.detail, entry.actor.startsWith("customer:") ? "by you" : `by ${entry.actor}`].filter(Boolean).join(" · ")),
+        // A data entry's label names its journey already; an ending's, its platform and why.
+        el("span", { className: "muted small" }, [entry.platformKey && !isEnding(entry) && platformName(entry.platformKey), entry.journey && !isDataEntry(entry) && journeyTitle(entry.journey), !isRenewalRequest(entry) && !isEnding(entry) && entry.detail, actorWords(entry)].filter(Boolean).join(" · ")),
       ),
     ),
   );
@@ -930,6 +1082,8 @@ async function loadHistory() {
 // An entry of the consent clock says its dates, one of data readiness its journey, date and data types; any other,
 // its label.
 function eventLabel(entry) {
+  if (entry.type === "consent.fulfilled") return fulfilledLabel(entry);
+  if (entry.type === "data.purged") return purgedLabel(entry);
   if (entry.type === "journey.data_ready") return dataReadyLabel(entry);
   if (entry.type === "journey.data_stale") return dataStaleLabel(entry);
   if (entry.type === "connection.expiring" && entry.renewBy) {
@@ -940,6 +1094,31 @@ function eventLabel(entry) {
   if (entry.type === "connection.renewed" && entry.consentExpiresAt) return `You renewed access (until ${day(entry.consentExpiresAt)})`;
   if (isRenewalRequest(entry)) return "Renewal started";
   return EVENT_LABELS[entry.type] || entry.type;
+}
+
+function isEnding(entry) {
+  return entry.type === "consent.fulfilled" || entry.type === "data.purged";
+}
+
+// Her one-off consent is ended on her behalf (its actor is her), as she agreed when she chose the journey.
+function actorWords(entry) {
+  if (!entry.actor.startsWith("customer:")) return `by ${entry.actor}`;
+  return entry.type === "consent.fulfilled" ? "on your behalf, as agreed" : "by you";
+}
+
+// "Access to Codat Sandbox ended: your one-off consent for the credit check was used".
+function fulfilledLabel(entry) {
+  const journey = entry.sourceType ? usedJourneyFor(entry.sourceType) : null;
+  const purpose = journey ? ` for the ${inSentence(journeyTitle(journey.journey))}` : "";
+  return `Access to ${platformName(entry.platformKey)} ended: your one-off consent${purpose} was used`;
+}
+
+// "Codat Sandbox's data deleted, 30 days after access ended"; the company's own: nothing of it left at Codat.
+function purgedLabel(entry) {
+  if (!entry.connectionId) return "Nothing left: this company was deleted at Codat; its history stays here";
+  const days = entry.retainDays;
+  const after = Number.isInteger(days) ? `, ${days} ${days === 1 ? "day" : "days"} after access ended` : "";
+  return `${platformName(entry.platformKey)}'s data deleted${after}`;
 }
 
 function isDataEntry(entry) {
@@ -1058,7 +1237,14 @@ async function advanceClock(duration, label) {
 async function sendReminders() {
   const report = await devCall(DEV_REMINDERS_PATH); // the run's report: how many reminders it sent, among others
   const sent = report?.sent ?? report?.reminders?.sent;
-  await afterRehearsal(Number.isInteger(sent) ? `Reminders run: ${sent} sent.` : "Reminders run.");
+  const count = (n, one, many) => (Number.isInteger(n) && n > 0 ? `${n} ${n === 1 ? one : many}` : null);
+  const ended = [
+    count(report?.unlinked, "one-off consent ended", "one-off consents ended"),
+    count(report?.purged, "connection's data deleted", "connections' data deleted"),
+    count(report?.erased, "company deleted at Codat", "companies deleted at Codat"),
+  ].filter(Boolean);
+  const reminders = Number.isInteger(sent) ? `Reminders run: ${sent} sent.` : "Reminders run.";
+  await afterRehearsal(ended.length ? `${reminders} ${ended.join(", ")}.` : reminders);
 }
 
 // -- wiring -------------------------------------------------------------------------------------------------

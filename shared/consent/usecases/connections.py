@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from consent.codat.models import CodatConnection
 from consent.domain.errors import Conflict, FieldError, NotFound
+from consent.domain.journeys import JourneyAccess
 from consent.domain.ledger import connection_entry, entry_id_of, placed_after
 from consent.domain.progress import settle
 from consent.domain.records import CompanyView, ConnectionRecord, LedgerKey, LedgerRecord, SdkSession
@@ -22,6 +23,7 @@ from consent.domain.requests import (
     SdkSessionOpened,
 )
 from consent.domain.resources import Actor, Connection, ConnectionStatus, LedgerEntryType, SourceType
+from consent.domain.retention import one_off_done
 from consent.domain.timeline import StatusEvent
 from consent.domain.transitions import EventKind
 from consent.services import Services
@@ -47,12 +49,7 @@ def create_connection(
     """Codat's link for `platformKey`: a company's not-Linked connection to it is reused with a fresh
     link (also how a customer re-authorizes), otherwise one Codat connection is created and recorded."""
     view = _company(services, customer_id, company_id)
-    if view.company.codat_erased_at is not None:
-        raise Conflict(
-            "company_data_purged",
-            "This company's data was deleted when its retention ran out, and the company with it in Codat: "
-            "create a new company to connect again.",
-        )
+    _check_not_purged(view)
     quotas.spend_codat_allowance(services, customer_id)  # after the owner check: a 404 never reaches Codat
     integration = services.integrations.get(request.platform_key)
     if integration is None:
@@ -116,12 +113,33 @@ def _company(services: Services, customer_id: str, company_id: str) -> CompanyVi
     return view
 
 
+def _check_not_purged(view: CompanyView) -> None:
+    if view.company.codat_erased_at is not None:
+        raise Conflict(
+            "company_data_purged",
+            "This company's data was deleted when its retention ran out, and the company with it in Codat: "
+            "create a new company to connect again.",
+        )
+
+
 def _check_allowed(services: Services, view: CompanyView, source_type: SourceType) -> None:
     allowed: list[SourceType] = []
     for progress in view.company.journeys:
         journey = services.catalog.get(progress.journey)
         if journey is not None:
             allowed.extend(t for t in journey.source_types if t not in allowed)
+    if source_type in allowed and all(
+        journey.access == JourneyAccess.ONE_OFF and one_off_done(view.company, journey)
+        for journey in (services.catalog.get(p.journey) for p in view.company.journeys)
+        if journey is not None and journey.allows(source_type)
+    ):
+        # Every journey that wants this software was one-off, and has read what it needed: asking again would be
+        # a consent the lifecycle ends at once.
+        raise Conflict(
+            "one_off_consent_used",
+            "The one-off consent for this software was used: its journey has read what it needed. Start a journey "
+            "that needs it again, or create a new company.",
+        )
     if source_type not in allowed:
         names = ", ".join(sorted(t.value for t in allowed)) or "none"
         # The request is well formed; the company's journeys (its state) refuse it: a conflict, as for a second
@@ -368,12 +386,7 @@ def open_sdk_session(
     in Codat's Link is adopted with her as actor and this consent version; a disconnect in CodatConnections is her
     revocation. The session lasts as long as the token, at most `SDK_SESSION`; opening it again renews it."""
     view = _company(services, customer_id, company_id)
-    if view.company.codat_erased_at is not None:
-        raise Conflict(
-            "company_data_purged",
-            "This company's data was deleted when its retention ran out, and the company with it in Codat: "
-            "create a new company to connect again.",
-        )
+    _check_not_purged(view)
     quotas.spend_codat_allowance(services, customer_id)  # after the owner check: a 404 never reaches Codat
     token = services.codat.get_access_token(company_id)
     now = services.clock()

@@ -50,6 +50,8 @@ from consent.store import Change, ConflictError, StoreRejected
 from consent.store.positions import sortable
 from consent.usecases.recording import ConnectionEvents
 
+# The company's purge sorts after its connections' (written at the same moment).
+_AFTER_ITS_CONNECTIONS = 9
 _ONE_OFF_NAMESPACE = uuid.UUID("6f1d3b7a-2c4e-4b9a-8e51-0a7c9d2f4e13")
 # Our event ends a connection's consent just after everything known of it (as a customer's revoke does).
 _AFTER = timedelta(milliseconds=1)
@@ -329,6 +331,7 @@ class _Run:
                     at=now,
                     entry_id=f"purge:company:{company.company_id}",
                     detail="nothing of the company was left: erased in Codat (its history stays here)",
+                    seq=_AFTER_ITS_CONNECTIONS,
                 )
             ]
         return []

@@ -272,7 +272,8 @@ def _apply_company_deleted(services: Services, webhook_id: str, envelope: Webhoo
     company_id = str(envelope.payload.get("id") or "")[:64]
     view = _company(services, company_id)
     event = StatusEvent(at=envelope.generated_date, id=webhook_id, kind=EventKind.DELETED, actor=Actor.CODAT)
-    deleted = [c.with_event(event) for c in view.connections]
+    # One deleted already (revoked before authorization, purged, …) has nothing more to record.
+    deleted = [c if c.deleted else c.with_event(event) for c in view.connections]
     settled = settle(services.catalog, view.company, deleted, now=services.clock())
     fresh = [after for before, after in zip(view.connections, deleted, strict=True) if after is not before]
 

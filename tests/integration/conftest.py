@@ -16,10 +16,26 @@ from consent.services import Services
 from consent.store import Change
 from consent_dev.clock import DevClock
 from consent_dev.codat_simulator import CodatSimulator
+from consent_dev.lambda_runtime import LambdaContext, load_handler
 from consent_dev.local_api import LocalApi
+from consent_dev.template import functions
 
 ALICE = "customer-alice"
 BOB = "customer-bob"
+
+
+@pytest.fixture
+def run_lifecycle(services: Services) -> Callable[[], dict[str, Any]]:
+    """The lifecycle function, as its schedule runs it, on the test's `services` (its report)."""
+    lifecycle = next(f for f in functions() if f.logical_id == "LifecycleFunction")
+
+    def invoke() -> dict[str, Any]:
+        handler = load_handler(lifecycle.code_uri, lifecycle.handler)
+        context = LambdaContext(lifecycle.logical_id, timeout_seconds=300)
+        report: dict[str, Any] = handler({}, context, services=services)
+        return report
+
+    return invoke
 
 
 @pytest.fixture

@@ -23,9 +23,7 @@ from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.clock import DevClock
 from consent_dev.codat_simulator import CodatSimulator
 from consent_dev.codat_webhooks import connection_event, read_event, signed
-from consent_dev.lambda_runtime import LambdaContext, load_handler
 from consent_dev.local_api import LocalApi
-from consent_dev.template import functions
 
 pytestmark = pytest.mark.integration
 
@@ -33,23 +31,13 @@ ALICE = "customer-alice"
 DAY = timedelta(days=1)
 ACCOUNTING_TYPES = ("balanceSheet", "profitAndLoss")
 BANKING_TYPES = ("banking-accounts", "banking-transactions")
-LIFECYCLE = next(f for f in functions() if f.logical_id == "LifecycleFunction")
 QUEUE = "/companies/{companyId}/data/queue/{dataType}"
 DATA_ENTRIES = ("journey.data_ready", "journey.data_stale")
 
 
 @pytest.fixture
-def run(services: Services) -> Callable[[], dict[str, Any]]:
-    """The lifecycle function, as its schedule runs it."""
-
-    def invoke() -> dict[str, Any]:
-        handler = load_handler(LIFECYCLE.code_uri, LIFECYCLE.handler)
-        report: dict[str, Any] = handler(
-            {}, LambdaContext(LIFECYCLE.logical_id, timeout_seconds=300), services=services
-        )
-        return report
-
-    return invoke
+def run(run_lifecycle: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    return run_lifecycle
 
 
 @pytest.fixture

@@ -18,17 +18,14 @@ from consent.store.dynamodb import DynamoDBConsentStore
 from consent_dev.clock import DevClock
 from consent_dev.codat_simulator import CodatSimulator, Fault
 from consent_dev.codat_webhooks import company_event, connection_event, read_event, signed
-from consent_dev.lambda_runtime import LambdaContext, load_handler
 from consent_dev.local_api import LocalApi
 from consent_dev.streams import StreamPump
 from consent_dev.subscriber import EventsQueue
-from consent_dev.template import functions
 
 pytestmark = pytest.mark.integration
 
 ALICE = "customer-alice"
 DAY = timedelta(days=1)
-LIFECYCLE = next(f for f in functions() if f.logical_id == "LifecycleFunction")
 CREDIT_CHECK_TYPES = {"gbol": ("balanceSheet", "profitAndLoss"), "qhnd": ("banking-accounts",)}
 
 
@@ -38,15 +35,8 @@ def services(settings: Settings, store: DynamoDBConsentStore, codat: CodatClient
 
 
 @pytest.fixture
-def run(services: Services) -> Callable[[], dict[str, Any]]:
-    def invoke() -> dict[str, Any]:
-        handler = load_handler(LIFECYCLE.code_uri, LIFECYCLE.handler)
-        report: dict[str, Any] = handler(
-            {}, LambdaContext(LIFECYCLE.logical_id, timeout_seconds=300), services=services
-        )
-        return report
-
-    return invoke
+def run(run_lifecycle: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    return run_lifecycle
 
 
 class Company:

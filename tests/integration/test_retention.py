@@ -221,3 +221,63 @@ def test_an_unlink_codat_made_whose_record_was_lost_is_recorded_on_the_next_run(
     assert run()["unlinked"] == 2
     assert check.statuses() == {"gbol": "Unlinked", "qhnd": "Unlinked"}
     assert len(check.history("consent.fulfilled")) == 2
+
+
+def test_codat_reporting_the_delete_before_the_run_writes_it_is_its_confirmation(
+    company: Callable[[str], Company], services: Services, dev_clock: DevClock, run: Callable[[], dict[str, Any]]
+) -> None:
+    check = company("credit_check")
+    check.read_everything()
+    assert run()["unlinked"] == 2
+    dev_clock.advance(31 * DAY)
+    # Codat delivers its connection.deleted at once, before the run has written anything (forced: inside the call)
+    codat = services.codat
+    delete = codat.delete_connection
+
+    def delete_then_report(company_id: str, connection_id: str) -> None:
+        delete(company_id, connection_id)
+        check.codat_says(connection_id, "connection.deleted", "Unlinked")
+
+    codat.delete_connection = delete_then_report  # type: ignore[method-assign]
+    try:
+        report = run()
+    finally:
+        del codat.delete_connection
+    # Its write met Codat's reports and, read again, recorded its purges all the same: the news, once each; Codat's
+    # reports are their confirmations, not news of their own
+    assert (report["purged"], report["erased"], report["skipped"]) == (2, 1, 0)
+    assert len(check.history("data.purged")) == 3
+    assert check.history("connection.deleted") == []
+    assert len(check.history("codat.connection.deleted")) == 2
+    assert check.in_codat() == {"company": "gone"}
+    assert run()["purged"] == 0
+
+
+def test_codat_reporting_the_unlink_before_the_run_writes_it_is_its_confirmation(
+    company: Callable[[str], Company], services: Services, run: Callable[[], dict[str, Any]]
+) -> None:
+    check = company("credit_check")
+    check.read_everything()
+    # Codat delivers its connection.disconnected at once, before the run has written anything (forced: inside the call)
+    codat = services.codat
+    unlink = codat.unlink_connection
+
+    def unlink_then_report(company_id: str, connection_id: str, **kwargs: Any) -> Any:
+        answer = unlink(company_id, connection_id, **kwargs)
+        check.codat_says(connection_id, "connection.disconnected", "Unlinked")
+        return answer
+
+    codat.unlink_connection = unlink_then_report  # type: ignore[method-assign]
+    try:
+        report = run()
+    finally:
+        del codat.unlink_connection
+    # Her consent's end is recorded all the same, as hers, once each; Codat's reports are its confirmations
+    assert (report["unlinked"], report["skipped"]) == (2, 0)
+    fulfilled = check.history("consent.fulfilled")
+    assert sorted((e["actor"], e["connectionId"]) for e in fulfilled) == sorted(
+        (f"customer:{ALICE}", cid) for cid in check.connections.values()
+    )
+    assert check.history("connection.unlinked") == []
+    assert len(check.history("codat.connection.unlinked")) == 2
+    assert run()["unlinked"] == 0

@@ -39,22 +39,54 @@ from consent.domain import retention
 from consent.domain.consent_clock import ConsentClockPolicy, reminder_due
 from consent.domain.data_readiness import source_type_of
 from consent.domain.journeys import JourneyDefinition
-from consent.domain.ledger import connection_entry, entry
-from consent.domain.records import CompanyView, ConnectionRecord, LedgerRecord
+from consent.domain.ledger import connection_entry, entry, entry_id_of
+from consent.domain.records import CompanyRecord, CompanyView, ConnectionRecord, LedgerKey, LedgerRecord
 from consent.domain.resources import Actor, ConnectionStatus, JourneyData, LedgerEntryType
 from consent.domain.timeline import StatusEvent, derive
-from consent.domain.transitions import EventKind
+from consent.domain.transitions import TRANSITIONS, EventKind
 from consent.observability import logger, metrics
 from consent.services import Services
 from consent.store import Change, ConflictError, StoreRejected
 from consent.store.positions import sortable
 from consent.usecases.recording import ConnectionEvents
 
-# The company's purge sorts after its connections' (written at the same moment).
+# The company's purge sorts after its connections' (written at the same moment); a purge Codat confirmed before our
+# write sorts before that confirmation.
 _AFTER_ITS_CONNECTIONS = 9
+_BEFORE_ITS_CONFIRMATION = 8
+_FULFILLED = "one-off consent: unlinked once the journey's data had been read"
 _ONE_OFF_NAMESPACE = uuid.UUID("6f1d3b7a-2c4e-4b9a-8e51-0a7c9d2f4e13")
 # Our event ends a connection's consent just after everything known of it (as a customer's revoke does).
 _AFTER = timedelta(milliseconds=1)
+
+
+def _reported_by_codat(connection: ConnectionRecord, kind: EventKind, asked: str | None) -> StatusEvent | None:
+    """Codat's report of the unlink (or delete) this run asked for (`asked`: None if it did not), if that is the last
+    thing known of the connection and ours is not recorded."""
+    if asked is None:
+        return None
+    latest = derive(connection.history).latest
+    if latest is None or latest.kind != kind or latest.actor != Actor.CODAT:
+        return None
+    ours = ("one-off:", "purge:")
+    if any(e.id.startswith(ours) and e.kind == kind for e in connection.history):
+        return None
+    return latest
+
+
+def _confirmation(company: CompanyRecord, connection: ConnectionRecord, reported: StatusEvent) -> LedgerRecord:
+    """Codat's report of a change of ours, recorded as its confirmation (never announced), after ours."""
+    confirmation = TRANSITIONS[reported.kind].confirmation
+    assert confirmation is not None, "Codat confirms unlinks and deletes"
+    return connection_entry(
+        company,
+        confirmation,
+        connection=connection,
+        actor=reported.actor,
+        at=reported.at,
+        entry_id=entry_id_of(reported),
+        seq=_AFTER_ITS_CONNECTIONS,
+    )
 
 
 def _gone(error: CodatError) -> bool:
@@ -222,6 +254,8 @@ class _Run:
     asked: set[str] = field(default_factory=set)
     # Codat failed a request to end consent or delete data: none more this run (what is due stays due).
     codat_stopped: bool = False
+    # The one-off unlinks asked of Codat this run: connection id → the event its consent's end follows.
+    unlinks_asked: dict[str, str] = field(default_factory=dict)
 
     def visit_company(self, view: CompanyView) -> None:
         """End the company's spent one-off consents and delete in Codat the data whose retention ran out; settle it
@@ -231,11 +265,13 @@ class _Run:
         catalog, now = self.services.catalog, self.now
         events = ConnectionEvents(view)
         ended: dict[str, int] = {}
-        extra = self._end_consent(view, events, ended)
+        extra: list[LedgerRecord] = []
+        retracted: list[LedgerKey] = []
+        erased = self._end_consent(view, events, ended, extra, retracted)
         change = events.change(catalog, now=now)
         assert change.company is not None
         company = change.company
-        if extra:
+        if erased:
             company = company.model_copy(update={"codat_erased_at": now})
         wanted = dict(company.data_wanted)
         asked = {journey: list(keys) for journey, keys in company.data_asked.items() if journey in wanted}
@@ -254,17 +290,56 @@ class _Run:
             else:
                 self.report.data_deferred += 1
         company = company.model_copy(update={"data_wanted": wanted, "data_asked": asked})
-        self.services.store.commit(dataclasses.replace(change, company=company, ledger=[*change.ledger, *extra]))
+        self.services.store.commit(
+            dataclasses.replace(
+                change,
+                company=company,
+                ledger=[*change.ledger, *extra],
+                retracted=[*change.retracted, *retracted],
+            )
+        )
         self.report.settled += 1
         for name, count in ended.items():  # counted once written (a write that lost a race did nothing)
             setattr(self.report, name, getattr(self.report, name) + count)
 
-    def _end_consent(self, view: CompanyView, events: ConnectionEvents, ended: dict[str, int]) -> list[LedgerRecord]:
+    def _end_consent(
+        self,
+        view: CompanyView,
+        events: ConnectionEvents,
+        ended: dict[str, int],
+        extra: list[LedgerRecord],
+        retracted: list[LedgerKey],
+    ) -> bool:
         """Unlink the connections whose one-off consent is spent, and delete in Codat those whose retention ran out
-        (then the company, when nothing of it is left), recording each in `events`. The company's own entry, if it
-        was erased in Codat (then `codat_erased_at` is set by the caller). `ended` counts what it recorded."""
+        (then the company, when nothing of it is left), recording each in `events` (or, for entries that are not a
+        connection's status event, in `extra` and `retracted`). Whether the company was erased in Codat (then the
+        caller sets `codat_erased_at`). `ended` counts what it recorded."""
         catalog, now, codat = self.services.catalog, self.now, self.services.codat
         company = view.company
+        for connection in view.connections:
+            reported = _reported_by_codat(
+                connection, EventKind.UNLINKED, self.unlinks_asked.get(connection.connection_id)
+            )
+            if reported is not None:
+                # This run had Codat unlink it, and Codat's webhook was recorded before our write (a retry after the
+                # conflict): her consent's end is the news, Codat's report its confirmation.
+                cause = self.unlinks_asked[connection.connection_id]
+                extra.append(
+                    connection_entry(
+                        company,
+                        LedgerEntryType.CONSENT_FULFILLED,
+                        connection=connection,
+                        actor=Actor.customer(company.customer_id),
+                        at=reported.at,
+                        entry_id=f"one-off:{connection.connection_id}:{cause}",
+                        status=ConnectionStatus.UNLINKED,
+                        detail=_FULFILLED,
+                        seq=_BEFORE_ITS_CONFIRMATION,
+                    )
+                )
+                extra.append(_confirmation(company, connection, reported))
+                retracted.append(LedgerKey(reported.at, 0, entry_id_of(reported)))
+                ended["unlinked"] = ended.get("unlinked", 0) + 1
         for connection in retention.one_off_unlinks(catalog, company, view.connections):
             latest = derive(connection.history).latest
             cause = latest.id if latest is not None else "created"
@@ -275,6 +350,7 @@ class _Run:
             unlinked = partial(self._unlinked_in_codat, company.company_id, connection.connection_id)
             if not self._codat(unlink, done_already=unlinked, key=key):
                 continue
+            self.unlinks_asked[connection.connection_id] = cause
             event = StatusEvent(
                 at=_after(connection, now),
                 id=f"one-off:{connection.connection_id}:{cause}",
@@ -286,15 +362,40 @@ class _Run:
                 event,
                 ledger_type=LedgerEntryType.CONSENT_FULFILLED,
                 entry_id=event.id,
-                detail="one-off consent: unlinked once the journey's data had been read",
+                detail=_FULFILLED,
             )
             ended["unlinked"] = ended.get("unlinked", 0) + 1
+        purged_meanwhile: set[str] = set()
         for connection in view.connections:
+            key = f"delete:{connection.connection_id}"
+            reported = _reported_by_codat(connection, EventKind.DELETED, "asked" if key in self.asked else None)
+            if reported is not None:
+                # This run had Codat delete it, and Codat's webhook was recorded before our write (a retry after the
+                # conflict): our purge is the news, Codat's report its confirmation.
+                days = retention.retain_days(catalog, company, connection)
+                purge = entry(
+                    company,
+                    LedgerEntryType.DATA_PURGED,
+                    actor=Actor.CONSENT_CLOCK,
+                    at=reported.at,
+                    entry_id=f"purge:{connection.connection_id}",
+                    connection_id=connection.connection_id,
+                    platform_key=connection.platform_key,
+                    source_type=connection.source_type,
+                    detail=f"its data deleted in Codat, {days} days after consent ended",
+                    retain_days=days,
+                    seq=_BEFORE_ITS_CONFIRMATION,
+                )
+                extra.extend([purge, _confirmation(company, connection, reported)])
+                retracted.append(LedgerKey(reported.at, 0, entry_id_of(reported)))
+                purged_meanwhile.add(connection.connection_id)
+                ended["purged"] = ended.get("purged", 0) + 1
+                continue
             due = retention.purge_at(catalog, company, connection)
             if due is None or due > now:
                 continue
             delete = partial(codat.delete_connection, company.company_id, connection.connection_id)
-            if not self._codat(delete, done_already=_gone, key=f"delete:{connection.connection_id}"):
+            if not self._codat(delete, done_already=_gone, key=key):
                 continue
             event = StatusEvent(
                 at=_after(connection, now),
@@ -319,11 +420,14 @@ class _Run:
             and connections
             and all(c.deleted for c in connections)
             # the last of them purged (its retention ran out): the company holds nothing more worth keeping
-            and any(e.id == f"purge:{c.connection_id}" for c in connections for e in c.history)
+            and (
+                bool(purged_meanwhile)
+                or any(e.id == f"purge:{c.connection_id}" for c in connections for e in c.history)
+            )
             and self._codat(erase, done_already=_gone, key=f"delete:{company.company_id}")
         ):
             ended["erased"] = ended.get("erased", 0) + 1
-            return [
+            extra.append(
                 entry(
                     company,
                     LedgerEntryType.DATA_PURGED,
@@ -333,8 +437,9 @@ class _Run:
                     detail="nothing of the company was left: erased in Codat (its history stays here)",
                     seq=_AFTER_ITS_CONNECTIONS,
                 )
-            ]
-        return []
+            )
+            return True
+        return False
 
     def _codat(self, call: Callable[[], object], *, done_already: Callable[[CodatError], bool], key: str) -> bool:
         """Ask Codat to end consent or delete data: whether it is done. A refusal or a 404 is done if
